@@ -1,0 +1,115 @@
+/**
+ * PKCS#10 requests (PROTOCOL.md §2, §4 `tls_csr_der`): the device makes its own P-256 TLS key and asks the gateway
+ * to certify it, so the private key never crosses the wire.
+ */
+
+import 'reflect-metadata';
+import {
+  Pkcs10CertificateRequest,
+  Pkcs10CertificateRequestGenerator,
+  SubjectAlternativeNameExtension,
+} from '@peculiar/x509';
+import { constantTimeEqual } from './bytes.js';
+import { DEVICE_URI_PREFIX } from './certificates.js';
+import { derChildren, derContent, ecdsaDerSignatureToRaw, requireSignedDerShape } from './der.js';
+import { PalyraError } from './errors.js';
+import { validateCanonicalId } from './ids.js';
+import { isP256Key, P256_KEY_ALGORITHM, P256_SIGNING_ALGORITHM, subtleCrypto } from './x509-keys.js';
+
+/** A P-256 CSR is about 350 bytes; anything far larger is not ours and is refused before parsing. */
+export const MAX_CSR_DER_BYTES = 4096;
+export const DEVICE_ORGANIZATION = 'Palyra';
+/** AlgorithmIdentifier DER of ecdsa-with-SHA256 (OID 1.2.840.10045.4.3.2, parameters absent per RFC 5758). */
+const ECDSA_WITH_SHA256_DER = Uint8Array.of(0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02);
+/** Byte length of a P-256 scalar. */
+const P256_SCALAR_BYTES = 32;
+
+export function deviceCommonName(deviceId: string): string {
+  return `Palyra Device ${deviceId}`;
+}
+
+export interface VerifiedCsr {
+  /** The requested key, importable for verification only. */
+  readonly publicKey: CryptoKey;
+  readonly spkiDer: Uint8Array;
+  /** The subject the device asked for (informational: the CA sets the subject itself). */
+  readonly subject: string;
+}
+
+/** DER PKCS#10 with subject CN=`Palyra Device {id}`, O=`Palyra` and the device URI SAN, signed by `keys`. */
+export async function createCertificateSigningRequest(options: {
+  readonly keys: CryptoKeyPair;
+  readonly deviceId: string;
+}): Promise<Uint8Array> {
+  const { keys, deviceId } = options;
+  validateCanonicalId(deviceId);
+  if (!isP256Key(keys.privateKey) || !isP256Key(keys.publicKey)) {
+    throw new PalyraError('invalid_key_material', 'a CSR key must be ECDSA P-256');
+  }
+  try {
+    const csr = await Pkcs10CertificateRequestGenerator.create(
+      {
+        name: [{ CN: [deviceCommonName(deviceId)] }, { O: [DEVICE_ORGANIZATION] }],
+        keys,
+        signingAlgorithm: P256_SIGNING_ALGORITHM,
+        extensions: [new SubjectAlternativeNameExtension([{ type: 'url', value: `${DEVICE_URI_PREFIX}${deviceId}` }])],
+      },
+      globalThis.crypto,
+    );
+    return new Uint8Array(csr.rawData);
+  } catch (cause) {
+    throw new PalyraError('cryptographic', 'could not create the certificate signing request', { cause });
+  }
+}
+
+function invalid(message: string, cause?: unknown): PalyraError {
+  return new PalyraError('csr_invalid', message, cause === undefined ? {} : { cause });
+}
+
+/**
+ * The parts of a signed DER structure as signed: the exact to-be-signed bytes, the algorithm, the raw signature.
+ * Verifying these ourselves means exactly one spelling of a CSR verifies (no tolerated tag or length variants).
+ */
+function splitSignedCsr(der: Uint8Array): { tbs: Uint8Array; algorithm: Uint8Array; signature: Uint8Array } {
+  requireSignedDerShape(der, 'csr_invalid', 'CSR');
+  const [tbs, algorithm, signatureBits] = derChildren(der)!;
+  // The BIT STRING's content after its unused-bits octet (pinned to 0 by requireSignedDerShape).
+  const signature = signatureBits === undefined ? undefined : derContent(signatureBits)?.subarray(1);
+  if (tbs === undefined || algorithm === undefined || signature === undefined) throw invalid('CSR is not a signed DER structure');
+  return { tbs, algorithm, signature };
+}
+
+/** Accepts only a well-formed P-256 / ecdsa-with-SHA256 request whose self-signature verifies; else csr_invalid. */
+export async function parseAndVerifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
+  if (!(der instanceof Uint8Array) || der.length === 0 || der.length > MAX_CSR_DER_BYTES) {
+    throw invalid(`CSR must be 1..${MAX_CSR_DER_BYTES} bytes of DER`);
+  }
+  const { tbs, algorithm, signature } = splitSignedCsr(der);
+  if (!constantTimeEqual(algorithm, ECDSA_WITH_SHA256_DER)) throw invalid('CSR must be signed with ecdsa-with-SHA256');
+  let keyAlgorithm: Partial<EcKeyAlgorithm>;
+  let spkiDer: Uint8Array;
+  let subject: string;
+  try {
+    const csr = new Pkcs10CertificateRequest(new Uint8Array(der));
+    keyAlgorithm = csr.publicKey.algorithm;
+    spkiDer = new Uint8Array(csr.publicKey.rawData);
+    subject = csr.subject;
+  } catch (cause) {
+    throw invalid('CSR is not a valid PKCS#10 request', cause);
+  }
+  if (keyAlgorithm.name !== 'ECDSA' || keyAlgorithm.namedCurve !== 'P-256') {
+    throw invalid('CSR key must be ECDSA P-256');
+  }
+  const rawSignature = ecdsaDerSignatureToRaw(signature, P256_SCALAR_BYTES);
+  if (rawSignature === undefined) throw invalid('CSR signature is not a DER ECDSA P-256 signature');
+  let publicKey: CryptoKey;
+  let verified: boolean;
+  try {
+    publicKey = await subtleCrypto().importKey('spki', new Uint8Array(spkiDer), P256_KEY_ALGORITHM, true, ['verify']);
+    verified = await subtleCrypto().verify(P256_SIGNING_ALGORITHM, publicKey, new Uint8Array(rawSignature), new Uint8Array(tbs));
+  } catch (cause) {
+    throw invalid('CSR key or signature is malformed', cause);
+  }
+  if (!verified) throw invalid('CSR self-signature does not verify');
+  return { publicKey, spkiDer, subject };
+}
