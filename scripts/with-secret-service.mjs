@@ -4,6 +4,9 @@
 // Without dbus-run-session/gnome-keyring: in CI (CI=true) this fails, since the keychain suite must not silently
 // skip there; elsewhere it runs the command as is and the keychain tests skip with a message.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const args = process.argv.slice(2);
 if (args.length === 0) {
@@ -19,10 +22,18 @@ const command = args.map(quote).join(' ');
 let result;
 if (available) {
   const script = `echo -n palyra-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec ${command}`;
+  // A throwaway keyring directory: tests never touch the user's own login keyring.
+  const dataHome = mkdtempSync(path.join(os.tmpdir(), 'palyra-keyring-'));
   result = spawnSync('dbus-run-session', ['--', 'sh', '-c', script], {
     stdio: 'inherit',
-    env: { ...process.env, PALYRA_TEST_SECRET_SERVICE: '1', PATH: `${process.cwd()}/node_modules/.bin:${process.env.PATH ?? ''}` },
+    env: {
+      ...process.env,
+      XDG_DATA_HOME: dataHome,
+      PALYRA_TEST_SECRET_SERVICE: '1',
+      PATH: `${process.cwd()}/node_modules/.bin:${process.env.PATH ?? ''}`,
+    },
   });
+  rmSync(dataHome, { recursive: true, force: true });
 } else if (process.env.CI === 'true') {
   console.error('with-secret-service: dbus-run-session or gnome-keyring-daemon is missing; CI must run the keychain suite (run .ci/system-deps.sh)');
   process.exit(1);

@@ -16,13 +16,22 @@ export interface SecretStore {
 }
 
 /**
- * Logical key rules (REFERENCE.md §6.2): not empty, no `..`, no backslash, no colon, no leading slash.
- * Throws `invalid_secret_store_key`.
+ * Longest logical key, in UTF-8 bytes: the filesystem store names files by the key's hex plus a temp suffix, and
+ * that must fit a 255-byte file name. Enforced by every store so they behave alike.
+ */
+export const MAX_SECRET_STORE_KEY_BYTES = 112;
+
+/**
+ * Logical key rules (REFERENCE.md §6.2): not empty, no `..`, no backslash, no colon, no leading slash; plus at most
+ * MAX_SECRET_STORE_KEY_BYTES. Throws `invalid_secret_store_key`.
  */
 export function validateSecretStoreKey(key: string): void {
   const bad =
     key.trim().length === 0 || key.includes('..') || key.includes('\\') || key.includes(':') || key.startsWith('/') || key.includes('\0');
   if (bad) throw new PalyraError('invalid_secret_store_key', `invalid secret store key '${key}'`);
+  if (new TextEncoder().encode(key).length > MAX_SECRET_STORE_KEY_BYTES) {
+    throw new PalyraError('invalid_secret_store_key', `secret store key is longer than ${MAX_SECRET_STORE_KEY_BYTES} bytes`);
+  }
 }
 
 /** A plain map: no encryption, no file lock. For tests and for throwaway in-process gateways. */
