@@ -16,10 +16,10 @@ import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { SecretStore } from '../store/secret-store.js';
-import { withStateLock } from '../store/state-lock.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { JournaledState } from '../store/state-journal.js';
 import type { JournalCodec } from '../store/state-journal.js';
+import { runLocked } from './state-lock-runner.js';
 import {
   applyIdentityOp,
   emptyIdentityState,
@@ -76,9 +76,6 @@ export interface IdentityManagerOptions {
   compactEvery?: number;
 }
 
-/** In-process serialisation for stores without a state directory. */
-const memoryLocks = new WeakMap<SecretStore, Promise<unknown>>();
-
 function recordOf(cert: IssuedCertificate): CertificateRecord {
   return {
     sequence: cert.sequence,
@@ -131,7 +128,7 @@ export class IdentityManager {
     });
     const audit = options.stateDir === null ? null : await AuditLog.open(options.stateDir);
     const clock = options.clock ?? Date.now;
-    const run = <T>(fn: () => Promise<T>): Promise<T> => IdentityManager.#locked(options.store, options.stateDir, options.lock ?? {}, fn);
+    const run = <T>(fn: () => Promise<T>): Promise<T> => runLocked(options.store, options.stateDir, options.lock ?? {}, fn);
     const ca = await run(async () => {
       await doc.refresh();
       let stored: StoredCertificateAuthority;
@@ -150,16 +147,8 @@ export class IdentityManager {
     return new IdentityManager(options, doc, ca, audit);
   }
 
-  static async #locked<T>(store: SecretStore, stateDir: string | null, lock: StateLockOptions, fn: () => Promise<T>): Promise<T> {
-    if (stateDir !== null) return withStateLock(stateDir, fn, lock);
-    const previous = memoryLocks.get(store) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    memoryLocks.set(store, run.catch(() => undefined));
-    return run;
-  }
-
   #withLock<T>(fn: () => Promise<T>): Promise<T> {
-    return IdentityManager.#locked(this.#store, this.#stateDir, this.#lockOptions, fn);
+    return runLocked(this.#store, this.#stateDir, this.#lockOptions, fn);
   }
 
   /** Runs `plan` on fresh state under the lock and commits the operations it returns. */
@@ -371,7 +360,17 @@ export class IdentityManager {
         ops.push({ op: 'revoke_certificates', records: supersededCertificates(current, reason, now) });
         ops.push({ op: 'delete_device', device_id: deviceId });
       }
-      ops.push({ op: 'put_revoked_device', record: { device_id: deviceId, reason, revoked_at_unix_ms: now } });
+      ops.push({
+        op: 'put_revoked_device',
+        record: {
+          device_id: deviceId,
+          reason,
+          revoked_at_unix_ms: now,
+          client_kind: current?.client_kind ?? null,
+          identity_fingerprint: current?.identity_fingerprint ?? null,
+          certificate_fingerprint: current?.current_certificate.fingerprint ?? null,
+        },
+      });
       return Promise.resolve({ ops, result: undefined, audit: ['device_revoked', { device_id: deviceId, reason, was_paired: current !== undefined }] });
     });
   }

@@ -42,6 +42,10 @@ export interface RevokedDeviceRecord {
   device_id: string;
   reason: string;
   revoked_at_unix_ms: number;
+  /** What the device was when it was revoked (null for a pre-emptive ban or a migrated record). */
+  client_kind: ClientKind | null;
+  identity_fingerprint: string | null;
+  certificate_fingerprint: string | null;
 }
 
 export interface RevokedCertificateRecord {
@@ -157,7 +161,12 @@ export function identityStateFromJson(json: unknown): { state: IdentityState; ge
   if (!isRecord(revoked)) fail('revoked_devices');
   for (const [id, r] of Object.entries(revoked)) {
     if (!isRecord(r) || r.device_id !== id) fail(`revoked device ${id}`);
-    state.revoked_devices.set(id, r as unknown as RevokedDeviceRecord);
+    state.revoked_devices.set(id, {
+      client_kind: null,
+      identity_fingerprint: null,
+      certificate_fingerprint: null,
+      ...(r as unknown as Partial<RevokedDeviceRecord>),
+    } as RevokedDeviceRecord);
   }
   const certs = json.revoked_certificates ?? [];
   if (!Array.isArray(certs)) fail('revoked_certificates');

@@ -1,0 +1,221 @@
+/**
+ * The device half of pairing (PROTOCOL.md §2–§4): find the gateway, decide whether to trust it (the QR's CA pin,
+ * or trust-on-first-use for a PIN with the CA fingerprint shown), Begin with a commitment to a fresh X25519 key,
+ * Complete with the hello and a CSR for a fresh P-256 key bound to the identity, show the SAS, long-poll until
+ * the operator decides, then keep the certificate. Progress is reported as typed events; an AbortSignal cancels.
+ */
+
+import type { ClientKind } from '../core/client-kind.js';
+import { PalyraError, toPalyraError } from '../core/errors.js';
+import { certificateFingerprint, parseCertificate, spkiPin, spkiPinFromSpkiDer } from '../core/certificates.js';
+import { createCertificateSigningRequest } from '../core/csr.js';
+import { generatePairingKeyExchange, x25519Commitment } from '../core/device-identity.js';
+import { buildDeviceHello, PAIRING_PROTOCOL_VERSION, signCsrBinding } from '../core/handshake.js';
+import { encodePem } from '../core/pem.js';
+import { formatHostPort, parseHostPort } from '../core/pairing-uri.js';
+import type { GatewayAddress, PairingUri } from '../core/pairing-uri.js';
+import { exportSpkiDer } from '../core/x509-keys.js';
+import { callUnary } from '../rpc/rpc-errors.js';
+import { createGatewayChannelCredentials, createNodeServiceClient, probeGatewayCertificateChain } from '../rpc/tls-client.js';
+import type {
+  BeginPairingSessionResponse__Output,
+  CompletePairingSessionResponse__Output,
+  GetPairingRequestStatusResponse__Output,
+  NodeServiceClient,
+} from '../rpc/node-service.js';
+import type { DeviceStore, DevicePairingState } from './device-store.js';
+
+/** One long-poll; the gateway holds it at most 30 s (PROTOCOL.md §4). */
+const STATUS_WAIT_MS = 25_000;
+const RPC_TIMEOUT_MS = 10_000;
+export const DEFAULT_PAIRING_WAIT_MS = 5 * 60_000;
+
+export type PairingProgress =
+  | { type: 'connecting'; gateway: string }
+  | { type: 'verifying_gateway'; gateway: string; ca_fingerprint: string; ca_pin: string; pinned: boolean }
+  | { type: 'awaiting_approval'; sas: string; request_id: string; gateway: string; gateway_name: string | null }
+  | { type: 'paired'; device_id: string; gateway: string; cert_expires_at_unix_ms: number }
+  | { type: 'rejected'; reason: string | null }
+  | { type: 'expired' }
+  | { type: 'failed'; code: string; message: string };
+
+export type PairingTarget =
+  | { method: 'qr'; uri: PairingUri }
+  | { method: 'qr-token'; token: string; gateway: string }
+  | { method: 'pin'; pin: string; gateway: string };
+
+export interface PairOptions {
+  store: DeviceStore;
+  target: PairingTarget;
+  kind: ClientKind;
+  waitMs?: number;
+  onProgress?: (event: PairingProgress) => void;
+  signal?: AbortSignal;
+  clock?: () => number;
+}
+
+export interface PairResult {
+  deviceId: string;
+  sas: string;
+  state: DevicePairingState;
+}
+
+function addressesOf(target: PairingTarget): GatewayAddress[] {
+  if (target.method === 'qr') return [...target.uri.gateways];
+  return [parseHostPort(target.gateway)];
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new PalyraError('cancelled', 'pairing was cancelled');
+}
+
+/** Reads the gateway's chain and decides whether to trust its CA. Nothing is sent before this passes. */
+async function trustGateway(address: GatewayAddress, target: PairingTarget): Promise<{ caPem: string; caFingerprint: string; caPin: string; pinned: boolean }> {
+  const { chainDer } = await probeGatewayCertificateChain(address.host, address.port);
+  const caDer = chainDer[chainDer.length - 1];
+  if (caDer === undefined || chainDer.length < 2) throw new PalyraError('tls_handshake_failed', 'the gateway did not present its CA certificate');
+  const pin = spkiPin(caDer);
+  if (target.method === 'qr' && pin !== target.uri.caPin) {
+    throw new PalyraError('ca_pin_mismatch', `gateway ${formatHostPort(address)} presented a CA that does not match the pin in the pairing code (possible interception)`);
+  }
+  const info = parseCertificate(encodePem(caDer, 'CERTIFICATE'));
+  if (!info.isCa) throw new PalyraError('tls_handshake_failed', 'the gateway chain does not end in a CA certificate');
+  return { caPem: encodePem(caDer, 'CERTIFICATE'), caFingerprint: certificateFingerprint(caDer), caPin: pin, pinned: target.method === 'qr' };
+}
+
+/** Pairs this device with a gateway. Resolves when paired; rejects with a coded PalyraError otherwise. */
+export async function pairDevice(o: PairOptions): Promise<PairResult> {
+  const emit = o.onProgress ?? (() => undefined);
+  try {
+    return await pair(o, emit);
+  } catch (e) {
+    const err = toPalyraError(e);
+    if (err.code === 'pairing_rejected') emit({ type: 'rejected', reason: (err.details.reason as string | null | undefined) ?? null });
+    else if (err.code === 'pairing_expired') emit({ type: 'expired' });
+    else emit({ type: 'failed', code: err.code, message: err.message });
+    throw err;
+  }
+}
+
+async function pair(o: PairOptions, emit: (event: PairingProgress) => void): Promise<PairResult> {
+  const clock = o.clock ?? Date.now;
+  const identity = await o.store.loadOrCreateIdentity();
+  let lastError: PalyraError | null = null;
+  for (const address of addressesOf(o.target)) {
+    checkAborted(o.signal);
+    const gateway = formatHostPort(address);
+    emit({ type: 'connecting', gateway });
+    let trust;
+    try {
+      trust = await trustGateway(address, o.target);
+    } catch (e) {
+      const err = toPalyraError(e);
+      if (err.code === 'ca_pin_mismatch') throw err; // never fall through to another address on a pin failure
+      lastError = err;
+      continue;
+    }
+    emit({ type: 'verifying_gateway', gateway, ca_fingerprint: trust.caFingerprint, ca_pin: trust.caPin, pinned: trust.pinned });
+    const client = createNodeServiceClient(gateway, createGatewayChannelCredentials({ caCertificatePem: trust.caPem }));
+    try {
+      return await pairOver(client, gateway, trust, o, emit, clock, identity);
+    } finally {
+      client.close();
+    }
+  }
+  throw lastError ?? new PalyraError('gateway_unreachable', 'no gateway address to try');
+}
+
+async function pairOver(
+  client: NodeServiceClient,
+  gateway: string,
+  trust: { caPem: string; caFingerprint: string; caPin: string; pinned: boolean },
+  o: PairOptions,
+  emit: (event: PairingProgress) => void,
+  clock: () => number,
+  identity: Awaited<ReturnType<DeviceStore['loadOrCreateIdentity']>>,
+): Promise<PairResult> {
+  const kx = generatePairingKeyExchange();
+  const proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : o.target.pin;
+  const method = o.target.method === 'pin' ? { pin_code: proof } : { qr_token: proof };
+  const beginRequest = { v: PAIRING_PROTOCOL_VERSION, client_kind: o.kind, method, device_x25519_commitment: Buffer.from(x25519Commitment(kx.publicKey)) };
+  const begin = await callUnary<BeginPairingSessionResponse__Output>((md, opts, cb) => client.BeginPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS);
+  checkAborted(o.signal);
+  const session = {
+    sessionId: begin.session_id,
+    protocolVersion: PAIRING_PROTOCOL_VERSION,
+    clientKind: o.kind,
+    challenge: new Uint8Array(begin.challenge),
+    gatewayEphemeralPublic: new Uint8Array(begin.gateway_ephemeral_public),
+  };
+  const { hello, sas } = buildDeviceHello({ identity, session, proof, keyExchange: kx });
+  const staged = await o.store.stageTlsKey();
+  const csrDer = await createCertificateSigningRequest({ keys: staged.keys, deviceId: identity.deviceId });
+  const completeRequest = {
+    v: PAIRING_PROTOCOL_VERSION,
+    session_id: hello.sessionId,
+    device_id: { ulid: identity.deviceId },
+    client_kind: o.kind,
+    proof: '',
+    device_signing_public: Buffer.from(hello.deviceSigningPublic),
+    device_x25519_public: Buffer.from(hello.deviceX25519Public),
+    challenge_signature: Buffer.from(hello.challengeSignature),
+    transcript_mac: Buffer.from(hello.transcriptMac),
+    tls_csr_der: Buffer.from(csrDer),
+    tls_csr_signature: Buffer.from(signCsrBinding(identity, hello.sessionId, csrDer)),
+  };
+  await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS);
+  const gatewayName = begin.gateway_name === '' ? (o.target.method === 'qr' ? o.target.uri.name : null) : begin.gateway_name;
+  emit({ type: 'awaiting_approval', sas, request_id: hello.sessionId, gateway, gateway_name: gatewayName });
+
+  const deadline = clock() + (o.waitMs ?? DEFAULT_PAIRING_WAIT_MS);
+  for (;;) {
+    checkAborted(o.signal);
+    const remaining = deadline - clock();
+    if (remaining <= 0) throw new PalyraError('timeout', 'gave up waiting for the operator to approve this device');
+    const statusRequest = { v: PAIRING_PROTOCOL_VERSION, session_id: hello.sessionId, device_id: { ulid: identity.deviceId }, wait_ms: Math.min(STATUS_WAIT_MS, remaining) };
+    const status = await callUnary<GetPairingRequestStatusResponse__Output>(
+      (md, opts, cb) => client.GetPairingRequestStatus(statusRequest, md, opts, cb),
+      Math.min(STATUS_WAIT_MS, remaining) + RPC_TIMEOUT_MS,
+    );
+    if (status.status === 'rejected') throw new PalyraError('pairing_rejected', `the operator rejected this device${status.reason ? `: ${status.reason}` : ''}`, { details: { reason: status.reason || null } });
+    if (status.status === 'expired') throw new PalyraError('pairing_expired');
+    if (status.status !== 'completed') continue;
+    if (status.mtls_client_certificate_pem === '') throw new PalyraError('internal', 'the gateway completed pairing without delivering a certificate');
+    const certificate = parseCertificate(status.mtls_client_certificate_pem);
+    // The certificate must be for our identity and our staged key, issued by the CA we trusted.
+    if (certificate.deviceId !== identity.deviceId) throw new PalyraError('certificate_parsing_failed', 'the issued certificate names another device');
+    if (certificate.spkiPin !== spkiPinFromSpkiDer(await exportSpkiDer(staged.keys.publicKey))) {
+      throw new PalyraError('certificate_parsing_failed', 'the issued certificate is not for the key this device generated');
+    }
+    if (status.gateway_ca_certificate_pem !== '' && certificateFingerprint(status.gateway_ca_certificate_pem) !== trust.caFingerprint) {
+      throw new PalyraError('ca_pin_mismatch', 'the gateway delivered a CA other than the one it presented');
+    }
+    const now = clock();
+    const state: DevicePairingState = {
+      device_id: identity.deviceId,
+      identity_fingerprint: identity.fingerprint,
+      paired: true,
+      revoked: false,
+      revoked_reason: null,
+      gateway: {
+        addresses: o.target.method === 'qr' ? o.target.uri.gateways.map(formatHostPort) : [gateway],
+        name: gatewayName,
+        ca_certificate_pem: trust.caPem,
+        ca_fingerprint: trust.caFingerprint,
+        ca_pin: trust.caPin,
+        pinned_by: trust.pinned ? 'qr' : 'tofu',
+      },
+      certificate_pem: status.mtls_client_certificate_pem,
+      certificate_fingerprint: certificate.fingerprint,
+      cert_expires_at_unix_ms: certificate.notAfterUnixMs,
+      cert_issued_at_unix_ms: certificate.notBeforeUnixMs,
+      client_kind: o.kind,
+      paired_at_unix_ms: now,
+      updated_at_unix_ms: now,
+    };
+    await o.store.writeState(state);
+    await o.store.commitStagedTlsKey();
+    emit({ type: 'paired', device_id: identity.deviceId, gateway, cert_expires_at_unix_ms: certificate.notAfterUnixMs });
+    return { deviceId: identity.deviceId, sas, state };
+  }
+}

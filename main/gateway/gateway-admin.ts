@@ -1,0 +1,447 @@
+/**
+ * GatewayAdmin: the operator's operations on a gateway state directory — mint codes, list and decide pairing
+ * requests, list, revoke, remove and unban devices, read the audit log. One implementation serves the running
+ * gateway, the `palyra` CLI in another process, and the desktop app; every decision is checked against fresh state
+ * under the state lock and audited.
+ */
+
+import type { ClientKind } from '../core/client-kind.js';
+import { PalyraError } from '../core/errors.js';
+import { validateCanonicalId } from '../core/ids.js';
+import { newPairingCodeRecord, isPairingCodeExpired } from '../core/pairing-codes.js';
+import type { PairingCodeRecord, PairingMethodKind } from '../core/pairing-codes.js';
+import { buildPairingUri, parseHostPort } from '../core/pairing-uri.js';
+import {
+  approvePairingRequest,
+  expirePairingRequestIfDue,
+  isTerminalState,
+  rejectPairingRequest,
+} from '../core/pairing-requests.js';
+import type { PairingRequestState } from '../core/pairing-requests.js';
+import type { AuditEntry } from '../store/audit-log.js';
+import { FilesystemSecretStore } from '../store/fs-secret-store.js';
+import type { Keychain } from '../store/keychain.js';
+import type { SecretStore } from '../store/secret-store.js';
+import type { StateLockOptions } from '../store/state-lock.js';
+import { resolveStoreKey } from '../store/store-key.js';
+import { JournaledState } from '../store/state-journal.js';
+import type { JournalCodec } from '../store/state-journal.js';
+import { IdentityManager } from './identity-manager.js';
+import type { RevokedDeviceRecord } from './identity-state.js';
+import {
+  RUNTIME_STATE_KEY,
+  applyRuntimeOp,
+  emptyRuntimeState,
+  runtimeStateFromJson,
+  runtimeStateToJson,
+} from './runtime-state.js';
+import type { NodeRecord, RuntimeOp, RuntimeState, StoredPairingRequest } from './runtime-state.js';
+import { runLocked } from './state-lock-runner.js';
+
+const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
+  empty: emptyRuntimeState,
+  parseSnapshot: runtimeStateFromJson,
+  snapshot: runtimeStateToJson,
+  apply: applyRuntimeOp,
+};
+
+/** Terminal requests older than this are dropped from the runtime state (bounded growth). */
+const TERMINAL_REQUEST_RETENTION_MS = 7 * 24 * 3_600_000;
+
+export interface CodeView {
+  method: PairingMethodKind;
+  expires_at_unix_ms: number;
+  kind: ClientKind | null;
+  issued_by: string;
+  created_at_unix_ms: number;
+}
+
+export interface RequestView {
+  request_id: string;
+  device_id: string;
+  client_kind: ClientKind;
+  state: PairingRequestState;
+  method: PairingMethodKind;
+  sas: string;
+  sas_verifiable: boolean;
+  identity_fingerprint: string;
+  requested_at_unix_ms: number;
+  expires_at_unix_ms: number;
+  decided_at_unix_ms: number | null;
+  reason: string | null;
+}
+
+export interface DeviceView {
+  device_id: string;
+  client_kind: ClientKind | null;
+  status: 'paired' | 'revoked';
+  identity_fingerprint: string | null;
+  certificate_fingerprint: string | null;
+  cert_expires_at_unix_ms: number | null;
+  last_seen_at_unix_ms: number | null;
+  capabilities: string[];
+  roles: string[];
+  paired_at_unix_ms: number | null;
+  revoked_at_unix_ms: number | null;
+  revoked_reason: string | null;
+  platform: string | null;
+}
+
+export interface MintedCode {
+  method: PairingMethodKind;
+  code: string;
+  uri: string | null;
+  expires_at_unix_ms: number;
+}
+
+export interface GatewayAdminOptions {
+  stateDir: string;
+  /** OS keychain for the store key; null = key file in the state directory. */
+  keychain: Keychain | null;
+  clock?: () => number;
+  lock?: StateLockOptions;
+  certificateValidityMs?: number;
+}
+
+export class GatewayAdmin {
+  readonly identity: IdentityManager;
+  readonly stateDir: string | null;
+  readonly keyLocation: 'os' | 'file' | 'memory';
+  readonly #store: SecretStore;
+  readonly #runtime: JournaledState<RuntimeState, RuntimeOp>;
+  readonly #clock: () => number;
+  readonly #lock: StateLockOptions;
+  readonly #listeners = new Set<(change: { identity: boolean; runtime: boolean }) => void>();
+
+  private constructor(
+    o: { identity: IdentityManager; store: SecretStore; stateDir: string | null; runtime: JournaledState<RuntimeState, RuntimeOp>; clock: () => number; lock: StateLockOptions; keyLocation: 'os' | 'file' | 'memory' },
+  ) {
+    this.identity = o.identity;
+    this.#store = o.store;
+    this.stateDir = o.stateDir;
+    this.#runtime = o.runtime;
+    this.#clock = o.clock;
+    this.#lock = o.lock;
+    this.keyLocation = o.keyLocation;
+  }
+
+  /** Opens (creating on first use) the gateway state in `stateDir`. */
+  static async open(options: GatewayAdminOptions): Promise<GatewayAdmin> {
+    const { key, location } = await resolveStoreKey(options.stateDir, options.keychain);
+    const store = await FilesystemSecretStore.open(options.stateDir, { key });
+    return GatewayAdmin.openWithStore({ ...options, store, journalKey: key, keyLocation: location });
+  }
+
+  /** For tests and throwaway gateways: any SecretStore; `stateDir` null means in-memory locking and no audit log. */
+  static async openWithStore(o: {
+    store: SecretStore;
+    stateDir: string | null;
+    journalKey?: Uint8Array;
+    keyLocation?: 'os' | 'file' | 'memory';
+    clock?: () => number;
+    lock?: StateLockOptions;
+    certificateValidityMs?: number;
+  }): Promise<GatewayAdmin> {
+    const clock = o.clock ?? Date.now;
+    const lock = o.lock ?? {};
+    const identity = await IdentityManager.open({
+      store: o.store,
+      stateDir: o.stateDir,
+      clock,
+      lock,
+      ...(o.journalKey === undefined ? {} : { journalKey: o.journalKey }),
+      ...(o.certificateValidityMs === undefined ? {} : { certificateValidityMs: o.certificateValidityMs }),
+    });
+    const runtime = new JournaledState<RuntimeState, RuntimeOp>({
+      store: o.store,
+      snapshotKey: RUNTIME_STATE_KEY,
+      codec: runtimeCodec,
+      ...(o.journalKey === undefined ? {} : { journalKey: o.journalKey }),
+    });
+    await runLocked(o.store, o.stateDir, lock, () => runtime.refresh());
+    return new GatewayAdmin({ identity, store: o.store, stateDir: o.stateDir, runtime, clock, lock, keyLocation: o.keyLocation ?? 'memory' });
+  }
+
+  get now(): number {
+    return this.#clock();
+  }
+
+  /** The runtime state as last loaded (call `refresh` to catch up with other processes). */
+  get runtime(): RuntimeState {
+    return this.#runtime.state;
+  }
+
+  get runtimeGeneration(): number {
+    return this.#runtime.generation;
+  }
+
+  /** Catches up with other processes. Reports which halves changed (and tells the change listeners). */
+  async refresh(): Promise<{ identity: boolean; runtime: boolean }> {
+    const identity = await this.identity.refresh();
+    const runtime = await this.#locked(() => this.#runtime.refresh());
+    if (identity || runtime) this.#emit({ identity, runtime });
+    return { identity, runtime };
+  }
+
+  /** Called after this process changed the state, or `refresh` found changes from another process. */
+  onChange(listener: (change: { identity: boolean; runtime: boolean }) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(change: { identity: boolean; runtime: boolean }): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    return runLocked(this.#store, this.stateDir, this.#lock, fn);
+  }
+
+  /**
+   * Runs `plan` on fresh runtime state under the lock and commits what it returns. Expired codes and old terminal
+   * requests are pruned in the same record.
+   */
+  async mutateRuntime<T>(plan: (state: RuntimeState, now: number) => { ops: RuntimeOp[]; result: T; audit?: [string, Record<string, string | number | boolean | null>] }): Promise<T> {
+    return this.#locked(async () => {
+      await this.#runtime.refresh();
+      const now = this.#clock();
+      const { ops, result, audit } = plan(this.#runtime.state, now);
+      if (ops.length > 0) {
+        await this.#runtime.commit([...ops, ...this.#pruneOps(now)]);
+      }
+      if (audit !== undefined) await this.identity.auditLog?.append(audit[0], audit[1], now);
+      return { result, changed: ops.length > 0 };
+    }).then(({ result, changed }) => {
+      if (changed) this.#emit({ identity: false, runtime: true });
+      return result;
+    });
+  }
+
+  /** Runs an identity mutation and tells the change listeners. */
+  async mutateIdentity<T>(fn: (identity: IdentityManager) => Promise<T>): Promise<T> {
+    const result = await fn(this.identity);
+    this.#emit({ identity: true, runtime: false });
+    return result;
+  }
+
+  #pruneOps(now: number): RuntimeOp[] {
+    const ops: RuntimeOp[] = [];
+    for (const [hash, record] of this.#runtime.state.codes) if (isPairingCodeExpired(record, now)) ops.push({ op: 'delete_code', code_hash: hash });
+    for (const request of this.#runtime.state.requests.values()) {
+      const current = expirePairingRequestIfDue(request, now);
+      const decided = current.decidedAtUnixMs ?? current.requestedAtUnixMs;
+      if (isTerminalState(current.state) && now - decided > TERMINAL_REQUEST_RETENTION_MS) ops.push({ op: 'delete_request', request_id: request.requestId });
+    }
+    return ops;
+  }
+
+  /** Appends an audit entry (non-secret fields only). */
+  async audit(event: string, fields: Record<string, string | number | boolean | null>): Promise<void> {
+    const log = this.identity.auditLog;
+    if (log === null) return;
+    await this.#locked(() => log.append(event, fields, this.#clock()));
+  }
+
+  async auditTail(count: number): Promise<{ entries: AuditEntry[]; chain: { ok: boolean; entries: number; brokenAtSeq?: number; reason?: string } }> {
+    const log = this.identity.auditLog;
+    if (log === null) return { entries: [], chain: { ok: true, entries: 0 } };
+    return { entries: await log.tail(count), chain: await log.verify() };
+  }
+
+  // --- codes ----------------------------------------------------------------------------------------------------
+
+  /**
+   * Mints a single-use code. For QR the URI carries the gateway addresses and the CA pin. A new PIN code resets the
+   * PIN guessing budget and voids older PIN codes (PROTOCOL.md §3).
+   */
+  async mintCode(o: { method: PairingMethodKind; kind: ClientKind | null; ttlMs?: number; issuedBy: string; gatewayAddresses: string[]; gatewayName: string | null }): Promise<MintedCode> {
+    const gateways = o.gatewayAddresses.map((a) => parseHostPort(a));
+    if (o.method === 'qr' && gateways.length === 0) throw new PalyraError('invalid_argument', 'a QR code needs at least one gateway address');
+    return this.mutateRuntime((_state, now) => {
+      const { code, record } = newPairingCodeRecord({ method: o.method, kind: o.kind, issuedBy: o.issuedBy, ttlMs: o.ttlMs, now });
+      const uri =
+        o.method === 'qr'
+          ? buildPairingUri({
+              version: 1,
+              gateways,
+              method: 'qr',
+              token: code,
+              caPin: this.identity.caSpkiPin,
+              kind: o.kind ?? 'desktop',
+              expiresAtUnixS: Math.floor(record.expiresAtUnixMs / 1000),
+              name: o.gatewayName,
+            })
+          : null;
+      const ops: RuntimeOp[] = [];
+      if (o.method === 'pin') {
+        ops.push({ op: 'delete_codes', method: 'pin' }, { op: 'set_pin_budget', snapshot: null }, { op: 'set_pin_failures_since_mint', value: 0 });
+      }
+      ops.push({ op: 'put_code', record });
+      return {
+        ops,
+        result: { method: o.method, code, uri, expires_at_unix_ms: record.expiresAtUnixMs },
+        audit: ['code_minted', { method: o.method, kind: o.kind, issued_by: record.issuedBy, expires_at_unix_ms: record.expiresAtUnixMs }],
+      };
+    });
+  }
+
+  listCodes(): CodeView[] {
+    const now = this.#clock();
+    return [...this.#runtime.state.codes.values()]
+      .filter((c) => !isPairingCodeExpired(c, now))
+      .sort((a, b) => a.createdAtUnixMs - b.createdAtUnixMs)
+      .map((c: PairingCodeRecord) => ({ method: c.method, expires_at_unix_ms: c.expiresAtUnixMs, kind: c.kind, issued_by: c.issuedBy, created_at_unix_ms: c.createdAtUnixMs }));
+  }
+
+  // --- requests -------------------------------------------------------------------------------------------------
+
+  /** A request with expiry applied as of now. */
+  request(requestId: string): StoredPairingRequest | undefined {
+    const r = this.#runtime.state.requests.get(requestId);
+    return r === undefined ? undefined : { ...r, ...expirePairingRequestIfDue(r, this.#clock()) };
+  }
+
+  listRequests(filter: { state?: PairingRequestState } = {}): RequestView[] {
+    const now = this.#clock();
+    return [...this.#runtime.state.requests.values()]
+      .map((r) => expirePairingRequestIfDue(r, now))
+      .filter((r) => filter.state === undefined || r.state === filter.state)
+      .sort((a, b) => b.requestedAtUnixMs - a.requestedAtUnixMs || (a.requestId < b.requestId ? -1 : 1))
+      .map(requestView);
+  }
+
+  async approve(requestId: string, reason?: string): Promise<RequestView> {
+    return this.#decide(requestId, 'approve', reason);
+  }
+
+  async reject(requestId: string, reason?: string): Promise<RequestView> {
+    return this.#decide(requestId, 'reject', reason);
+  }
+
+  async #decide(requestId: string, decision: 'approve' | 'reject', reason?: string): Promise<RequestView> {
+    validateRequestId(requestId);
+    if (decision === 'approve') await this.identity.refresh();
+    return this.mutateRuntime((state, now) => {
+      const stored = state.requests.get(requestId);
+      if (stored === undefined) throw new PalyraError('pairing_request_not_found', `pairing request ${requestId} was not found`);
+      const options = { now, ...(reason === undefined ? {} : { reason }) };
+      // Approving a device banned while its request was pending would pair a revoked device (a reference gap).
+      if (decision === 'approve' && this.identity.isDeviceRevoked(stored.deviceId)) {
+        throw new PalyraError('device_revoked', `device ${stored.deviceId} is revoked; unban it before approving`);
+      }
+      const next = decision === 'approve' ? approvePairingRequest(stored, options) : rejectPairingRequest(stored, options);
+      const updated: StoredPairingRequest = { ...stored, ...next };
+      return {
+        ops: [{ op: 'put_request', request: updated }],
+        result: requestView(updated),
+        audit: [
+          decision === 'approve' ? 'pairing_approved' : 'pairing_rejected',
+          { request_id: requestId, device_id: updated.deviceId, sas: updated.sas, sas_verifiable: updated.sasVerifiable, reason: updated.decisionReason },
+        ],
+      };
+    });
+  }
+
+  // --- devices --------------------------------------------------------------------------------------------------
+
+  listDevices(live: ReadonlyMap<string, number> = new Map()): { devices: DeviceView[]; revoked_certificate_fingerprints: string[] } {
+    const nodes = this.#runtime.state.nodes;
+    const devices: DeviceView[] = [];
+    for (const d of this.identity.listPairedDevices()) {
+      const node = nodes.get(d.device_id);
+      devices.push({
+        device_id: d.device_id,
+        client_kind: d.client_kind,
+        status: 'paired',
+        identity_fingerprint: d.identity_fingerprint,
+        certificate_fingerprint: d.current_certificate.fingerprint,
+        cert_expires_at_unix_ms: d.current_certificate.expires_at_unix_ms,
+        last_seen_at_unix_ms: live.get(d.device_id) ?? node?.lastSeenAtUnixMs ?? null,
+        capabilities: capabilityNames(node),
+        roles: [...d.roles],
+        paired_at_unix_ms: d.paired_at_unix_ms,
+        revoked_at_unix_ms: null,
+        revoked_reason: null,
+        platform: node?.platform ?? null,
+      });
+    }
+    for (const r of this.identity.listRevokedDevices()) devices.push(revokedView(r, nodes.get(r.device_id)));
+    devices.sort((a, b) => (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : a.status < b.status ? -1 : 1));
+    return { devices, revoked_certificate_fingerprints: this.identity.revokedCertificateFingerprints() };
+  }
+
+  async revokeDevice(deviceId: string, reason: string): Promise<void> {
+    validateCanonicalId(deviceId);
+    await this.mutateIdentity((m) => m.revokeDevice(deviceId, reason.trim() === '' ? 'revoked_by_operator' : reason.trim()));
+    await this.#dropNode(deviceId);
+  }
+
+  /** Unpairs (no ban). Unknown device → `not_found`. */
+  async removeDevice(deviceId: string): Promise<void> {
+    validateCanonicalId(deviceId);
+    if (!(await this.mutateIdentity((m) => m.removePairedDevice(deviceId)))) throw new PalyraError('not_found', `device ${deviceId} is not paired`);
+    await this.#dropNode(deviceId);
+  }
+
+  /** Lifts a ban. Not banned → `not_found`. */
+  async unbanDevice(deviceId: string): Promise<void> {
+    validateCanonicalId(deviceId);
+    if (!(await this.mutateIdentity((m) => m.clearRevokedDevice(deviceId)))) throw new PalyraError('not_found', `device ${deviceId} is not revoked`);
+  }
+
+  async #dropNode(deviceId: string): Promise<void> {
+    await this.mutateRuntime((state) => ({ ops: state.nodes.has(deviceId) ? [{ op: 'delete_node', device_id: deviceId }] : [], result: undefined }));
+  }
+
+  /** Records a node's registration (platform and capabilities) durably; heartbeats stay in memory. */
+  async putNode(node: NodeRecord): Promise<void> {
+    await this.mutateRuntime(() => ({ ops: [{ op: 'put_node', node }], result: undefined }));
+  }
+}
+
+function validateRequestId(requestId: string): void {
+  try {
+    validateCanonicalId(requestId);
+  } catch {
+    throw new PalyraError('invalid_argument', 'request_id must be a canonical ULID');
+  }
+}
+
+function capabilityNames(node: NodeRecord | undefined): string[] {
+  return node === undefined ? [] : node.capabilities.filter((c) => c.available).map((c) => c.name);
+}
+
+function revokedView(r: RevokedDeviceRecord, node: NodeRecord | undefined): DeviceView {
+  return {
+    device_id: r.device_id,
+    client_kind: r.client_kind,
+    status: 'revoked',
+    identity_fingerprint: r.identity_fingerprint,
+    certificate_fingerprint: r.certificate_fingerprint,
+    cert_expires_at_unix_ms: null,
+    last_seen_at_unix_ms: node?.lastSeenAtUnixMs ?? null,
+    capabilities: capabilityNames(node),
+    roles: [],
+    paired_at_unix_ms: null,
+    revoked_at_unix_ms: r.revoked_at_unix_ms,
+    revoked_reason: r.reason,
+    platform: node?.platform ?? null,
+  };
+}
+
+export function requestView(r: StoredPairingRequest | import('../core/pairing-requests.js').PairingRequest): RequestView {
+  return {
+    request_id: r.requestId,
+    device_id: r.deviceId,
+    client_kind: r.clientKind,
+    state: r.state,
+    method: r.method,
+    sas: r.sas,
+    sas_verifiable: r.sasVerifiable,
+    identity_fingerprint: r.identityFingerprint,
+    requested_at_unix_ms: r.requestedAtUnixMs,
+    expires_at_unix_ms: r.expiresAtUnixMs,
+    decided_at_unix_ms: r.decidedAtUnixMs,
+    reason: r.decisionReason,
+  };
+}

@@ -1,0 +1,410 @@
+/**
+ * The running gateway: one TLS port for node RPC (PROTOCOL.md §5), the pairing service, capability dispatch,
+ * and live revocation. It watches its state directory so that a CLI or the desktop app in another process can
+ * mint, approve, reject and revoke while it runs: a revocation from anywhere closes the device's streams and
+ * sockets at once, and new handshakes with a revoked certificate fail (CRL + fingerprint check).
+ *
+ * Also the in-process API the desktop app uses: `admin` for operator actions, `events` for the UI.
+ */
+
+import { EventEmitter } from 'node:events';
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { PalyraError, toPalyraError } from '../core/errors.js';
+import { formatHostPort, isIpv4Literal, isIpv6Literal } from '../core/pairing-uri.js';
+import type { Keychain } from '../store/keychain.js';
+import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
+import type { NodeEventRequest__Output, NodeEventResponse } from '../rpc/node-service.js';
+import { TlsListener } from '../rpc/tls-listener.js';
+import { CapabilityDispatcher } from './capabilities.js';
+import type { CapabilityResult } from './capabilities.js';
+import { GatewayAdmin } from './gateway-admin.js';
+import type { DeviceView, RequestView } from './gateway-admin.js';
+import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
+import { IDENTITY_STATE_KEY } from './identity-manager.js';
+import { createNodeRpcHandlers, toServiceError } from './node-rpc.js';
+import { PairingService } from './pairing-service.js';
+import { RUNTIME_STATE_KEY } from './runtime-state.js';
+
+/** The server certificate's name; clients verify it whatever address they dial (REFERENCE.md §5.2). */
+export const GATEWAY_SERVER_NAME = 'palyrad-node-rpc';
+export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7444 } as const;
+/** Fallback poll of the state files, in case a file-system watch misses an event. */
+const STATE_POLL_MS = 500;
+/** Re-issue the CRL well before its 7-day nextUpdate: Node refuses every client once it is stale. */
+const CRL_REFRESH_MS = 24 * 3_600_000;
+
+export type GatewayEvent =
+  | { type: 'request.created'; request: RequestView }
+  | { type: 'request.updated'; request: RequestView }
+  | { type: 'device.paired'; device_id: string }
+  | { type: 'device.revoked'; device_id: string; reason: string }
+  | { type: 'devices.changed' }
+  | { type: 'node.online'; device_id: string }
+  | { type: 'node.offline'; device_id: string };
+
+export interface GatewayStartOptions {
+  stateDir: string;
+  listen: { host: string; port: number };
+  name: string | null;
+  insecureNodeRpcOptOut: boolean;
+  allowServerGeneratedKeys: boolean;
+  allowLegacyDeviceIds: boolean;
+  keychain: Keychain | null;
+  /** Extra DNS names / IPs for the server certificate. */
+  serverNames?: string[];
+  certificateValidityMs?: number;
+  log?: (line: Record<string, unknown>) => void;
+  clock?: () => number;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIpv4Literal(h) && h.startsWith('127.'));
+}
+
+interface LiveNode {
+  streams: Set<grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>>;
+  lastSeenAtUnixMs: number;
+}
+
+export class Gateway {
+  readonly admin: GatewayAdmin;
+  readonly pairing: PairingService;
+  readonly dispatcher: CapabilityDispatcher;
+  readonly events = new EventEmitter();
+  readonly stateDir: string;
+  readonly mtlsRequired: boolean;
+  readonly name: string | null;
+  readonly #listener: TlsListener;
+  readonly #grpc: grpc.Server;
+  readonly #live = new Map<string, LiveNode>();
+  readonly #log: (line: Record<string, unknown>) => void;
+  readonly #clock: () => number;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #serverNames: string[];
+  readonly #validityMs: number | undefined;
+  #watcher: FSWatcher | null = null;
+  #stopped = false;
+  #refreshing: Promise<void> | null = null;
+  #refreshAgain = false;
+  #knownRequests = new Map<string, string>();
+  #paired = new Set<string>();
+  #revoked = new Set<string>();
+
+  private constructor(o: {
+    admin: GatewayAdmin;
+    pairing: PairingService;
+    dispatcher: CapabilityDispatcher;
+    listener: TlsListener;
+    grpc: grpc.Server;
+    options: GatewayStartOptions;
+    clock: () => number;
+    log: (line: Record<string, unknown>) => void;
+  }) {
+    this.admin = o.admin;
+    this.pairing = o.pairing;
+    this.dispatcher = o.dispatcher;
+    this.#listener = o.listener;
+    this.#grpc = o.grpc;
+    this.stateDir = path.resolve(o.options.stateDir);
+    this.mtlsRequired = !o.options.insecureNodeRpcOptOut;
+    this.name = o.options.name;
+    this.#clock = o.clock;
+    this.#log = o.log;
+    this.#serverNames = o.options.serverNames ?? [];
+    this.#validityMs = o.options.certificateValidityMs;
+  }
+
+  static async start(options: GatewayStartOptions): Promise<Gateway> {
+    if (options.insecureNodeRpcOptOut && !isLoopbackHost(options.listen.host)) {
+      throw new PalyraError('insecure_opt_out_refused', `--insecure-node-rpc-opt-out is only allowed on a loopback listen address, not ${options.listen.host}`);
+    }
+    const clock = options.clock ?? Date.now;
+    const log = options.log ?? (() => undefined);
+    const stateDir = path.resolve(options.stateDir);
+    const admin = await GatewayAdmin.open({
+      stateDir,
+      keychain: options.keychain,
+      clock,
+      ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
+    });
+    const pairing = new PairingService({
+      admin,
+      clock,
+      allowServerGeneratedKeys: options.allowServerGeneratedKeys,
+      allowLegacyDeviceIds: options.allowLegacyDeviceIds,
+    });
+    const dispatcher = new CapabilityDispatcher({ clock });
+    const server = new grpc.Server(NODE_RPC_MESSAGE_SIZE_OPTIONS);
+    const serverCert = await Gateway.#issueServerCertificate(admin, options.listen.host, options.serverNames ?? [], options.certificateValidityMs);
+    const listener = await TlsListener.start({
+      host: options.listen.host,
+      port: options.listen.port,
+      grpcServer: server,
+      serverCertificatePem: serverCert.certificatePem,
+      serverPrivateKeyPem: serverCert.privateKeyPem,
+      caCertificatePem: admin.identity.caCertificatePem,
+      crlPem: await admin.identity.crlPem(),
+      requestClientCertificates: !options.insecureNodeRpcOptOut,
+      isCertificateRevoked: (fp) => admin.identity.isCertificateRevoked(fp),
+      onEvent: (event) => {
+        if (event.kind === 'refused') log({ event: 'tls.refused', reason: event.reason, fingerprint: event.fingerprint });
+      },
+    });
+    const gateway = new Gateway({ admin, pairing, dispatcher, listener, grpc: server, options, clock, log });
+    server.addService(
+      NodeService,
+      createNodeRpcHandlers({
+        admin,
+        pairing,
+        dispatcher,
+        mtlsRequired: gateway.mtlsRequired,
+        allowServerGeneratedKeys: options.allowServerGeneratedKeys,
+        gatewayName: options.name,
+        clock,
+        nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
+        nodeSeen: (deviceId) => {
+          const live = gateway.#live.get(deviceId);
+          if (live !== undefined) live.lastSeenAtUnixMs = clock();
+        },
+        log: (line) => {
+          log(line);
+        },
+      }),
+    );
+    gateway.#snapshotKnown();
+    admin.onChange((change) => {
+      gateway.#onStateChange(change);
+    });
+    gateway.#watchState();
+    gateway.#scheduleRenewal(serverCert.expiresAtUnixMs, serverCert.issuedAtUnixMs);
+    const crlTimer = setInterval(() => {
+      void gateway.#refreshCrl();
+    }, CRL_REFRESH_MS);
+    crlTimer.unref();
+    gateway.#timers.push(crlTimer);
+    await writeGatewayInfo(stateDir, {
+      listen: gateway.listen,
+      name: options.name,
+      pid: process.pid,
+      started_at_unix_ms: clock(),
+      ca_pin: admin.identity.caSpkiPin,
+      ca_fingerprint: admin.identity.caFingerprint,
+      mtls_required: gateway.mtlsRequired,
+    });
+    await admin.audit('gateway_started', { listen: gateway.listen, mtls_required: gateway.mtlsRequired, insecure_opt_out: options.insecureNodeRpcOptOut });
+    if (options.insecureNodeRpcOptOut) log({ event: 'gateway.insecure_opt_out', warning: 'node RPC mTLS is OFF: any local caller can act as any device' });
+    return gateway;
+  }
+
+  static async #issueServerCertificate(admin: GatewayAdmin, host: string, extra: string[], validityMs: number | undefined) {
+    const ips = [host, ...extra].filter((h) => isIpv4Literal(h) || isIpv6Literal(h));
+    const names = [os.hostname(), ...extra.filter((h) => !isIpv4Literal(h) && !isIpv6Literal(h))];
+    if (!ips.includes('127.0.0.1')) ips.push('127.0.0.1');
+    return admin.identity.issueGatewayServerCertificate({
+      commonName: GATEWAY_SERVER_NAME,
+      dnsNames: names.filter((n) => /^[A-Za-z0-9.-]+$/.test(n)),
+      ipAddresses: ips.filter((ip) => ip !== '0.0.0.0' && ip !== '::'),
+      ...(validityMs === undefined ? {} : { validityMs }),
+    });
+  }
+
+  get listen(): string {
+    return formatHostPort({ host: this.#listener.host, port: this.#listener.port });
+  }
+
+  get port(): number {
+    return this.#listener.port;
+  }
+
+  get caPin(): string {
+    return this.admin.identity.caSpkiPin;
+  }
+
+  get caFingerprint(): string {
+    return this.admin.identity.caFingerprint;
+  }
+
+  get caCertificatePem(): string {
+    return this.admin.identity.caCertificatePem;
+  }
+
+  /** Devices with live streams and when they were last heard from. */
+  liveNodes(): Map<string, number> {
+    return new Map([...this.#live].map(([id, live]) => [id, live.lastSeenAtUnixMs]));
+  }
+
+  listDevices(): { devices: DeviceView[]; revoked_certificate_fingerprints: string[] } {
+    return this.admin.listDevices(this.liveNodes());
+  }
+
+  /** Runs a capability on a connected node (operator path; REFERENCE.md §4.3 invoke). */
+  async executeCapability(o: { deviceId: string; capability: string; input: unknown; maxPayloadBytes?: number; timeoutMs?: number }): Promise<CapabilityResult> {
+    if (!this.#live.has(o.deviceId)) throw new PalyraError('node_not_registered', `node ${o.deviceId} is not connected`);
+    return this.dispatcher.execute({
+      deviceId: o.deviceId,
+      capability: o.capability,
+      inputJson: new TextEncoder().encode(JSON.stringify(o.input ?? null)),
+      ...(o.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: o.maxPayloadBytes }),
+      ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+    });
+  }
+
+  #emit(event: GatewayEvent): void {
+    this.events.emit('event', event);
+  }
+
+  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void {
+    const live = this.#live.get(deviceId) ?? { streams: new Set(), lastSeenAtUnixMs: this.#clock() };
+    const first = live.streams.size === 0;
+    live.streams.add(stream);
+    this.#live.set(deviceId, live);
+    if (first) {
+      this.#emit({ type: 'node.online', device_id: deviceId });
+      this.#log({ event: 'node.online', device_id: deviceId });
+    }
+    return () => {
+      live.streams.delete(stream);
+      if (live.streams.size === 0 && this.#live.get(deviceId) === live) {
+        this.#live.delete(deviceId);
+        this.#emit({ type: 'node.offline', device_id: deviceId });
+        this.#log({ event: 'node.offline', device_id: deviceId });
+      }
+    };
+  }
+
+  #watchState(): void {
+    const hex = (key: string) => Buffer.from(key, 'utf8').toString('hex');
+    const interesting = new Set([IDENTITY_STATE_KEY, `${IDENTITY_STATE_KEY}.journal`, RUNTIME_STATE_KEY, `${RUNTIME_STATE_KEY}.journal`].map(hex));
+    try {
+      this.#watcher = watch(this.stateDir, { persistent: false }, (_kind, filename) => {
+        const name = filename;
+        if (name === null || interesting.has(name)) this.#scheduleRefresh();
+      });
+      this.#watcher.on('error', () => undefined);
+    } catch {
+      this.#watcher = null;
+    }
+    const poll = setInterval(() => {
+      this.#scheduleRefresh();
+    }, STATE_POLL_MS);
+    poll.unref();
+    this.#timers.push(poll);
+  }
+
+  /** Coalesces refresh requests: at most one running and one queued. */
+  #scheduleRefresh(): void {
+    if (this.#stopped) return;
+    if (this.#refreshing !== null) {
+      this.#refreshAgain = true;
+      return;
+    }
+    this.#refreshing = this.admin
+      .refresh()
+      .then(() => undefined)
+      .catch((e: unknown) => {
+        this.#log({ event: 'state.refresh_failed', code: toPalyraError(e).code, message: toPalyraError(e).message });
+      })
+      .finally(() => {
+        this.#refreshing = null;
+        if (this.#refreshAgain) {
+          this.#refreshAgain = false;
+          this.#scheduleRefresh();
+        }
+      });
+  }
+
+  #snapshotKnown(): void {
+    this.#knownRequests = new Map(this.admin.listRequests().map((r) => [r.request_id, r.state]));
+    this.#paired = new Set(this.admin.identity.listPairedDevices().map((d) => d.device_id));
+    this.#revoked = new Set(this.admin.identity.listRevokedDevices().map((d) => d.device_id));
+  }
+
+  #onStateChange(change: { identity: boolean; runtime: boolean }): void {
+    if (change.identity) this.#enforceRevocation();
+    if (change.runtime) {
+      for (const request of this.admin.listRequests()) {
+        const before = this.#knownRequests.get(request.request_id);
+        if (before === undefined) this.#emit({ type: 'request.created', request });
+        else if (before !== request.state) this.#emit({ type: 'request.updated', request });
+        this.#knownRequests.set(request.request_id, request.state);
+      }
+    }
+    if (change.identity) {
+      const paired = new Set(this.admin.identity.listPairedDevices().map((d) => d.device_id));
+      for (const id of paired) if (!this.#paired.has(id)) this.#emit({ type: 'device.paired', device_id: id });
+      const revoked = this.admin.identity.listRevokedDevices();
+      for (const r of revoked) if (!this.#revoked.has(r.device_id)) this.#emit({ type: 'device.revoked', device_id: r.device_id, reason: r.reason });
+      this.#paired = paired;
+      this.#revoked = new Set(revoked.map((r) => r.device_id));
+      this.#emit({ type: 'devices.changed' });
+    }
+  }
+
+  /**
+   * Ends the streams and sockets of every device whose certificate no longer maps (revoked, removed, superseded),
+   * then refreshes the CRL for new handshakes. Streams get PERMISSION_DENIED first so devices can tell revocation
+   * from a network failure.
+   */
+  #enforceRevocation(): void {
+    const identity = this.admin.identity;
+    for (const [deviceId, live] of this.#live) {
+      const device = identity.pairedDevice(deviceId);
+      if (device !== undefined && this.mtlsRequired) continue;
+      if (!this.mtlsRequired && !identity.isDeviceRevoked(deviceId)) continue;
+      const reason = identity.isDeviceRevoked(deviceId) ? 'device is revoked' : 'device certificate is revoked';
+      for (const stream of live.streams) stream.destroy(toServiceError(new PalyraError('device_revoked', reason)));
+      this.dispatcher.cancelDevice(deviceId, reason);
+    }
+    const closed = this.#listener.closeConnections((fp) => fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined);
+    if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed });
+    void this.#refreshCrl();
+  }
+
+  async #refreshCrl(): Promise<void> {
+    try {
+      this.#listener.updateSecureContext({ crlPem: await this.admin.identity.crlPem() });
+    } catch (e) {
+      this.#log({ event: 'crl.refresh_failed', message: toPalyraError(e).message });
+    }
+  }
+
+  /** Renews the server certificate at two thirds of its life, without a restart. */
+  #scheduleRenewal(expiresAt: number, issuedAt: number): void {
+    const delay = Math.max(1000, issuedAt + ((expiresAt - issuedAt) * 2) / 3 - this.#clock());
+    const timer = setTimeout(() => {
+      void (async () => {
+        try {
+          const cert = await Gateway.#issueServerCertificate(this.admin, this.#listener.host, this.#serverNames, this.#validityMs);
+          this.#listener.updateSecureContext({ serverCertificatePem: cert.certificatePem, serverPrivateKeyPem: cert.privateKeyPem });
+          this.#log({ event: 'server_certificate.renewed', fingerprint: cert.fingerprint, expires_at_unix_ms: cert.expiresAtUnixMs });
+          this.#scheduleRenewal(cert.expiresAtUnixMs, cert.issuedAtUnixMs);
+        } catch (e) {
+          this.#log({ event: 'server_certificate.renewal_failed', message: toPalyraError(e).message });
+          this.#scheduleRenewal(this.#clock() + 60_000 * 3, this.#clock());
+        }
+      })();
+    }, Math.min(delay, 2 ** 31 - 1));
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  /** Stops accepting, ends streams and calls, removes the running-gateway marker. Resolves within about 2 s. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#watcher?.close();
+    this.dispatcher.cancelAll('gateway is stopping');
+    for (const live of this.#live.values()) for (const stream of live.streams) stream.destroy(toServiceError(new PalyraError('unavailable', 'gateway is stopping')));
+    await this.#listener.close(1000);
+    this.#grpc.forceShutdown();
+    await this.#refreshing?.catch(() => undefined);
+    await removeGatewayInfo(this.stateDir).catch(() => undefined);
+    await this.admin.audit('gateway_stopped', { listen: this.listen }).catch(() => undefined);
+  }
+}

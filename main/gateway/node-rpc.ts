@@ -1,0 +1,369 @@
+/**
+ * The eight `palyra.node.v1.NodeService` handlers (REFERENCE.md §3 with PROTOCOL.md §4–§5). Validation order,
+ * status codes and message texts follow the reference where it has them; device-bound RPCs require a client
+ * certificate whose fingerprint is the current certificate of the request's device (O(1) index), unless the
+ * insecure opt-out is on.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import { isClientKind } from '../core/client-kind.js';
+import type { ClientKind } from '../core/client-kind.js';
+import { ERROR_CATALOGUE, PalyraError, toPalyraError } from '../core/errors.js';
+import type { GrpcStatusName } from '../core/errors.js';
+import { isCanonicalId, newUlid } from '../core/ids.js';
+import { verifyCsrBinding } from '../core/handshake.js';
+import { parseAndVerifyCsr } from '../core/csr.js';
+import { fromHex } from '../core/bytes.js';
+import type {
+  CanonicalId__Output,
+  NodeEventRequest__Output,
+  NodeEventResponse,
+  NodeServiceHandlers,
+} from '../rpc/node-service.js';
+import { callPeerFingerprint } from '../rpc/tls-listener.js';
+import { ERROR_CODE_METADATA_KEY } from '../rpc/rpc-errors.js';
+import type { CapabilityDispatcher } from './capabilities.js';
+import type { GatewayAdmin } from './gateway-admin.js';
+import type { PairingService } from './pairing-service.js';
+
+const STATUS: Record<GrpcStatusName, grpc.status> = {
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
+  CANCELLED: grpc.status.CANCELLED,
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+
+/** A PalyraError as a gRPC error: status from the catalogue, the message as details, the code in metadata. */
+export function toServiceError(e: unknown): grpc.ServiceError {
+  const err = toPalyraError(e);
+  const metadata = new grpc.Metadata();
+  metadata.set(ERROR_CODE_METADATA_KEY, err.code);
+  const error: grpc.ServiceError = Object.assign(new Error(err.message), { code: STATUS[ERROR_CATALOGUE[err.code].grpc], details: err.message, metadata });
+  return error;
+}
+
+/** `v = max(request.v, 1)` on every response. */
+function version(v: number): number {
+  return Math.max(v, 1);
+}
+
+function canonicalDeviceId(id: CanonicalId__Output | null): string {
+  const ulid = id?.ulid.trim() ?? '';
+  if (ulid.length === 0 || !isCanonicalId(ulid)) throw new PalyraError('invalid_argument', 'device_id must be a canonical ULID');
+  return ulid;
+}
+
+function clientKind(text: string): ClientKind {
+  const kind = text.trim().toLowerCase();
+  if (!isClientKind(kind)) throw new PalyraError('invalid_argument', 'client_kind must be one of cli|desktop|node');
+  return kind;
+}
+
+function exactLength(bytes: Uint8Array, n: number, name: string): Uint8Array {
+  if (bytes.length !== n) throw new PalyraError('invalid_argument', `${name} must be ${n} bytes`);
+  return bytes;
+}
+
+export interface NodeRpcContext {
+  admin: GatewayAdmin;
+  pairing: PairingService;
+  dispatcher: CapabilityDispatcher;
+  mtlsRequired: boolean;
+  allowServerGeneratedKeys: boolean;
+  gatewayName: string | null;
+  clock: () => number;
+  /** Live node bookkeeping owned by the gateway. */
+  nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void;
+  nodeSeen(deviceId: string, eventName: string): void;
+  log(event: Record<string, string | number | boolean | null>): void;
+}
+
+type Call = { getAuthContext(): unknown; getPeer(): string };
+
+/** REFERENCE.md §3.1 `enforce_cert_bound_device`, against the current-certificate index. */
+function enforceCertBoundDevice(ctx: NodeRpcContext, call: Call, deviceId: string): void {
+  const fingerprint = callPeerFingerprint(call);
+  if (fingerprint === null) {
+    if (ctx.mtlsRequired) throw new PalyraError('unauthenticated', 'node RPC request requires a paired client certificate');
+    return;
+  }
+  if (ctx.admin.identity.isCertificateRevoked(fingerprint)) throw new PalyraError('certificate_revoked', 'node RPC client certificate fingerprint is revoked');
+  const mapped = ctx.admin.identity.deviceIdForCertificateFingerprint(fingerprint);
+  if (mapped === undefined) throw new PalyraError('permission_denied', 'node RPC client certificate does not map to a paired device');
+  if (mapped !== deviceId) throw new PalyraError('permission_denied', 'node RPC request device_id does not match the authenticated client certificate');
+}
+
+function unary<Req, Res>(handler: (request: Req, call: Call) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    handler(call.request, call).then(
+      (response) => {
+        callback(null, response);
+      },
+      (e: unknown) => {
+        callback(toServiceError(e));
+      },
+    );
+  };
+}
+
+function nodeId(now: number): { ulid: string } {
+  return { ulid: newUlid(now) };
+}
+
+export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
+  return {
+    BeginPairingSession: unary(async (req, call) => {
+      const kind = clientKind(req.client_kind);
+      const method = req.method;
+      if (method === null) throw new PalyraError('invalid_argument', 'pairing method is required');
+      let proof: { kind: 'pin' | 'qr'; proof: string };
+      if (method.value === 'pin_code') {
+        if ((method.pin_code ?? '').trim().length === 0) throw new PalyraError('invalid_argument', 'pin pairing code must not be empty');
+        proof = { kind: 'pin', proof: method.pin_code!.trim() };
+      } else if (method.value === 'qr_token') {
+        if ((method.qr_token ?? '').trim().length === 0) throw new PalyraError('invalid_argument', 'QR pairing token must not be empty');
+        proof = { kind: 'qr', proof: method.qr_token!.trim() };
+      } else {
+        throw new PalyraError('invalid_argument', 'pairing method must be provided');
+      }
+      const commitment = req.device_x25519_commitment.length === 0 ? null : exactLength(req.device_x25519_commitment, 32, 'device_x25519_commitment');
+      const session = await ctx.pairing.begin({ clientKind: kind, method: proof, commitment, source: peerHost(call.getPeer()) });
+      return {
+        v: version(req.v),
+        session_id: session.sessionId,
+        client_kind: session.clientKind,
+        gateway_ephemeral_public: Buffer.from(session.gatewayEphemeralPublic),
+        challenge: Buffer.from(session.challenge),
+        expires_at_unix_ms: session.expiresAtUnixMs,
+        gateway_name: ctx.gatewayName ?? '',
+      };
+    }),
+
+    CompletePairingSession: unary(async (req) => {
+      const sessionId = req.session_id.trim();
+      if (sessionId.length === 0) throw new PalyraError('invalid_argument', 'session_id must not be empty');
+      const deviceId = canonicalDeviceId(req.device_id);
+      const kind = clientKind(req.client_kind);
+      const request = await ctx.pairing.complete({
+        sessionId,
+        deviceId,
+        clientKind: kind,
+        protocolVersion: req.v,
+        deviceSigningPublic: exactLength(req.device_signing_public, 32, 'device_signing_public'),
+        deviceX25519Public: exactLength(req.device_x25519_public, 32, 'device_x25519_public'),
+        challengeSignature: exactLength(req.challenge_signature, 64, 'challenge_signature'),
+        transcriptMac: exactLength(req.transcript_mac, 32, 'transcript_mac'),
+        csrDer: req.tls_csr_der.length === 0 ? null : req.tls_csr_der,
+        csrSignature: req.tls_csr_signature.length === 0 ? null : req.tls_csr_signature,
+      });
+      ctx.log({ event: 'pairing.request', request_id: request.requestId, device_id: request.deviceId, sas: request.sas });
+      return {
+        v: version(req.v),
+        paired: false,
+        reason: 'pending_approval',
+        identity_fingerprint: request.identityFingerprint,
+        transcript_hash: request.transcriptHashHex,
+        mtls_client_certificate_pem: '',
+        mtls_client_private_key_pem: '',
+        gateway_ca_certificate_pem: '',
+        cert_expires_at_unix_ms: 0,
+      };
+    }),
+
+    GetPairingRequestStatus: unary(async (req) => {
+      const sessionId = req.session_id.trim();
+      if (sessionId.length === 0) throw new PalyraError('invalid_argument', 'session_id must not be empty');
+      const deviceId = canonicalDeviceId(req.device_id);
+      const { request, material, privateKeyPem } = await ctx.pairing.status({ sessionId, deviceId, waitMs: req.wait_ms });
+      return {
+        v: version(req.v),
+        status: request.state,
+        reason: request.decisionReason ?? '',
+        paired: request.state === 'completed',
+        approval_id: request.approvalId,
+        identity_fingerprint: request.identityFingerprint,
+        transcript_hash: request.transcriptHashHex,
+        mtls_client_certificate_pem: material?.certificatePem ?? '',
+        mtls_client_private_key_pem: privateKeyPem ?? '',
+        gateway_ca_certificate_pem: material?.caCertificatePem ?? '',
+        cert_expires_at_unix_ms: material?.certExpiresAtUnixMs ?? 0,
+        sas: request.sas,
+      };
+    }),
+
+    RotateDeviceCertificate: unary(async (req, call) => {
+      const deviceId = canonicalDeviceId(req.device_id);
+      enforceCertBoundDevice(ctx, call, deviceId);
+      let csrDer: Uint8Array | null = null;
+      if (req.tls_csr_der.length > 0) {
+        const device = ctx.admin.identity.pairedDevice(deviceId);
+        // Renewal CSRs are bound like pairing CSRs, with the device id in place of the session id.
+        if (device === undefined || !verifyCsrBinding({ signature: req.tls_csr_signature, sessionId: deviceId, csrDer: req.tls_csr_der, signingPublicKey: fromHex(device.signing_public_key_hex) })) {
+          throw new PalyraError('csr_signature_invalid');
+        }
+        await parseAndVerifyCsr(req.tls_csr_der);
+        csrDer = req.tls_csr_der;
+      } else if (!ctx.allowServerGeneratedKeys) {
+        throw new PalyraError('server_generated_keys_disabled');
+      }
+      try {
+        const rotated = await ctx.admin.mutateIdentity((identity) => identity.forceRotate(deviceId, { csrDer }));
+        return {
+          v: version(req.v),
+          rotated: true,
+          reason: 'rotated',
+          mtls_client_certificate_pem: rotated.certificate.certificatePem,
+          mtls_client_private_key_pem: rotated.privateKeyPem ?? '',
+          cert_expires_at_unix_ms: rotated.certificate.expiresAtUnixMs,
+        };
+      } catch (e) {
+        const err = toPalyraError(e);
+        throw new PalyraError(err.code, `device certificate rotation failed: ${err.message}`);
+      }
+    }),
+
+    RevokeDevicePairing: unary(async (req, call) => {
+      const deviceId = canonicalDeviceId(req.device_id);
+      enforceCertBoundDevice(ctx, call, deviceId);
+      const reason = req.reason.trim() === '' ? 'revoked_by_device' : req.reason.trim();
+      try {
+        await ctx.admin.mutateIdentity((identity) => identity.revokeDevice(deviceId, reason));
+      } catch (e) {
+        const err = toPalyraError(e);
+        throw new PalyraError(err.code, `device pairing revocation failed: ${err.message}`);
+      }
+      return { v: version(req.v), revoked: true, reason: 'revoked' };
+    }),
+
+    RegisterNode: unary(async (req, call) => {
+      const deviceId = canonicalDeviceId(req.device_id);
+      enforceCertBoundDevice(ctx, call, deviceId);
+      const now = ctx.clock();
+      const existing = ctx.admin.runtime.nodes.get(deviceId);
+      const capabilities = req.capabilities
+        .map((c) => ({ name: c.name.trim(), available: c.available }))
+        .filter((c, i, all) => c.name.length > 0 && c.name.length <= 128 && all.findIndex((o) => o.name === c.name) === i)
+        .slice(0, 64);
+      await ctx.admin.putNode({ deviceId, platform: req.platform.trim().slice(0, 128), capabilities, registeredAtUnixMs: existing?.registeredAtUnixMs ?? now, lastSeenAtUnixMs: now });
+      await ctx.pairing.markMaterialDelivered(deviceId);
+      ctx.nodeSeen(deviceId, 'node.registered');
+      return { v: version(req.v), device_id: req.device_id, accepted: true, reason: 'registered' };
+    }),
+
+    StreamNodeEvents: (call) => {
+      const fingerprint = callPeerFingerprint(call);
+      let bound: string | null = null;
+      if (fingerprint !== null) {
+        if (ctx.admin.identity.isCertificateRevoked(fingerprint)) {
+          call.destroy(toServiceError(new PalyraError('certificate_revoked', 'node RPC client certificate fingerprint is revoked')));
+          return;
+        }
+        bound = ctx.admin.identity.deviceIdForCertificateFingerprint(fingerprint) ?? null;
+      }
+      if (ctx.mtlsRequired && fingerprint === null) {
+        call.destroy(toServiceError(new PalyraError('unauthenticated', 'node event stream requires a paired client certificate')));
+        return;
+      }
+      if (ctx.mtlsRequired && bound === null) {
+        call.destroy(toServiceError(new PalyraError('permission_denied', 'node event stream certificate is not mapped to a paired device')));
+        return;
+      }
+      let offline: (() => void) | null = null;
+      let chain = Promise.resolve();
+      const fail = (e: unknown): void => {
+        call.destroy(toServiceError(e));
+      };
+      call.on('data', (req: NodeEventRequest__Output) => {
+        chain = chain.then(() => handleEvent(req)).catch(fail);
+      });
+      call.on('end', () => {
+        call.end();
+      });
+      call.on('error', () => undefined);
+      call.on('close', () => {
+        offline?.();
+      });
+
+      const handleEvent = async (req: NodeEventRequest__Output): Promise<void> => {
+        const deviceId = canonicalDeviceId(req.device_id);
+        if (ctx.mtlsRequired && deviceId !== bound) {
+          throw new PalyraError('permission_denied', 'node event stream device_id does not match the authenticated client certificate');
+        }
+        if (offline === null) {
+          offline = ctx.nodeOnline(deviceId, call);
+          await ctx.pairing.markMaterialDelivered(deviceId);
+        }
+        handleCapabilityEvent(ctx, deviceId, req);
+        ctx.nodeSeen(deviceId, req.event_name);
+        const dispatch = ctx.dispatcher.next(deviceId);
+        const response: NodeEventResponse = {
+          v: version(req.v),
+          event_id: nodeId(ctx.clock()),
+          accepted: true,
+          reason: 'accepted',
+          ...(dispatch === null
+            ? {}
+            : { dispatch: { request_id: { ulid: dispatch.requestId }, capability: dispatch.capability, input_json: Buffer.from(dispatch.inputJson), max_payload_bytes: dispatch.maxPayloadBytes } }),
+        };
+        // A dispatch that cannot be sent goes back to the queue instead of being lost (a reference gap).
+        if (call.destroyed || call.cancelled) {
+          if (dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
+          return;
+        }
+        call.write(response, (error?: Error | null) => {
+          if (error && dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
+        });
+      };
+    },
+
+    ExecuteCapability: unary(async (req, call) => {
+      const deviceId = canonicalDeviceId(req.device_id);
+      enforceCertBoundDevice(ctx, call, deviceId);
+      if (!ctx.admin.runtime.nodes.has(deviceId)) throw new PalyraError('node_not_registered', 'node must register before executing capabilities');
+      const result = await ctx.dispatcher.execute({ deviceId, capability: req.capability, inputJson: req.input_json, maxPayloadBytes: req.max_payload_bytes });
+      return { v: version(req.v), success: result.success, output_json: Buffer.from(result.outputJson), error: result.error };
+    }),
+  };
+}
+
+function parsePayload(req: NodeEventRequest__Output): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(req.payload_json).toString('utf8'));
+  } catch (e) {
+    throw new PalyraError('invalid_argument', `invalid capability lifecycle payload: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PalyraError('invalid_argument', 'invalid capability lifecycle payload: not an object');
+  const o = value as Record<string, unknown>;
+  if (typeof o.request_id !== 'string' || o.request_id.trim() === '') throw new PalyraError('invalid_argument', 'capability payload missing request_id');
+  return o;
+}
+
+function handleCapabilityEvent(ctx: NodeRpcContext, deviceId: string, req: NodeEventRequest__Output): void {
+  if (req.event_name === 'capability.awaiting_local_mediation') {
+    const payload = parsePayload(req);
+    ctx.dispatcher.markAwaitingMediation(deviceId, payload.request_id as string);
+  } else if (req.event_name === 'capability.result') {
+    const payload = parsePayload(req);
+    const output = payload.output_json === undefined || payload.output_json === null ? new Uint8Array() : Buffer.from(JSON.stringify(payload.output_json), 'utf8');
+    ctx.dispatcher.complete(deviceId, payload.request_id as string, {
+      success: payload.success === true,
+      outputJson: output,
+      error: typeof payload.error === 'string' ? payload.error : '',
+    });
+  }
+}
+
+/** "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555" → the host, for the per-source guessing budget. */
+export function peerHost(peer: string): string {
+  const m = /^(?:ipv4:|ipv6:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
+  return (m?.[1] ?? peer).slice(0, 256) || 'unknown';
+}
