@@ -25,7 +25,7 @@ import { GatewayAdmin } from './gateway-admin.js';
 import type { DeviceView, RequestView } from './gateway-admin.js';
 import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
 import { IDENTITY_STATE_KEY } from './identity-manager.js';
-import { createNodeRpcHandlers, toServiceError } from './node-rpc.js';
+import { createNodeRpcHandlers, endStreamWithError, toServiceError } from './node-rpc.js';
 import { PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
 
@@ -34,6 +34,14 @@ export const GATEWAY_SERVER_NAME = 'palyrad-node-rpc';
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7444 } as const;
 /** Fallback poll of the state files, in case a file-system watch misses an event. */
 const STATE_POLL_MS = 500;
+/**
+ * After a rotation the device's connection on its previous certificate stays open this long, so the Rotate
+ * response is delivered and the device can reconnect with the new certificate; new handshakes with the old
+ * certificate fail at once (CRL), and device-bound calls on it fail (current certificate only).
+ */
+export const ROTATION_GRACE_MS = 30_000;
+/** Time for a revoked stream's status to be written before its socket is destroyed (PROTOCOL.md §5: ≤ 100 ms). */
+const REVOCATION_STATUS_FLUSH_MS = 50;
 /** Re-issue the CRL well before its 7-day nextUpdate: Node refuses every client once it is stale. */
 const CRL_REFRESH_MS = 24 * 3_600_000;
 
@@ -94,6 +102,7 @@ export class Gateway {
   #knownRequests = new Map<string, string>();
   #paired = new Set<string>();
   #revoked = new Set<string>();
+  readonly #rotationGrace = new Map<string, number>();
 
   private constructor(o: {
     admin: GatewayAdmin;
@@ -167,6 +176,15 @@ export class Gateway {
         gatewayName: options.name,
         clock,
         nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
+        rotated: (fingerprint) => {
+          gateway.#rotationGrace.set(fingerprint, clock() + ROTATION_GRACE_MS);
+          const timer = setTimeout(() => {
+            gateway.#rotationGrace.delete(fingerprint);
+            gateway.#enforceRevocation();
+          }, ROTATION_GRACE_MS + 10);
+          timer.unref();
+          gateway.#timers.push(timer);
+        },
         nodeSeen: (deviceId) => {
           const live = gateway.#live.get(deviceId);
           if (live !== undefined) live.lastSeenAtUnixMs = clock();
@@ -355,14 +373,27 @@ export class Gateway {
     for (const [deviceId, live] of this.#live) {
       const device = identity.pairedDevice(deviceId);
       if (device !== undefined && this.mtlsRequired) continue;
+      if (device !== undefined && !identity.isDeviceRevoked(deviceId)) continue;
       if (!this.mtlsRequired && !identity.isDeviceRevoked(deviceId)) continue;
       const reason = identity.isDeviceRevoked(deviceId) ? 'device is revoked' : 'device certificate is revoked';
-      for (const stream of live.streams) stream.destroy(toServiceError(new PalyraError('device_revoked', reason)));
+      for (const stream of live.streams) endStreamWithError(stream, new PalyraError('device_revoked', reason));
       this.dispatcher.cancelDevice(deviceId, reason);
     }
-    const closed = this.#listener.closeConnections((fp) => fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined);
-    if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed });
+    // The sockets close a moment later, so the streams' PERMISSION_DENIED status (device_revoked) reaches the devices.
+    const timer = setTimeout(() => {
+      const now = this.#clock();
+      const inGrace = (fp: string): boolean => (this.#rotationGrace.get(fp) ?? 0) > now && !this.#revokedDeviceOf(fp);
+      const closed = this.#listener.closeConnections((fp) => fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined && !inGrace(fp));
+      if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed });
+    }, REVOCATION_STATUS_FLUSH_MS);
+    timer.unref();
     void this.#refreshCrl();
+  }
+
+  /** Whether the certificate belongs to a device that is now banned (no grace for those). */
+  #revokedDeviceOf(fingerprint: string): boolean {
+    const record = this.admin.identity.revokedCertificates().find((r) => r.fingerprint === fingerprint);
+    return record?.device_id != null && this.admin.identity.isDeviceRevoked(record.device_id);
   }
 
   async #refreshCrl(): Promise<void> {

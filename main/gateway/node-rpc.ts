@@ -50,6 +50,14 @@ export function toServiceError(e: unknown): grpc.ServiceError {
   return error;
 }
 
+/**
+ * Ends a server stream with a status the client receives (code, message, `palyra-error-code` trailer). grpc-js
+ * sends no status for `destroy(error)`: the client would only see the connection drop, or nothing at all.
+ */
+export function endStreamWithError(call: { emit(event: 'error', error: grpc.ServiceError): boolean }, e: unknown): void {
+  call.emit('error', toServiceError(e));
+}
+
 /** `v = max(request.v, 1)` on every response. */
 function version(v: number): number {
   return Math.max(v, 1);
@@ -83,6 +91,8 @@ export interface NodeRpcContext {
   /** Live node bookkeeping owned by the gateway. */
   nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void;
   nodeSeen(deviceId: string, eventName: string): void;
+  /** A device rotated: its previous certificate's connections get a short grace to move to the new one. */
+  rotated(previousFingerprint: string): void;
   log(event: Record<string, string | number | boolean | null>): void;
 }
 
@@ -214,6 +224,8 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
       } else if (!ctx.allowServerGeneratedKeys) {
         throw new PalyraError('server_generated_keys_disabled');
       }
+      const previousFingerprint = callPeerFingerprint(call);
+      if (previousFingerprint !== null) ctx.rotated(previousFingerprint);
       try {
         const rotated = await ctx.admin.mutateIdentity((identity) => identity.forceRotate(deviceId, { csrDer }));
         return {
@@ -263,26 +275,29 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
       let bound: string | null = null;
       if (fingerprint !== null) {
         if (ctx.admin.identity.isCertificateRevoked(fingerprint)) {
-          call.destroy(toServiceError(new PalyraError('certificate_revoked', 'node RPC client certificate fingerprint is revoked')));
+          endStreamWithError(call, new PalyraError('certificate_revoked', 'node RPC client certificate fingerprint is revoked'));
           return;
         }
         bound = ctx.admin.identity.deviceIdForCertificateFingerprint(fingerprint) ?? null;
       }
       if (ctx.mtlsRequired && fingerprint === null) {
-        call.destroy(toServiceError(new PalyraError('unauthenticated', 'node event stream requires a paired client certificate')));
+        endStreamWithError(call, new PalyraError('unauthenticated', 'node event stream requires a paired client certificate'));
         return;
       }
       if (ctx.mtlsRequired && bound === null) {
-        call.destroy(toServiceError(new PalyraError('permission_denied', 'node event stream certificate is not mapped to a paired device')));
+        endStreamWithError(call, new PalyraError('permission_denied', 'node event stream certificate is not mapped to a paired device'));
         return;
       }
       let offline: (() => void) | null = null;
       let chain = Promise.resolve();
+      let failed = false;
       const fail = (e: unknown): void => {
-        call.destroy(toServiceError(e));
+        if (failed) return;
+        failed = true;
+        endStreamWithError(call, e);
       };
       call.on('data', (req: NodeEventRequest__Output) => {
-        chain = chain.then(() => handleEvent(req)).catch(fail);
+        chain = chain.then(() => (failed ? undefined : handleEvent(req))).catch(fail);
       });
       call.on('end', () => {
         call.end();
