@@ -23,6 +23,10 @@ import {
 } from './handshake.js';
 import { isDerivedDeviceId, newUlid, validateCanonicalId } from './ids.js';
 import { computeSas } from './sas.js';
+import { isPairingMethodKind, validatePairingProof } from './pairing-codes.js';
+import type { PairingMethodKind } from './pairing-codes.js';
+
+export type { PairingMethodKind } from './pairing-codes.js';
 
 /** Session lifetime (reference DEFAULT_PAIRING_WINDOW, 300 s). */
 export const DEFAULT_PAIRING_WINDOW_MS = 300_000;
@@ -31,21 +35,10 @@ export const MAX_ACTIVE_PAIRING_SESSIONS = 10_000;
 /** Successful starts allowed per sliding window. */
 export const DEFAULT_START_RATE_MAX = 1024;
 export const DEFAULT_START_RATE_WINDOW_MS = 60_000;
-/** Byte length of a PIN proof; every byte an ASCII digit. */
-export const PIN_LENGTH = 6;
-/** Inclusive byte-length bounds of a QR token proof. */
-export const QR_TOKEN_MIN_BYTES = 16;
-export const QR_TOKEN_MAX_BYTES = 128;
 /** Byte length of the device's X25519 commitment (a SHA-256 digest). */
 const COMMITMENT_LENGTH = 32;
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
-
-export type PairingMethodKind = 'pin' | 'qr';
-
-export function isPairingMethodKind(value: unknown): value is PairingMethodKind {
-  return value === 'pin' || value === 'qr';
-}
 
 /** How the device proves it was invited: the PIN code or the QR token (the "proof"). */
 export interface PairingMethod {
@@ -66,9 +59,12 @@ export function describePairingMethod(method: PairingMethod): { kind: 'pin'; cod
 
 /** PIN: exactly 6 ASCII digits; QR token: 16..=128 bytes of anything (§2.2). */
 export function isValidPairingProof(method: PairingMethod): boolean {
-  const bytes = utf8(method.proof);
-  if (method.kind === 'pin') return bytes.length === PIN_LENGTH && bytes.every((b) => b >= 0x30 && b <= 0x39);
-  return bytes.length >= QR_TOKEN_MIN_BYTES && bytes.length <= QR_TOKEN_MAX_BYTES;
+  try {
+    validatePairingProof(method.kind, method.proof);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** What BeginPairingSession answers; the proof is not part of it. */
