@@ -183,6 +183,14 @@ export class GatewayAdmin {
     return { identity, runtime };
   }
 
+  /** Like `refresh`, but locks only for a half whose files changed on disk (cheap enough to poll). */
+  async refreshIfChanged(): Promise<{ identity: boolean; runtime: boolean }> {
+    const identity = await this.identity.refreshIfChanged();
+    const runtime = (await this.#runtime.changedOnDisk()) ? await this.#locked(() => this.#runtime.refresh()) : false;
+    if (identity || runtime) this.#emit({ identity, runtime });
+    return { identity, runtime };
+  }
+
   /** Called after this process changed the state, or `refresh` found changes from another process. */
   onChange(listener: (change: { identity: boolean; runtime: boolean }) => void): () => void {
     this.#listeners.add(listener);

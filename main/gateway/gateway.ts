@@ -322,7 +322,7 @@ export class Gateway {
       return;
     }
     this.#refreshing = this.admin
-      .refresh()
+      .refreshIfChanged()
       .then(() => undefined)
       .catch((e: unknown) => {
         this.#log({ event: 'state.refresh_failed', code: toPalyraError(e).code, message: toPalyraError(e).message });

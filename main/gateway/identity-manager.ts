@@ -191,6 +191,11 @@ export class IdentityManager {
     return this.#withLock(() => this.#doc.refresh());
   }
 
+  /** Like `refresh`, but takes the lock only when the files changed (cheap enough to poll). */
+  async refreshIfChanged(): Promise<boolean> {
+    return (await this.#doc.changedOnDisk()) ? this.refresh() : false;
+  }
+
   pairedDevice(deviceId: string): PairedDeviceRecord | undefined {
     return this.#doc.state.paired_devices.get(deviceId);
   }

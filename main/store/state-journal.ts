@@ -129,6 +129,14 @@ export class JournaledState<S, Op> {
     }
   }
 
+  /** Whether the files changed since the last load, by two stats and without the lock (for cheap polling). */
+  async changedOnDisk(): Promise<boolean> {
+    if (!this.#loaded || !isStatable(this.#store)) return true;
+    const snapshotStamp = await this.#store.statSecret(this.#snapshotKey);
+    const journalStamp = this.#journalFile === null ? null : await stampOf(this.#journalFile);
+    return !sameStamp(snapshotStamp, this.#snapshotStamp) || !sameStamp(journalStamp, this.#journalStamp);
+  }
+
   /**
    * Brings the in-memory state up to what is on disk. Cheap when nothing changed (two stats); reads only new
    * journal records when only the journal grew. Returns whether the state changed.
