@@ -1,12 +1,31 @@
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { svelteTesting } from '@testing-library/svelte/vite';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/vectors/**/*.test.ts', 'test/lint/**/*.test.ts'],
-    environment: 'node',
-    pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    projects: [
+      {
+        test: {
+          name: 'node',
+          include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/vectors/**/*.test.ts', 'test/lint/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        // Svelte component tests: compiled by the Svelte plugin, run in happy-dom against a fake window.palyra.
+        plugins: [svelte({ compilerOptions: { runes: true } }), svelteTesting()],
+        test: {
+          name: 'renderer',
+          include: ['test/renderer/**/*.test.ts'],
+          environment: 'happy-dom',
+          testTimeout: 15_000,
+        },
+      },
+    ],
     reporters: ['default', './scripts/summary-reporter.ts'],
   },
 });

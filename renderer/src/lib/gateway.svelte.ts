@@ -1,0 +1,177 @@
+import type { ClientKind, CodeView, GatewayEvent, GatewayStatus, MintedCode, PalyraApi, RequestView } from './api.js';
+import { toUiError, type UiError } from './errors.js';
+import { refCounted } from './ref-count.js';
+
+export type MintMethod = MintedCode['method'];
+
+export interface MintOptions {
+  readonly kind?: ClientKind;
+  readonly ttlMs?: number;
+}
+
+/** What the person did last and how it went, for the live region under the request list. */
+export interface Notice {
+  readonly tone: 'ok' | 'error';
+  readonly text: string;
+}
+
+/**
+ * The gateway this app hosts: its status, the code last minted here, and the requests waiting for a decision,
+ * kept live by `gateway.status` and `gateway.event`.
+ */
+export class GatewayStore {
+  status = $state<GatewayStatus | null>(null);
+  statusError = $state<UiError | null>(null);
+  /** Pending requests, oldest first. */
+  requests = $state<RequestView[]>([]);
+  requestsError = $state<UiError | null>(null);
+  codes = $state<CodeView[]>([]);
+  minted = $state<MintedCode | null>(null);
+  mintOptions = $state<MintOptions>({});
+  mintError = $state<UiError | null>(null);
+  minting = $state(false);
+  configuring = $state(false);
+  configureError = $state<UiError | null>(null);
+  /** Request ids with an approve or reject call in flight. */
+  deciding = $state<Record<string, boolean>>({});
+  notice = $state<Notice | null>(null);
+
+  readonly #api: PalyraApi;
+  readonly attach: () => () => void;
+
+  constructor(api: PalyraApi) {
+    this.#api = api;
+    this.attach = refCounted(() => {
+      const offStatus = api.on('gateway.status', (status) => {
+        const wasRunning = this.status?.running === true;
+        this.status = status;
+        this.statusError = null;
+        if (status.running && !wasRunning) void this.refreshRequests();
+      });
+      const offEvent = api.on('gateway.event', (event) => {
+        this.#onEvent(event);
+      });
+      void this.refresh();
+      return () => {
+        offStatus();
+        offEvent();
+      };
+    });
+  }
+
+  async refresh(): Promise<void> {
+    await this.refreshStatus();
+    if (this.status?.running === true) await Promise.all([this.refreshRequests(), this.refreshCodes()]);
+  }
+
+  async refreshStatus(): Promise<void> {
+    try {
+      this.status = await this.#api.gatewayStatus({});
+      this.statusError = null;
+    } catch (error) {
+      this.statusError = toUiError(error);
+    }
+  }
+
+  async refreshRequests(): Promise<void> {
+    try {
+      const { requests } = await this.#api.gatewayListRequests({ state: 'pending_approval' });
+      this.requests = sortRequests(requests);
+      this.requestsError = null;
+    } catch (error) {
+      this.requestsError = toUiError(error);
+    }
+  }
+
+  async refreshCodes(): Promise<void> {
+    try {
+      this.codes = (await this.#api.gatewayListCodes({})).codes;
+    } catch {
+      // The list is informative only; the mint button reports real failures.
+    }
+  }
+
+  async configure(change: { enabled: boolean; listen?: string; name?: string | null }): Promise<boolean> {
+    this.configuring = true;
+    try {
+      this.status = await this.#api.gatewayConfigure(change);
+      this.configureError = null;
+      if (this.status.running) await this.refreshRequests();
+      return true;
+    } catch (error) {
+      this.configureError = toUiError(error);
+      return false;
+    } finally {
+      this.configuring = false;
+    }
+  }
+
+  async mint(method: MintMethod, options: MintOptions = this.mintOptions): Promise<void> {
+    this.minting = true;
+    this.mintOptions = options;
+    try {
+      this.minted = await this.#api.gatewayMintCode({
+        method,
+        ...(options.kind === undefined ? {} : { kind: options.kind }),
+        ...(options.ttlMs === undefined ? {} : { ttl_ms: options.ttlMs }),
+      });
+      this.mintError = null;
+      await this.refreshCodes();
+    } catch (error) {
+      this.mintError = toUiError(error);
+    } finally {
+      this.minting = false;
+    }
+  }
+
+  clearMinted(): void {
+    this.minted = null;
+  }
+
+  async approve(requestId: string): Promise<void> {
+    await this.#decide(requestId, 'approve');
+  }
+
+  async reject(requestId: string, reason?: string): Promise<void> {
+    await this.#decide(requestId, 'reject', reason);
+  }
+
+  async #decide(requestId: string, action: 'approve' | 'reject', reason?: string): Promise<void> {
+    this.deciding = { ...this.deciding, [requestId]: true };
+    const args = { request_id: requestId, ...(reason === undefined || reason === '' ? {} : { reason }) };
+    try {
+      const request = action === 'approve' ? await this.#api.gatewayApprove(args) : await this.#api.gatewayReject(args);
+      this.#upsert(request);
+      this.notice = { tone: 'ok', text: action === 'approve' ? `Approved device ${request.device_id}.` : `Rejected device ${request.device_id}.` };
+    } catch (error) {
+      const failure = toUiError(error);
+      this.notice = { tone: 'error', text: `Could not ${action} the request: ${failure.message || failure.code}` };
+      // The request may have been decided elsewhere (CLI, another window) in the meantime.
+      void this.refreshRequests();
+    } finally {
+      const { [requestId]: _done, ...rest } = this.deciding;
+      this.deciding = rest;
+    }
+  }
+
+  #upsert(request: RequestView): void {
+    const others = this.requests.filter((r) => r.request_id !== request.request_id);
+    this.requests = request.state === 'pending_approval' ? sortRequests([...others, request]) : others;
+  }
+
+  #onEvent(event: GatewayEvent): void {
+    switch (event.type) {
+      case 'request.created':
+      case 'request.updated':
+        this.#upsert(event.request);
+        if (event.type === 'request.created') void this.refreshCodes();
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function sortRequests(requests: readonly RequestView[]): RequestView[] {
+  return [...requests].filter((r) => r.state === 'pending_approval').sort((a, b) => a.requested_at_unix_ms - b.requested_at_unix_ms);
+}
