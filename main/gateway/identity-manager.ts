@@ -141,7 +141,7 @@ export class IdentityManager {
         const loaded = await CertificateAuthority.load(stored);
         await audit?.append('ca_created', { ca_fingerprint: loaded.fingerprint }, clock());
       }
-      if (!doc.loaded || !(await doc.exists())) await doc.commit([{ op: 'set_ca_sequence', value: stored.sequence }]);
+      if (!doc.hasSnapshot) await doc.commit([{ op: 'set_ca_sequence', value: stored.sequence }]);
       return CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
     });
     return new IdentityManager(options, doc, ca, audit);

@@ -210,6 +210,8 @@ export const EVENTS = {
   'gateway.event': GatewayEventSchema,
   /** A palyra://pair link was opened; the UI asks the user before pairing. */
   'app.deepLink': z.object({ uri: z.string() }),
+  /** The user clicked a request notification (request_id) or the tray's review item (null): show the approval view. */
+  'app.openRequests': z.object({ request_id: z.string().nullable() }),
 } as const;
 
 export type ChannelName = keyof typeof CHANNELS;

@@ -68,7 +68,9 @@ export function openStoreRecord(storeKey: Uint8Array, key: string, record: Uint8
     const decipher = createDecipheriv(CIPHER, storeKey, nonce, { authTagLength: STORE_TAG_LENGTH });
     decipher.setAAD(utf8(key));
     decipher.setAuthTag(tag);
-    return new Uint8Array(Buffer.concat([decipher.update(body), decipher.final()]));
+    const plain = Buffer.concat([decipher.update(body), decipher.final()]);
+    // A view, not a copy: snapshots of large fleets are megabytes.
+    return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
   } catch (error) {
     throw new PalyraError('store_decrypt_failed', `failed to decrypt identity store payload at rest: ${file}`, {
       cause: error,

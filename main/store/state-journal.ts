@@ -92,6 +92,7 @@ export class JournaledState<S, Op> {
   /** Size of a torn tail after #journalOffset, to be truncated before the next append. */
   #tornTail = false;
   #recordsSinceSnapshot = 0;
+  #snapshotFound = false;
 
   constructor(options: JournaledStateOptions<S, Op>) {
     this.#store = options.store;
@@ -118,15 +119,9 @@ export class JournaledState<S, Op> {
     return this.#loaded;
   }
 
-  /** Whether a snapshot exists at all (first start creates one). */
-  async exists(): Promise<boolean> {
-    try {
-      await this.#store.readSecret(this.#snapshotKey);
-      return true;
-    } catch (e) {
-      if (e instanceof PalyraError && e.code === 'secret_not_found') return false;
-      throw e;
-    }
+  /** Whether the last load found a snapshot (false before the first commit of a new state). */
+  get hasSnapshot(): boolean {
+    return this.#snapshotFound;
   }
 
   /** Whether the files changed since the last load, by two stats and without the lock (for cheap polling). */
@@ -162,15 +157,17 @@ export class JournaledState<S, Op> {
   async #fullLoad(snapshotStamp: FileStamp | null): Promise<void> {
     const previous = this.#loaded ? this.#generation : null;
     let parsed: { state: S; generation: number };
+    let found = false;
     try {
       const bytes = await this.#store.readSecret(this.#snapshotKey);
       let json: unknown;
       try {
-        json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+        json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
       } catch (e) {
         throw new PalyraError('state_corrupt', `identity state ${this.#snapshotKey} is not valid JSON`, { cause: e });
       }
       parsed = this.#codec.parseSnapshot(json);
+      found = true;
     } catch (e) {
       if (!(e instanceof PalyraError && e.code === 'secret_not_found')) throw e;
       parsed = { state: this.#codec.empty(), generation: 0 };
@@ -200,6 +197,7 @@ export class JournaledState<S, Op> {
       });
     }
     this.#snapshotStamp = snapshotStamp ?? (isStatable(this.#store) ? await this.#store.statSecret(this.#snapshotKey) : null);
+    this.#snapshotFound = found;
     this.#loaded = true;
   }
 
@@ -307,6 +305,7 @@ export class JournaledState<S, Op> {
       await this.#writeSnapshot(next, generation);
       this.#state = next;
       this.#generation = generation;
+      this.#snapshotFound = true;
       return;
     }
     await this.#append(generation, ops);

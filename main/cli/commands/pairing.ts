@@ -102,7 +102,7 @@ function isLoopbackHost(host: string): boolean {
 }
 
 /** The address devices should dial for a gateway listening on `listen`: a wildcard host becomes this host's name. */
-function advertisedAddress(listen: string): { address: string; loopback: boolean } {
+export function advertisedAddress(listen: string): { address: string; loopback: boolean } {
   const parsed = parseHostPort(listen, { allowPortZero: true });
   if (!ANY_INTERFACE_HOSTS.has(parsed.host)) {
     return { address: formatHostPort(parsed), loopback: isLoopbackHost(parsed.host) };

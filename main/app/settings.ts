@@ -1,0 +1,108 @@
+/**
+ * The desktop app's own settings, `<userData>/settings.json`: whether the app hosts a gateway, where it listens and
+ * the name it shows to devices. Not secret, but written like the stores write (0600 temp file, fsync, rename) so a
+ * crash never leaves half a file. A missing file means the defaults; a file that does not parse is reported, never
+ * silently replaced (the user may have edited it).
+ */
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PalyraError } from '../core/errors.js';
+import { parseHostPort, formatHostPort } from '../core/pairing-uri.js';
+import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
+
+export const SETTINGS_FILE = 'settings.json';
+const SETTINGS_VERSION = 1;
+/** The listen address of a hosted gateway until the user picks one: the CLI's default, loopback only. */
+export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:7444';
+/** Longest gateway name (the contract's limit, and the pairing URI's `n` limit). */
+const MAX_NAME_LENGTH = 64;
+
+export interface GatewaySettings {
+  enabled: boolean;
+  /** `host:port`; port 0 = any free port. */
+  listen: string;
+  name: string | null;
+}
+
+export interface AppSettings {
+  gateway: GatewaySettings;
+}
+
+export function defaultSettings(): AppSettings {
+  return { gateway: { enabled: false, listen: DEFAULT_GATEWAY_LISTEN, name: null } };
+}
+
+/** Normalises a listen address (`[::1]:0`, `127.0.0.1:7444`); throws `invalid_argument` for anything else. */
+export function normalizeListen(text: string): string {
+  return formatHostPort(parseHostPort(text, { allowPortZero: true }));
+}
+
+/** A gateway name as stored: trimmed, null when empty. */
+export function normalizeName(name: string | null): string | null {
+  if (name === null) return null;
+  const trimmed = name.trim();
+  if (trimmed.length > MAX_NAME_LENGTH) throw new PalyraError('invalid_argument', `the gateway name is longer than ${MAX_NAME_LENGTH} characters`);
+  return trimmed === '' ? null : trimmed;
+}
+
+function corrupt(file: string, problem: string, cause?: unknown): PalyraError {
+  return new PalyraError('state_corrupt', `${file} is invalid: ${problem}; fix or delete it`, {
+    details: { path: file },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function parseSettings(text: string, file: string): AppSettings {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw corrupt(file, 'not JSON', error);
+  }
+  if (typeof value !== 'object' || value === null) throw corrupt(file, 'not an object');
+  const root = value as Record<string, unknown>;
+  if (root.version !== SETTINGS_VERSION) throw corrupt(file, `unsupported version ${JSON.stringify(root.version)}`);
+  const settings = defaultSettings();
+  const gateway = root.gateway;
+  if (gateway === undefined) return settings;
+  if (typeof gateway !== 'object' || gateway === null) throw corrupt(file, 'gateway must be an object');
+  const g = gateway as Record<string, unknown>;
+  if (typeof g.enabled !== 'boolean') throw corrupt(file, 'gateway.enabled must be a boolean');
+  if (typeof g.listen !== 'string') throw corrupt(file, 'gateway.listen must be a string');
+  if (g.name !== null && typeof g.name !== 'string') throw corrupt(file, 'gateway.name must be a string or null');
+  try {
+    settings.gateway = { enabled: g.enabled, listen: normalizeListen(g.listen), name: normalizeName(g.name) };
+  } catch (error) {
+    throw corrupt(file, error instanceof Error ? error.message : 'bad gateway settings', error);
+  }
+  return settings;
+}
+
+/** Loads and saves the settings of one user-data directory. */
+export class SettingsFile {
+  readonly file: string;
+  readonly #dir: string;
+
+  constructor(userDataDir: string) {
+    this.#dir = path.resolve(userDataDir);
+    this.file = path.join(this.#dir, SETTINGS_FILE);
+  }
+
+  async load(): Promise<AppSettings> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return defaultSettings();
+      throw new PalyraError('store_io_failed', `failed to read ${this.file}`, { cause: error, details: { path: this.file } });
+    }
+    return parseSettings(text, this.file);
+  }
+
+  async save(settings: AppSettings): Promise<void> {
+    await ensurePrivateDir(this.#dir);
+    const document = { version: SETTINGS_VERSION, gateway: settings.gateway };
+    await writeFileAtomic(this.file, new TextEncoder().encode(`${JSON.stringify(document, null, 2)}\n`));
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Browser mode's stand-in for preload: the same typed `window.palyra` API (createPalyraApi from the contract), carried
+ * over the loopback WebSocket of the browser-mode host (main/app/browser-host.ts) instead of Electron IPC.
+ *
+ * The host prints `http://127.0.0.1:PORT/#token=…`. The token is read from the fragment (never sent to the server in
+ * a URL), kept in sessionStorage so a reload of this tab still works, and removed from the address bar at once. The
+ * first WebSocket message carries it; calls sent before the host answered `ready` wait in a queue. A dropped
+ * connection is retried with backoff (calls in flight fail with `unavailable`); a refused token (close 4401) is final.
+ *
+ * Imports only the contract and browser globals.
+ */
+
+import { createPalyraApi, isEventName } from '../../../main/ipc/contract.js';
+import type { ChannelName, EventName, IpcEnvelope, PalyraApi } from '../../../main/ipc/contract.js';
+
+/** Close code the host uses for a missing or wrong token. */
+export const CLOSE_UNAUTHORIZED = 4401;
+const TOKEN_STORAGE_KEY = 'palyra.browserModeToken';
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+
+/** The part of the WebSocket constructor the bridge uses (the DOM one; tests may pass the `ws` package's). */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+export interface WebSocketTransport {
+  invoke(channel: ChannelName, args: unknown): Promise<IpcEnvelope<unknown>>;
+  subscribe(event: EventName, listener: (payload: unknown) => void): () => void;
+  /** Resolves once the host accepted the token; rejects when it refused it. */
+  readonly ready: Promise<void>;
+  /** Stops reconnecting and fails every pending call. */
+  close(): void;
+}
+
+export interface WebSocketTransportOptions {
+  /** `ws://127.0.0.1:PORT/ipc` */
+  url: string;
+  token: string;
+  WebSocket?: WebSocketConstructor;
+  /** Retry after a dropped connection (default true). */
+  reconnect?: boolean;
+}
+
+function failure(code: 'unauthenticated' | 'unavailable', message: string): IpcEnvelope<unknown> {
+  return { ok: false, error: { code, message } };
+}
+
+function isEnvelope(value: unknown): value is IpcEnvelope<unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  if (v.ok === true) return 'result' in v;
+  const error = v.error as Record<string, unknown> | null | undefined;
+  return v.ok === false && typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
+}
+
+export function createWebSocketTransport(options: WebSocketTransportOptions): WebSocketTransport {
+  const Ctor = options.WebSocket ?? globalThis.WebSocket;
+  const reconnect = options.reconnect ?? true;
+  const listeners = new Map<EventName, Set<(payload: unknown) => void>>();
+  /** Calls sent on the current socket, by id. */
+  const inFlight = new Map<string, (envelope: IpcEnvelope<unknown>) => void>();
+  /** Calls waiting for an authenticated socket. */
+  let queue: { id: string; channel: ChannelName; args: unknown; resolve: (envelope: IpcEnvelope<unknown>) => void }[] = [];
+  let socket: WebSocket | null = null;
+  let authenticated = false;
+  let closed = false;
+  let refused = false;
+  let nextId = 1;
+  let retryMs = RECONNECT_MIN_MS;
+  let retryTimer: ReturnType<typeof setTimeout> | null = null;
+  let resolveReady: () => void = () => undefined;
+  let rejectReady: (error: Error) => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  // A caller that never awaits `ready` must not see an unhandled rejection.
+  ready.catch(() => undefined);
+
+  const failAll = (envelope: IpcEnvelope<unknown>, includeQueued: boolean): void => {
+    for (const resolve of inFlight.values()) resolve(envelope);
+    inFlight.clear();
+    if (includeQueued) {
+      for (const call of queue) call.resolve(envelope);
+      queue = [];
+    }
+  };
+
+  const flush = (): void => {
+    if (socket === null || !authenticated) return;
+    const pending = queue;
+    queue = [];
+    for (const call of pending) {
+      inFlight.set(call.id, call.resolve);
+      socket.send(JSON.stringify({ id: call.id, channel: call.channel, args: call.args }));
+    }
+  };
+
+  const dispatchEvent = (event: EventName, payload: unknown): void => {
+    for (const listener of [...(listeners.get(event) ?? [])]) {
+      try {
+        listener(payload);
+      } catch (error) {
+        console.error(`palyra: a listener of ${event} threw`, error);
+      }
+    }
+  };
+
+  const onMessage = (data: unknown): void => {
+    if (typeof data !== 'string') return;
+    let message: unknown;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (typeof message !== 'object' || message === null) return;
+    const m = message as Record<string, unknown>;
+    if (m.type === 'ready') {
+      authenticated = true;
+      retryMs = RECONNECT_MIN_MS;
+      resolveReady();
+      flush();
+      return;
+    }
+    if (typeof m.id === 'string') {
+      const resolve = inFlight.get(m.id);
+      if (resolve === undefined) return;
+      inFlight.delete(m.id);
+      resolve(isEnvelope(m.envelope) ? m.envelope : { ok: false, error: { code: 'internal', message: 'the host sent a malformed reply' } });
+      return;
+    }
+    if (isEventName(m.event)) dispatchEvent(m.event, m.payload);
+  };
+
+  const connect = (): void => {
+    retryTimer = null;
+    if (closed) return;
+    authenticated = false;
+    const ws = new Ctor(options.url);
+    socket = ws;
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: 'auth', token: options.token }));
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      onMessage(event.data);
+    };
+    ws.onclose = (event: CloseEvent) => {
+      if (socket !== ws) return;
+      socket = null;
+      authenticated = false;
+      if (event.code === CLOSE_UNAUTHORIZED) {
+        refused = true;
+        closed = true;
+        rejectReady(new Error('the browser-mode host refused the token'));
+        failAll(failure('unauthenticated', 'the browser-mode host refused the token; open the URL that `npm start` printed'), true);
+        return;
+      }
+      failAll(failure('unavailable', 'the connection to the browser-mode host was lost'), !reconnect || closed);
+      if (reconnect && !closed) {
+        retryTimer = setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, RECONNECT_MAX_MS);
+      }
+    };
+    ws.onerror = () => {
+      // The close event that follows reports it.
+    };
+  };
+
+  connect();
+
+  return {
+    ready,
+    invoke(channel: ChannelName, args: unknown): Promise<IpcEnvelope<unknown>> {
+      if (refused) return Promise.resolve(failure('unauthenticated', 'the browser-mode host refused the token; open the URL that `npm start` printed'));
+      if (closed) return Promise.resolve(failure('unavailable', 'the connection to the browser-mode host is closed'));
+      return new Promise((resolve) => {
+        queue.push({ id: String(nextId++), channel, args, resolve });
+        flush();
+      });
+    },
+    subscribe(event: EventName, listener: (payload: unknown) => void): () => void {
+      let set = listeners.get(event);
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(event, set);
+      }
+      set.add(listener);
+      return () => {
+        listeners.get(event)?.delete(listener);
+      };
+    },
+    close(): void {
+      closed = true;
+      if (retryTimer !== null) clearTimeout(retryTimer);
+      rejectReady(new Error('the transport was closed'));
+      failAll(failure('unavailable', 'the connection to the browser-mode host is closed'), true);
+      const ws = socket;
+      socket = null;
+      ws?.close(1000, 'closed');
+    },
+  };
+}
+
+/** A transport whose every call fails: browser mode opened without a token. */
+function tokenlessTransport(): Parameters<typeof createPalyraApi>[0] {
+  const envelope = failure('unauthenticated', 'no browser-mode token: open the URL that `npm start` printed (it ends in #token=…)');
+  return { invoke: () => Promise.resolve(envelope), subscribe: () => () => undefined };
+}
+
+/**
+ * The token from `#token=…` (then stored for reloads of this tab and removed from the address bar), else the one
+ * stored earlier in this tab, else null.
+ */
+export function takeTokenFromLocation(win: Pick<Window, 'location' | 'history' | 'sessionStorage'>): string | null {
+  const hash = win.location.hash.startsWith('#') ? win.location.hash.slice(1) : win.location.hash;
+  const fromHash = new URLSearchParams(hash).get('token');
+  if (fromHash !== null && fromHash !== '') {
+    try {
+      win.sessionStorage.setItem(TOKEN_STORAGE_KEY, fromHash);
+    } catch {
+      // Storage disabled: the token still works for this page load.
+    }
+    win.history.replaceState(win.history.state, '', `${win.location.pathname}${win.location.search}`);
+    return fromHash;
+  }
+  try {
+    return win.sessionStorage.getItem(TOKEN_STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The window as the bridge sees it; `palyra` is read through this type, not a global declaration. */
+export type BridgeWindow = Pick<Window, 'location' | 'history' | 'sessionStorage'> & { palyra?: PalyraApi };
+
+/**
+ * Installs `window.palyra` over the browser-mode WebSocket unless preload already provided it; returns the API.
+ * Call once, before the app mounts.
+ */
+export function installWebSocketBridge(win: BridgeWindow = window): PalyraApi {
+  if (win.palyra !== undefined) return win.palyra;
+  const token = takeTokenFromLocation(win);
+  const transport = token === null ? tokenlessTransport() : createWebSocketTransport({ url: `ws://${win.location.host}/ipc`, token });
+  const api = createPalyraApi(transport);
+  Object.defineProperty(win, 'palyra', { value: api, writable: false, configurable: false, enumerable: true });
+  return api;
+}
