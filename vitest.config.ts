@@ -32,6 +32,20 @@ export default defineConfig({
           testTimeout: 15_000,
         },
       },
+      {
+        // End to end: real browser-mode app processes driven in headless Chromium (test/helpers/browser.ts). One file
+        // at a time and after the other projects, so two Chromiums never share the 2 cores with other tests.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
     reporters: ['default', './scripts/summary-reporter.ts'],
   },

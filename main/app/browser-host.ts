@@ -67,14 +67,18 @@ export interface BrowserHost {
   close(): Promise<void>;
 }
 
-/** The page's Content-Security-Policy: nothing but our own origin, our WebSocket, and the camera's media streams. */
+/**
+ * The page's Content-Security-Policy: nothing but our own origin, our WebSocket, and the camera's media streams.
+ * 'wasm-unsafe-eval' lets the QR worker compile zxing-wasm's WebAssembly (served from this origin); it allows no
+ * JavaScript eval.
+ */
 export function contentSecurityPolicy(port: number): string {
   return [
     "default-src 'self'",
     "img-src 'self' data: blob:",
     "media-src 'self' blob: mediastream:",
     `connect-src 'self' ws://127.0.0.1:${port}`,
-    "script-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
     "style-src 'self' 'unsafe-inline'",
     "object-src 'none'",
     "base-uri 'none'",

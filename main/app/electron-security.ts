@@ -18,13 +18,15 @@ export const APP_ENTRY_URL = `${APP_ORIGIN}/index.html`;
 
 /**
  * Sent with every `app://palyra` response. Everything the renderer needs comes from its own origin: scripts and
- * styles from the Vite build (no inline, no eval), the QR worker from a file, images from files or `data:` (QR codes
- * rendered to data URLs); the camera stream is attached with `srcObject`, which media-src does not govern. The
- * renderer talks to the main process over IPC only, so it may not connect anywhere, nor be framed, nor frame.
+ * styles from the Vite build (no inline, no eval), the QR worker from a file (a module worker: worker-src 'self'),
+ * images from files or `data:` (QR codes rendered to data URLs); the camera stream is attached with `srcObject`,
+ * which media-src does not govern. 'wasm-unsafe-eval' lets the QR worker compile zxing-wasm's WebAssembly, which it
+ * fetches from its own origin (connect-src 'self'); it allows no JavaScript eval. The renderer talks to the main
+ * process over IPC only, so it may not connect anywhere else, nor be framed, nor frame.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",

@@ -132,6 +132,7 @@ export const ERROR_CATALOGUE = {
   capability_denied: entry('PERMISSION_DENIED', 'capability was denied locally'),
   pairing_request_not_approved: entry('FAILED_PRECONDITION', 'pairing request is not approved'),
   device_identity_missing: entry('FAILED_PRECONDITION', 'no device identity is stored for this device directory'),
+  certificate_expired: entry('FAILED_PRECONDITION', 'the device certificate has expired; pair this device again'),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

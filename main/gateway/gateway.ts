@@ -380,10 +380,16 @@ export class Gateway {
       this.dispatcher.cancelDevice(deviceId, reason);
     }
     // The sockets close a moment later, so the streams' PERMISSION_DENIED status (device_revoked) reaches the devices.
+    // Only those unmapped now: one revoked after this point gets its own full delay (its RevokeDevicePairing answer).
+    const unmapped = new Set<string>();
+    this.#listener.closeConnections((fp) => {
+      if (fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined) unmapped.add(fp);
+      return false;
+    });
     const timer = setTimeout(() => {
       const now = this.#clock();
       const inGrace = (fp: string): boolean => (this.#rotationGrace.get(fp) ?? 0) > now && !this.#revokedDeviceOf(fp);
-      const closed = this.#listener.closeConnections((fp) => fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined && !inGrace(fp));
+      const closed = this.#listener.closeConnections((fp) => fp !== null && unmapped.has(fp) && identity.deviceIdForCertificateFingerprint(fp) === undefined && !inGrace(fp));
       if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed });
     }, REVOCATION_STATUS_FLUSH_MS);
     timer.unref();

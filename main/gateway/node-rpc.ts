@@ -212,6 +212,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
     RotateDeviceCertificate: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
       enforceCertBoundDevice(ctx, call, deviceId);
+      await ctx.pairing.markMaterialDelivered(deviceId);
       let csrDer: Uint8Array | null = null;
       if (req.tls_csr_der.length > 0) {
         const device = ctx.admin.identity.pairedDevice(deviceId);
@@ -245,6 +246,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
     RevokeDevicePairing: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
       enforceCertBoundDevice(ctx, call, deviceId);
+      await ctx.pairing.markMaterialDelivered(deviceId);
       const reason = req.reason.trim() === '' ? 'revoked_by_device' : req.reason.trim();
       try {
         await ctx.admin.mutateIdentity((identity) => identity.revokeDevice(deviceId, reason));
@@ -342,6 +344,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
     ExecuteCapability: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
       enforceCertBoundDevice(ctx, call, deviceId);
+      await ctx.pairing.markMaterialDelivered(deviceId);
       if (!ctx.admin.runtime.nodes.has(deviceId)) throw new PalyraError('node_not_registered', 'node must register before executing capabilities');
       const result = await ctx.dispatcher.execute({ deviceId, capability: req.capability, inputJson: req.input_json, maxPayloadBytes: req.max_payload_bytes });
       return { v: version(req.v), success: result.success, output_json: Buffer.from(result.outputJson), error: result.error };

@@ -59,7 +59,7 @@ describe('the page', () => {
     expect(page.headers['content-security-policy']).toBe(contentSecurityPolicy(a.host.port));
     expect(page.headers['content-security-policy']).toBe(
       `default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self' ws://127.0.0.1:${a.host.port}; ` +
-        "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        "script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
     expect(page.headers['x-content-type-options']).toBe('nosniff');
     expect(page.body.toString()).toContain('renderer is not built');

@@ -1,6 +1,11 @@
 import type { DeviceEvent, DeviceStatus, PalyraApi } from './api.js';
-import { toUiError, type UiError } from './errors.js';
+import { describeError, toUiError, type UiError } from './errors.js';
 import { refCounted } from './ref-count.js';
+
+export interface UnpairNotice {
+  readonly tone: 'ok' | 'warn';
+  readonly text: string;
+}
 
 /** This device: status from `device.status`, kept live by the `device.status` and `device.event` events. */
 export class DeviceStore {
@@ -16,6 +21,8 @@ export class DeviceStore {
   /** Set by `reauth_required`: the gateway no longer accepts this device's credentials. */
   reauthReason = $state<string | null>(null);
   unpairing = $state(false);
+  /** How the last unpair went, for the notice the Device view shows until the device is paired again. */
+  unpairNotice = $state<UnpairNotice | null>(null);
 
   readonly #api: PalyraApi;
   readonly attach: () => () => void;
@@ -50,21 +57,52 @@ export class DeviceStore {
     }
   }
 
-  /** Forgets the pairing on this device. Returns whether it worked; a failure is in `error`. */
+  /**
+   * Forgets the pairing on this device: main asks the gateway to revoke it (when it can reach it and the device is
+   * not revoked already), then wipes the certificate, the identity key and the gateway settings here. The gateway
+   * step never stops the local wipe: a resolved call means the wipe is done. Returns whether the device is unpaired;
+   * a failure is in `error`, what happened in `unpairNotice`.
+   */
   async unpair(): Promise<boolean> {
+    const wasRevoked = this.status?.revoked === true;
     this.unpairing = true;
+    this.unpairNotice = null;
     try {
       await this.#api.deviceUnpair({});
-      this.revokedReason = null;
-      this.reauthReason = null;
+      this.#forgetPairing();
+      this.unpairNotice = wasRevoked
+        ? {
+            tone: 'warn',
+            text: 'Unpaired on this device: its certificate and keys are removed. The gateway was not contacted, since it refuses this revoked device; it keeps it on its revocation list.',
+          }
+        : { tone: 'ok', text: 'Unpaired: this device’s certificate and keys are removed. Pair again to use a gateway.' };
       await this.refresh();
       return true;
     } catch (error) {
-      this.error = toUiError(error);
+      const failure = toUiError(error);
+      await this.refresh();
+      const status = this.status;
+      if (status !== null && status.keychain !== 'locked' && status.device_id === null && !status.paired && !status.revoked) {
+        // The local material is gone all the same: only telling the gateway failed.
+        this.#forgetPairing();
+        this.unpairNotice = {
+          tone: 'warn',
+          text: `Unpaired on this device, but the gateway could not be told: ${describeError(failure)} Ask its operator to revoke this device there.`,
+        };
+        return true;
+      }
+      this.error = failure;
       return false;
     } finally {
       this.unpairing = false;
     }
+  }
+
+  #forgetPairing(): void {
+    this.revokedReason = null;
+    this.reauthReason = null;
+    this.renewalError = null;
+    this.retryInMs = null;
   }
 
   #onEvent(event: DeviceEvent): void {

@@ -1,0 +1,240 @@
+/**
+ * One connected period of a node (REFERENCE.md §3.7–§3.8): an mTLS channel with the device's current certificate,
+ * RegisterNode, then a StreamNodeEvents stream that opens with `node.started` and heartbeats. Dispatches arrive on
+ * the gateway's answers to our events. The session ends once — on a gateway status (whose `palyra-error-code`
+ * tells revocation from failure), a silent gateway, or a local close — and `ended` says how.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import { PalyraError, toPalyraError } from '../core/errors.js';
+import { PAIRING_PROTOCOL_VERSION } from '../core/handshake.js';
+import type {
+  NodeCapabilityDispatch__Output,
+  NodeEventRequest,
+  NodeEventResponse__Output,
+  NodeServiceClient,
+  RegisterNodeResponse__Output,
+} from '../rpc/node-service.js';
+import { callUnary, fromServiceError } from '../rpc/rpc-errors.js';
+import { createGatewayChannelCredentials, createNodeServiceClient } from '../rpc/tls-client.js';
+
+/** Deadline of RegisterNode and of the first answer on the stream. */
+export const SESSION_RPC_TIMEOUT_MS = 10_000;
+/** A gateway that has not answered for this many heartbeats (and at least MIN_SILENCE_MS) is taken for gone. */
+const SILENT_HEARTBEATS = 5;
+const MIN_SILENCE_MS = 5_000;
+
+export interface SessionEnd {
+  readonly error: PalyraError;
+  /** We closed it (stop, or replaced after a renewal). */
+  readonly local: boolean;
+}
+
+export interface NodeSessionOptions {
+  readonly address: string;
+  readonly deviceId: string;
+  readonly caCertificatePem: string;
+  readonly certificatePem: string;
+  readonly certificateFingerprint: string;
+  readonly privateKeyPem: string;
+  readonly platform: string;
+  readonly capabilities: readonly string[];
+  /** First event on the stream (`node.started`, or `node.reconnected` after a renewal). */
+  readonly firstEvent: { readonly name: string; readonly payload: Record<string, unknown> };
+  readonly heartbeatMs: number;
+  readonly onDispatch: (dispatch: NodeCapabilityDispatch__Output) => void;
+  /** Aborting gives up the opening at once (the agent is stopping). */
+  readonly signal?: AbortSignal;
+}
+
+type EventStream = grpc.ClientDuplexStream<NodeEventRequest, NodeEventResponse__Output>;
+
+export class NodeSession {
+  readonly address: string;
+  readonly client: NodeServiceClient;
+  readonly certificateFingerprint: string;
+  readonly ended: Promise<SessionEnd>;
+  readonly #deviceId: string;
+  #resolveEnded: (end: SessionEnd) => void = () => undefined;
+  #stream: EventStream | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #lastHeard = performance.now();
+  #end: SessionEnd | null = null;
+  #draining = false;
+  #firstAnswer: { resolve: () => void; reject: (error: PalyraError) => void } | null = null;
+
+  private constructor(options: NodeSessionOptions) {
+    this.address = options.address;
+    this.#deviceId = options.deviceId;
+    this.certificateFingerprint = options.certificateFingerprint;
+    this.client = createNodeServiceClient(
+      options.address,
+      createGatewayChannelCredentials({
+        caCertificatePem: options.caCertificatePem,
+        clientCertificatePem: options.certificatePem,
+        clientPrivateKeyPem: options.privateKeyPem,
+      }),
+    );
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+  }
+
+  /** Registers the node and opens its event stream; resolves once the gateway answered the first event. */
+  static async open(options: NodeSessionOptions): Promise<NodeSession> {
+    let session: NodeSession | null = null;
+    const onAbort = (): void => {
+      session?.close();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (options.signal?.aborted === true) throw new PalyraError('cancelled', 'the device agent is stopping');
+      session = new NodeSession(options);
+      const client = session.client;
+      const request = {
+        v: PAIRING_PROTOCOL_VERSION,
+        device_id: { ulid: options.deviceId },
+        platform: options.platform,
+        capabilities: options.capabilities.map((name) => ({ name, available: true })),
+      };
+      // Closed while registering (the agent stops): give up now rather than at the call's deadline.
+      const closedEarly = session.ended.then((end): never => {
+        throw end.error;
+      });
+      closedEarly.catch(() => undefined);
+      const registered = await Promise.race([
+        callUnary<RegisterNodeResponse__Output>((md, opts, cb) => client.RegisterNode(request, md, opts, cb), SESSION_RPC_TIMEOUT_MS),
+        closedEarly,
+      ]);
+      if (!registered.accepted) {
+        throw new PalyraError('permission_denied', `the gateway did not register this node: ${registered.reason || 'no reason given'}`);
+      }
+      await session.#openStream(options);
+      return session;
+    } catch (error) {
+      const err = fromServiceError(error);
+      if (session !== null) session.#finish(err, true);
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.#end === null;
+  }
+
+  /** Sends one node event; false when the session is over. */
+  send(eventName: string, payload: unknown): boolean {
+    const stream = this.#stream;
+    if (this.#end !== null || this.#draining || stream === null) return false;
+    const event: NodeEventRequest = {
+      v: PAIRING_PROTOCOL_VERSION,
+      device_id: { ulid: this.#deviceId },
+      event_name: eventName,
+      payload_json: Buffer.from(JSON.stringify(payload), 'utf8'),
+    };
+    try {
+      stream.write(event);
+    } catch (error) {
+      this.#finish(toPalyraError(error), false);
+      return false;
+    }
+    return true;
+  }
+
+  /** Ends the session from our side at once (idempotent); answers still in flight are dropped. */
+  close(): void {
+    this.#finish(new PalyraError('cancelled', 'the node session was closed locally'), true);
+  }
+
+  /**
+   * Ends the session gracefully: no more events from us, but answers the gateway already sent (which may carry a
+   * dispatch) are still received until the gateway closes the stream, or `graceMs` passes.
+   */
+  drain(graceMs: number = SESSION_RPC_TIMEOUT_MS): void {
+    if (this.#end !== null || this.#draining) return;
+    this.#draining = true;
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    const timer = setTimeout(() => {
+      this.close();
+    }, graceMs);
+    void this.ended.then(() => {
+      clearTimeout(timer);
+    });
+    try {
+      this.#stream?.end();
+    } catch {
+      this.close();
+    }
+  }
+
+  async #openStream(options: NodeSessionOptions): Promise<void> {
+    const stream = this.client.StreamNodeEvents();
+    this.#stream = stream;
+    const firstAnswer = new Promise<void>((resolve, reject) => {
+      this.#firstAnswer = { resolve, reject };
+    });
+    // Rejected by #finish even after a timeout already decided the race below.
+    firstAnswer.catch(() => undefined);
+    stream.on('data', (response: NodeEventResponse__Output) => {
+      this.#lastHeard = performance.now();
+      this.#firstAnswer?.resolve();
+      this.#firstAnswer = null;
+      const dispatch = response.dispatch;
+      if (dispatch !== null && (dispatch.request_id?.ulid ?? '') !== '') options.onDispatch(dispatch);
+    });
+    stream.on('error', (error: unknown) => {
+      this.#finish(fromServiceError(error), false);
+    });
+    stream.on('status', (status: grpc.StatusObject) => {
+      // A non-OK status also arrives as 'error' (first); an OK one means the gateway simply ended the stream.
+      if (status.code === grpc.status.OK) this.#finish(new PalyraError('unavailable', 'the gateway ended the event stream'), false);
+    });
+    stream.on('close', () => {
+      // 'error'/'status' come first when the gateway sent a status; give them that turn.
+      setImmediate(() => {
+        this.#finish(new PalyraError('gateway_unreachable', 'the event stream to the gateway closed'), false);
+      });
+    });
+    this.send(options.firstEvent.name, options.firstEvent.payload);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new PalyraError('timeout', `the gateway did not answer on the event stream within ${SESSION_RPC_TIMEOUT_MS} ms`));
+      }, SESSION_RPC_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([firstAnswer, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const silenceMs = Math.max(options.heartbeatMs * SILENT_HEARTBEATS, MIN_SILENCE_MS);
+    this.#heartbeat = setInterval(() => {
+      if (performance.now() - this.#lastHeard > silenceMs) {
+        this.#finish(new PalyraError('timeout', `the gateway did not answer for ${silenceMs} ms`), false);
+        return;
+      }
+      this.send('node.heartbeat', {});
+    }, options.heartbeatMs);
+  }
+
+  #finish(error: PalyraError, local: boolean): void {
+    if (this.#end !== null) return;
+    const end: SessionEnd = { error, local };
+    this.#end = end;
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    this.#firstAnswer?.reject(error);
+    this.#firstAnswer = null;
+    const stream = this.#stream;
+    if (stream !== null) {
+      try {
+        stream.cancel();
+      } catch {
+        // Already over.
+      }
+    }
+    this.client.close();
+    this.#resolveEnded(end);
+  }
+}

@@ -1,0 +1,233 @@
+// Test helpers for the end-to-end suite: the desktop app in browser mode as a real child process
+// (`node dist/main/app/browser-main.js` on its own temp user-data, state and device dirs), and the Debian Chromium
+// driven by playwright-core with the flags this machine needs, optionally with a Y4M file as its fake camera.
+// Every wait is bounded; every process and browser is closed by its owner's close()/stop().
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, it } from 'vitest';
+import { buildIfNeeded } from '../../scripts/start.mjs';
+import { ensureBuilt, repoRoot } from './build.js';
+
+/** The Debian package's Chromium (installed by .ci/system-deps.sh); PALYRA_CHROMIUM, when set, is the only candidate. */
+export function findChromium(): string | null {
+  const override = process.env.PALYRA_CHROMIUM;
+  const candidates = override !== undefined && override !== '' ? [override] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  return candidates.find((c) => existsSync(c)) ?? null;
+}
+
+export const CHROMIUM_MISSING = 'Chromium not found (/usr/bin/chromium; install it with .ci/system-deps.sh or set PALYRA_CHROMIUM)';
+
+/**
+ * `describe` for suites that need Chromium. Without it: skipped with a message locally, but a failing test when
+ * CI=true, so CI can never go green by running nothing.
+ */
+export function describeWithChromium(name: string, body: (executable: string) => void): void {
+  const executable = findChromium();
+  if (executable !== null) {
+    describe(name, () => {
+      body(executable);
+    });
+  } else if (process.env.CI === 'true') {
+    describe(name, () => {
+      it('needs Chromium', () => {
+        throw new Error(`${CHROMIUM_MISSING}; CI must run the end-to-end tests`);
+      });
+    });
+  } else {
+    console.log(`${CHROMIUM_MISSING}: skipping '${name}'`);
+    describe.skip(name, () => {
+      body('');
+    });
+  }
+}
+
+/** Headless, no sandbox (root in a container), software rendering, and nothing that reaches the network. */
+export const CHROMIUM_FLAGS: readonly string[] = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** The fake camera: this Y4M file played in a loop, and camera permission granted without a prompt. */
+export function fakeCameraFlags(y4mFile: string): string[] {
+  return ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${y4mFile}`];
+}
+
+export interface ChromiumInstance {
+  readonly context: BrowserContext;
+  readonly userDataDir: string;
+  /** Closes the browser and removes its profile directory. */
+  close(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  executable: string;
+  /** A Y4M file for the fake camera; without it, no camera flags are passed. */
+  fakeVideo?: string;
+  viewport?: { width: number; height: number };
+  extraArgs?: string[];
+}
+
+const LAUNCH_TIMEOUT_MS = 30_000;
+
+/** One Chromium with a fresh --user-data-dir (a persistent context on a new temp directory, removed on close). */
+export async function launchChromium(options: LaunchOptions): Promise<ChromiumInstance> {
+  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'palyra-chromium-'));
+  const args = [...CHROMIUM_FLAGS, ...(options.fakeVideo === undefined ? [] : fakeCameraFlags(options.fakeVideo)), ...(options.extraArgs ?? [])];
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: options.executable,
+      headless: true,
+      args,
+      viewport: options.viewport ?? { width: 1280, height: 900 },
+      timeout: LAUNCH_TIMEOUT_MS,
+      ...(options.fakeVideo === undefined ? {} : { permissions: ['camera'] }),
+    });
+  } catch (error) {
+    await rm(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
+  let closed: Promise<void> | null = null;
+  return {
+    context,
+    userDataDir,
+    close() {
+      closed ??= (async () => {
+        try {
+          await context.close();
+        } finally {
+          await rm(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+        }
+      })();
+      return closed;
+    },
+  };
+}
+
+const APP_READY_TIMEOUT_MS = 15_000;
+
+/** Opens the app at its browser-mode URL (with the token) in a new tab, and waits until its navigation shows. */
+export async function openApp(context: BrowserContext, url: string): Promise<Page> {
+  const blank = context.pages().find((p) => p.url() === 'about:blank');
+  const page = blank ?? (await context.newPage());
+  await page.goto(url, { timeout: APP_READY_TIMEOUT_MS });
+  await page.getByTestId('nav-pair').waitFor({ state: 'visible', timeout: APP_READY_TIMEOUT_MS });
+  return page;
+}
+
+/** Goes to one of the app's routes through its navigation, as a person would. */
+export async function navigate(page: Page, route: 'pair' | 'device' | 'gateway' | 'devices' | 'revocation'): Promise<void> {
+  await page.getByTestId(`nav-${route}`).click();
+  await page.waitForFunction((r) => window.location.hash === `#/${r}`, route, { timeout: 5_000 });
+}
+
+let appBuilt: Promise<void> | null = null;
+
+/**
+ * The compiled main process and the built renderer. `npm test` builds main but not the renderer, so a missing
+ * dist/renderer is always built here; a stale one is rebuilt unless PALYRA_SKIP_BUILD=1.
+ */
+export function ensureAppBuilt(): Promise<void> {
+  appBuilt ??= (async () => {
+    await ensureBuilt();
+    await buildIfNeeded(repoRoot, process.env);
+    if (!existsSync(path.join(repoRoot, 'dist/renderer/index.html'))) {
+      await buildIfNeeded(repoRoot, { ...process.env, PALYRA_SKIP_BUILD: '0' });
+    }
+  })();
+  return appBuilt;
+}
+
+export interface BrowserApp {
+  readonly name: string;
+  /** `http://127.0.0.1:PORT/#token=…` as printed on the ready line. */
+  readonly url: string;
+  readonly dir: string;
+  readonly child: ChildProcessWithoutNullStreams;
+  stderr(): string;
+  /** SIGTERM, SIGKILL after a bound, then removes the app's directories. */
+  stop(): Promise<void>;
+}
+
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts `node dist/main/app/browser-main.js` with its own user-data, gateway state and device directories (secrets
+ * in key files, no OS keychain) and waits for its `browser.ready` line.
+ */
+export async function startBrowserApp(name: string): Promise<BrowserApp> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `palyra-e2e-${name}-`));
+  const dirs = { userData: path.join(dir, 'userData'), state: path.join(dir, 'gateway'), device: path.join(dir, 'device') };
+  await Promise.all(Object.values(dirs).map((d) => mkdir(d, { recursive: true, mode: 0o700 })));
+  const inherited = Object.entries(process.env).filter(([key]) => !key.startsWith('PALYRA_'));
+  const env: NodeJS.ProcessEnv = {
+    ...Object.fromEntries(inherited),
+    PALYRA_USER_DATA_DIR: dirs.userData,
+    PALYRA_STATE_DIR: dirs.state,
+    PALYRA_DEVICE_DIR: dirs.device,
+    PALYRA_KEYCHAIN: 'file',
+  };
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/main/app/browser-main.js')], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  let stderr = '';
+  let stdout = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    })();
+    return stopping;
+  };
+
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`${name}: no browser.ready line within ${APP_READY_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      }, APP_READY_TIMEOUT_MS);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${name}: exited (${child.exitCode ?? child.signalCode}) before it was ready\nstderr: ${stderr}`));
+      });
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        for (const line of stdout.split('\n')) {
+          if (!line.startsWith('{')) continue;
+          try {
+            const parsed = JSON.parse(line) as { event?: unknown; url?: unknown };
+            if (parsed.event === 'browser.ready' && typeof parsed.url === 'string') {
+              clearTimeout(timer);
+              resolve(parsed.url);
+            }
+          } catch {
+            // a partial line: wait for the rest
+          }
+        }
+      });
+    });
+    return { name, url, dir, child, stderr: () => stderr, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
