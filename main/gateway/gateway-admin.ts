@@ -328,7 +328,7 @@ export class GatewayAdmin {
 
   async #decide(requestId: string, decision: 'approve' | 'reject', reason?: string): Promise<RequestView> {
     validateRequestId(requestId);
-    if (decision === 'approve') await this.identity.refresh();
+    if (decision === 'approve') await this.identity.refreshIfChanged();
     return this.mutateRuntime((state, now) => {
       const stored = state.requests.get(requestId);
       if (stored === undefined) throw new PalyraError('pairing_request_not_found', `pairing request ${requestId} was not found`);

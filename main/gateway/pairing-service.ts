@@ -113,7 +113,7 @@ export class PairingService {
   async begin(input: BeginInput): Promise<PublicPairingSession> {
     const proof = input.method.proof.trim();
     const codeHash = hashPairingCode(proof);
-    type Outcome = { error: PalyraError } | { record: PairingCodeRecord };
+    type Outcome = { error: PalyraError } | { record: PairingCodeRecord; session: PublicPairingSession };
     const outcome = await this.#admin.mutateRuntime<Outcome>((state, now) => {
       const budget = this.#budget();
       const exhausted = budget.isTripped(now) || state.pinFailuresSinceMint >= PIN_FAILURES_PER_CODE;
@@ -137,26 +137,29 @@ export class PairingService {
       if (record.method !== input.method.kind) {
         return { ops: [], result: { error: new PalyraError('pairing_code_method_mismatch', 'pairing code method does not match request') } };
       }
-      return { ops: [{ op: 'delete_code', code_hash: codeHash }], result: { record } };
+      // The session starts inside the same mutation: if it cannot start, the code is simply not consumed
+      // (REFERENCE.md §3.2 step 4 restores it), and one lock and one audit entry cover the whole Begin.
+      let session: PublicPairingSession;
+      try {
+        session = this.#sessions.start({
+          clientKind: input.clientKind,
+          method: { kind: input.method.kind, proof },
+          now,
+          ...(input.commitment === null ? {} : { deviceX25519Commitment: input.commitment }),
+        });
+      } catch (e) {
+        const err = toPalyraError(e);
+        return { ops: [], result: { error: new PalyraError(err.code, `failed to start pairing session: ${err.message}`, { details: err.details, cause: e }) } };
+      }
+      return {
+        ops: [{ op: 'delete_code', code_hash: codeHash }],
+        result: { record, session },
+        audit: ['pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null }],
+      };
     });
     if ('error' in outcome) throw outcome.error;
-    const { record } = outcome;
-    let session: PublicPairingSession;
-    try {
-      session = this.#sessions.start({
-        clientKind: input.clientKind,
-        method: { kind: input.method.kind, proof },
-        now: this.#clock(),
-        ...(input.commitment === null ? {} : { deviceX25519Commitment: input.commitment }),
-      });
-    } catch (e) {
-      // The code was not used: give it back unless it expired meanwhile (REFERENCE.md §3.2 step 4).
-      await this.#admin.mutateRuntime((_s, now) => ({ ops: isPairingCodeExpired(record, now) ? [] : [{ op: 'put_code', record }], result: undefined }));
-      const err = toPalyraError(e);
-      throw new PalyraError(err.code, `failed to start pairing session: ${err.message}`, { details: err.details, cause: e });
-    }
+    const { record, session } = outcome;
     this.#reserved.set(session.sessionId, { record, proof });
-    await this.#admin.audit('pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null });
     return session;
   }
 
@@ -165,7 +168,7 @@ export class PairingService {
     const reservation = this.#reserved.get(input.sessionId);
     this.#reserved.delete(input.sessionId);
     if (reservation === undefined) throw new PalyraError('pairing_session_not_found', 'pairing session does not have a reserved code');
-    await this.#admin.identity.refresh();
+    await this.#admin.identity.refreshIfChanged();
     let verified;
     try {
       verified = this.#sessions.verify(
