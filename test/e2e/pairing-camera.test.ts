@@ -3,7 +3,8 @@
 //
 //   A hosts the gateway (turned on in its Gateway view) and shows a QR code; that exact pairing URI is drawn into a
 //   Y4M video at test time and becomes B's camera (Chromium's fake capture device). B scans it with its real scanner
-//   (getUserMedia → frame grabber → jsQR in the Web Worker), shows what it scanned, and pairs only after the click
+//   (getUserMedia → frame grabber → zxing-wasm, the default engine, in the Web Worker; its .wasm from the app's own
+//   build, never a CDN), shows what it scanned, and pairs only after the click
 //   on "Pair with this gateway". Both screens show the same six-digit SAS; A approves; both show the device paired
 //   and online; A revokes it in the Devices view; B shows the revoked banner (live, over its open connection).
 //
@@ -121,6 +122,19 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     const video = path.join(videoDir!.dir, 'qr.y4m');
     await writeQrVideo(video, uri!, { width: 640, height: 480, seconds: 2, noise: 6 });
     browserB = await launchChromium({ executable, fakeVideo: video });
+    // Every URL B loads (the worker's included), and every engine its scanner reports (scan-status data-decoder).
+    const requestedByB: string[] = [];
+    browserB.context.on('request', (request) => requestedByB.push(request.url()));
+    await browserB.context.addInitScript(() => {
+      const seen: string[] = [];
+      (window as unknown as { __decoders: string[] }).__decoders = seen;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const value = (r.target as Element).getAttribute('data-decoder');
+          if (value !== null && seen.at(-1) !== value) seen.push(value);
+        }
+      }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-decoder'] });
+    });
     const pageB = await openApp(browserB.context, appB.url);
     const scanStatus = pageB.getByTestId('scan-status');
     expect(await scanStatus.getAttribute('data-state')).toBe('off');
@@ -134,6 +148,13 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     expect((await pageB.getByTestId('scan-gateway-name').textContent())?.trim()).toBe(GATEWAY_NAME);
     expect((await pageB.getByTestId('scan-gateway-addresses').textContent())?.trim()).toBe(listen);
     expect((await pageB.getByTestId('scan-ca-pin').textContent())?.trim()).toBe(caPinOnA);
+    // zxing-wasm decoded it: the only engine the scanner reported, its .wasm loaded from B's own origin, jsQR never
+    // loaded, and nothing requested from anywhere else (a CDN).
+    expect(await pageB.evaluate(() => (window as unknown as { __decoders: string[] }).__decoders)).toEqual(['zxing']);
+    const originB = new URL(appB.url).origin;
+    expect(requestedByB.filter((u) => /\/assets\/zxing_reader-[\w-]+\.wasm$/.test(u) && u.startsWith(`${originB}/`))).toHaveLength(1);
+    expect(requestedByB.filter((u) => /jsQR/i.test(u))).toEqual([]);
+    expect(requestedByB.filter((u) => !u.startsWith(`${originB}/`) && !/^(data|blob):/.test(u))).toEqual([]);
     await shot(pageB, '03-b-scanned');
     // Scanning alone starts nothing: no pairing on B, no request on A until the click.
     expect(await pageB.getByTestId('pairing-status').count()).toBe(0);

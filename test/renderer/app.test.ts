@@ -2,7 +2,9 @@ import { fireEvent, render, screen, waitFor, within } from '@testing-library/sve
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import App from '../../renderer/src/App.svelte';
 import { ERROR_TEXT } from '../../renderer/src/lib/errors.js';
-import { CA_PIN, createFakePalyra, deviceStatus, ipcError, PAIRING_URI, requestView, type FakePalyra } from './fake-palyra.js';
+import { CA_PIN, createFakePalyra, deviceStatus, ipcError, PAIRING_URI, REQUEST_ID, requestView, type FakePalyra } from './fake-palyra.js';
+
+const OTHER_REQUEST_ID = '01J8ZK5A1B2C3D4E5F6G7H8J9M';
 
 let palyra: FakePalyra;
 
@@ -118,5 +120,83 @@ describe('after pairing', () => {
     await waitFor(() => {
       expect(palyra.deviceStatus.mock.calls.length).toBeGreaterThan(before);
     });
+  });
+});
+
+describe('app.openRequests (a request notification or the tray)', () => {
+  function heading(): string | null {
+    return screen.getByRole('heading', { level: 1 }).textContent;
+  }
+
+  function row(requestId: string): HTMLElement | undefined {
+    return screen.queryAllByTestId('request-row').find((r) => r.dataset.requestId === requestId);
+  }
+
+  it('opens the Gateway view and focuses the named request row', async () => {
+    palyra.gatewayListRequests.mockResolvedValue({
+      requests: [requestView({ request_id: OTHER_REQUEST_ID, requested_at_unix_ms: Date.now() - 20_000 }), requestView()],
+    });
+    render(App, { props: { api: palyra } });
+    await navigate('devices');
+    expect(palyra.listenerCount('app.openRequests')).toBe(1);
+
+    palyra.emit('app.openRequests', { request_id: REQUEST_ID });
+
+    await waitFor(() => {
+      expect(heading()).toBe('Gateway');
+    });
+    expect(window.location.hash).toBe('#/gateway');
+    expect(screen.getByTestId('nav-gateway').getAttribute('aria-current')).toBe('page');
+    await waitFor(() => {
+      expect(document.activeElement).toBe(row(REQUEST_ID));
+    });
+    expect(row(OTHER_REQUEST_ID)).toBeDefined();
+  });
+
+  it('waits for a request that is not listed yet, then focuses it', async () => {
+    render(App, { props: { api: palyra } });
+    await waitFor(() => {
+      expect(palyra.gatewayListRequests).toHaveBeenCalled();
+    });
+    // The notification was faster than the request list: the refresh the event triggers brings the request.
+    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView()] });
+
+    palyra.emit('app.openRequests', { request_id: REQUEST_ID });
+
+    await waitFor(() => {
+      expect(document.activeElement).toBe(row(REQUEST_ID));
+    });
+    expect(heading()).toBe('Gateway');
+  });
+
+  it('opens the Gateway view for the tray item (no request id), and for a request that is no longer waiting', async () => {
+    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView()] });
+    render(App, { props: { api: palyra } });
+
+    palyra.emit('app.openRequests', { request_id: null });
+    await waitFor(() => {
+      expect(heading()).toBe('Gateway');
+    });
+    await screen.findByTestId('request-row');
+    expect(document.activeElement).not.toBe(row(REQUEST_ID));
+
+    await navigate('pair');
+    await waitFor(() => {
+      expect(heading()).toBe('Pair this device');
+    });
+    palyra.emit('app.openRequests', { request_id: OTHER_REQUEST_ID });
+    await waitFor(() => {
+      expect(heading()).toBe('Gateway');
+    });
+    await screen.findByTestId('request-row');
+    expect(row(OTHER_REQUEST_ID)).toBeUndefined();
+    expect(document.activeElement).not.toBe(row(REQUEST_ID));
+  });
+
+  it('stops listening when the app is gone', () => {
+    const view = render(App, { props: { api: palyra } });
+    expect(palyra.listenerCount('app.openRequests')).toBe(1);
+    view.unmount();
+    expect(palyra.listenerCount('app.openRequests')).toBe(0);
   });
 });

@@ -1,7 +1,19 @@
-import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import DeviceView from '../../renderer/src/views/DeviceView.svelte';
-import { CA_FINGERPRINT, DEVICE_ID, deviceStatus, FINGERPRINT, installFakePalyra, mockClipboard, uninstallFakePalyra, type FakePalyra } from './fake-palyra.js';
+import {
+  CA_FINGERPRINT,
+  DEVICE_ID,
+  deviceStatus,
+  FINGERPRINT,
+  installFakePalyra,
+  ipcError,
+  mockClipboard,
+  revokedDeviceStatus,
+  uninstallFakePalyra,
+  unpairedDeviceStatus,
+  type FakePalyra,
+} from './fake-palyra.js';
 
 let palyra: FakePalyra;
 
@@ -124,5 +136,110 @@ describe('This device', () => {
 
     await fireEvent.click(screen.getByRole('button', { name: 'Copy gateway CA fingerprint' }));
     expect(writeText).toHaveBeenLastCalledWith(CA_FINGERPRINT);
+  });
+});
+
+describe('This device, revoked', () => {
+  /** Opens the unpair dialog; `accept` confirms it. */
+  async function openUnpair(): Promise<{ dialog: HTMLDialogElement; accept: () => Promise<void> }> {
+    await fireEvent.click(await screen.findByTestId('unpair'));
+    const dialog = screen.getByTestId<HTMLDialogElement>('confirm-dialog');
+    expect(dialog.open).toBe(true);
+    return {
+      dialog,
+      accept: async () => {
+        await fireEvent.click(within(dialog).getByTestId('confirm-accept'));
+      },
+    };
+  }
+
+  async function confirmUnpair(): Promise<HTMLDialogElement> {
+    const { dialog, accept } = await openUnpair();
+    await accept();
+    return dialog;
+  }
+
+  it('shows its identity, the revoked state and Unpair, not "not paired"', async () => {
+    palyra.deviceStatus.mockResolvedValue(revokedDeviceStatus());
+    render(DeviceView);
+
+    expect((await screen.findByTestId('revoked-banner')).textContent).toContain('Then unpair here and pair again');
+    expect(screen.getByTestId('this-device-id').textContent).toBe(DEVICE_ID);
+    expect(screen.getByTestId('this-device-fingerprint').textContent).toContain(FINGERPRINT.slice(0, 4));
+    expect(screen.getByTestId('pairing-state').dataset.state).toBe('revoked');
+    expect(screen.getByText('Office')).toBeTruthy();
+    expect(screen.getByText('gw.example:7444')).toBeTruthy();
+    expect(screen.getByTestId('unpair')).toBeTruthy();
+    expect(screen.queryByTestId('not-paired')).toBeNull();
+    // Nothing about a live connection or a renewal for a certificate the gateway refuses.
+    expect(screen.queryByTestId('connection-state')).toBeNull();
+    expect(screen.queryByTestId('renewal-state')).toBeNull();
+  });
+
+  it('shows the reason and Unpair when the revocation arrives live', async () => {
+    render(DeviceView);
+    await screen.findByTestId('connection-state');
+
+    palyra.deviceStatus.mockResolvedValue(revokedDeviceStatus());
+    palyra.emit('device.event', { type: 'revoked', reason: 'laptop stolen' });
+
+    await waitFor(() => {
+      expect(screen.getByTestId('pairing-state').textContent).toContain('laptop stolen');
+    });
+    expect(screen.getByTestId('revoked-banner').textContent).toContain('laptop stolen');
+    expect(screen.getByTestId('unpair')).toBeTruthy();
+    expect(screen.queryByTestId('not-paired')).toBeNull();
+  });
+
+  it('unpairs after confirmation, says the gateway was not contacted, and then shows the device unpaired', async () => {
+    palyra.deviceStatus.mockResolvedValue(revokedDeviceStatus());
+    render(DeviceView);
+    await screen.findByTestId('revoked-banner');
+    expect(palyra.deviceUnpair).not.toHaveBeenCalled();
+
+    const { dialog, accept } = await openUnpair();
+    expect(dialog.textContent.replace(/\s+/g, ' ')).toContain('The gateway is not contacted: it already refuses this device.');
+    palyra.deviceStatus.mockResolvedValue(unpairedDeviceStatus());
+    await accept();
+    expect(palyra.deviceUnpair).toHaveBeenCalledWith({});
+
+    const notice = await screen.findByTestId('unpair-notice');
+    expect(notice.dataset.tone).toBe('warn');
+    expect(notice.textContent).toContain('The gateway was not contacted');
+    expect(dialog.open).toBe(false);
+    expect(screen.queryByTestId('revoked-banner')).toBeNull();
+    expect(screen.getByTestId('not-paired')).toBeTruthy();
+    expect(screen.queryByTestId('device-error')).toBeNull();
+  });
+
+  it('warns when the gateway could not be told but the local wipe happened', async () => {
+    palyra.deviceUnpair.mockImplementation(() => {
+      palyra.deviceStatus.mockResolvedValue(unpairedDeviceStatus());
+      return Promise.reject(ipcError('unavailable', 'gateway unreachable'));
+    });
+    render(DeviceView);
+
+    const dialog = await confirmUnpair();
+
+    const notice = await screen.findByTestId('unpair-notice');
+    expect(notice.dataset.tone).toBe('warn');
+    expect(notice.textContent).toContain('the gateway could not be told');
+    expect(notice.textContent).toContain('Ask its operator to revoke this device');
+    expect(dialog.open).toBe(false);
+    expect(screen.getByTestId('not-paired')).toBeTruthy();
+    expect(screen.queryByTestId('device-error')).toBeNull();
+  });
+
+  it('reports a failed unpair that left the pairing in place, and keeps the dialog open', async () => {
+    palyra.deviceStatus.mockResolvedValue(revokedDeviceStatus());
+    palyra.deviceUnpair.mockRejectedValue(ipcError('internal', 'disk full'));
+    render(DeviceView);
+
+    const dialog = await confirmUnpair();
+
+    expect((await screen.findByTestId('device-error')).dataset.code).toBe('internal');
+    expect(dialog.open).toBe(true);
+    expect(screen.queryByTestId('unpair-notice')).toBeNull();
+    expect(screen.getByTestId('revoked-banner')).toBeTruthy();
   });
 });

@@ -36,6 +36,27 @@ export function deviceStatus(overrides: Partial<ChannelResult<'device.status'>> 
   };
 }
 
+/** This device after the gateway revoked it, as main reports it: no longer paired, revoked, its identity and gateway kept. */
+export function revokedDeviceStatus(overrides: Partial<ChannelResult<'device.status'>> = {}): ChannelResult<'device.status'> {
+  return deviceStatus({ paired: false, revoked: true, connection: 'offline', ...overrides });
+}
+
+/** This device after an unpair wiped it: no identity, no gateway. */
+export function unpairedDeviceStatus(): ChannelResult<'device.status'> {
+  return deviceStatus({
+    device_id: null,
+    identity_fingerprint: null,
+    paired: false,
+    revoked: false,
+    gateway: null,
+    gateway_name: null,
+    ca_fingerprint: null,
+    pinned_by: null,
+    cert_expires_at_unix_ms: null,
+    connection: 'offline',
+  });
+}
+
 export function gatewayStatus(overrides: Partial<ChannelResult<'gateway.status'>> = {}): ChannelResult<'gateway.status'> {
   return {
     enabled: true,

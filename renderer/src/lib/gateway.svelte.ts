@@ -15,6 +15,11 @@ export interface Notice {
   readonly text: string;
 }
 
+export interface RevealRequest {
+  readonly requestId: string | null;
+  readonly listed: boolean;
+}
+
 /**
  * The gateway this app hosts: its status, the code last minted here, and the requests waiting for a decision,
  * kept live by `gateway.status` and `gateway.event`.
@@ -35,6 +40,11 @@ export class GatewayStore {
   /** Request ids with an approve or reject call in flight. */
   deciding = $state<Record<string, boolean>>({});
   notice = $state<Notice | null>(null);
+  /**
+   * A request to bring into view, from `app.openRequests` (a notification's request id, or null for the list as a
+   * whole); `listed` once the request list has been refreshed for it. The Gateway view scrolls to it and clears it.
+   */
+  reveal = $state.raw<RevealRequest | null>(null);
 
   readonly #api: PalyraApi;
   readonly attach: () => () => void;
@@ -122,6 +132,19 @@ export class GatewayStore {
     } finally {
       this.minting = false;
     }
+  }
+
+  /** Asks the Gateway view to show this request (or the request list), with the list freshly loaded. */
+  async revealRequest(requestId: string | null): Promise<void> {
+    const reveal: RevealRequest = { requestId, listed: false };
+    this.reveal = reveal;
+    await this.refresh();
+    if (this.reveal === reveal) this.reveal = { requestId, listed: true };
+  }
+
+  /** The view has shown `reveal` (a newer one, meanwhile, stays). */
+  revealDone(reveal: RevealRequest): void {
+    if (this.reveal === reveal) this.reveal = null;
   }
 
   clearMinted(): void {
