@@ -138,7 +138,7 @@ async function pairOver(
   const proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : o.target.pin;
   const method = o.target.method === 'pin' ? { pin_code: proof } : { qr_token: proof };
   const beginRequest = { v: PAIRING_PROTOCOL_VERSION, client_kind: o.kind, method, device_x25519_commitment: Buffer.from(x25519Commitment(kx.publicKey)) };
-  const begin = await callUnary<BeginPairingSessionResponse__Output>((md, opts, cb) => client.BeginPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS);
+  const begin = await callUnary<BeginPairingSessionResponse__Output>((md, opts, cb) => client.BeginPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   checkAborted(o.signal);
   const session = {
     sessionId: begin.session_id,
@@ -163,7 +163,7 @@ async function pairOver(
     tls_csr_der: Buffer.from(csrDer),
     tls_csr_signature: Buffer.from(signCsrBinding(identity, hello.sessionId, csrDer)),
   };
-  await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS);
+  await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   const gatewayName = begin.gateway_name === '' ? (o.target.method === 'qr' ? o.target.uri.name : null) : begin.gateway_name;
   emit({ type: 'awaiting_approval', sas, request_id: hello.sessionId, gateway, gateway_name: gatewayName });
 
@@ -176,6 +176,7 @@ async function pairOver(
     const status = await callUnary<GetPairingRequestStatusResponse__Output>(
       (md, opts, cb) => client.GetPairingRequestStatus(statusRequest, md, opts, cb),
       Math.min(STATUS_WAIT_MS, remaining) + RPC_TIMEOUT_MS,
+      o.signal,
     );
     if (status.status === 'rejected') throw new PalyraError('pairing_rejected', `the operator rejected this device${status.reason ? `: ${status.reason}` : ''}`, { details: { reason: status.reason || null } });
     if (status.status === 'expired') throw new PalyraError('pairing_expired');

@@ -36,12 +36,20 @@ export function fromServiceError(e: unknown): PalyraError {
 export function callUnary<Res>(
   invoke: (metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Res) => void) => unknown,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<Res> {
+  if (signal?.aborted === true) return Promise.reject(new PalyraError('cancelled', 'the call was cancelled'));
   return new Promise((resolve, reject) => {
-    invoke(new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
-      if (error !== null) reject(fromServiceError(error));
+    const onAbort = (): void => {
+      if (call !== null && typeof (call as Partial<grpc.ClientUnaryCall>).cancel === 'function') (call as grpc.ClientUnaryCall).cancel();
+    };
+    const call: unknown = invoke(new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (error !== null) reject(signal?.aborted === true ? new PalyraError('cancelled', 'the call was cancelled') : fromServiceError(error));
       else if (response === undefined) reject(new PalyraError('internal', 'empty gRPC response'));
       else resolve(response);
     });
+    // A cancelled call answers CANCELLED through the callback above, so the promise settles once.
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -78,6 +78,32 @@ describe('gateway pairing over TLS', () => {
     expect(gateway.admin.listCodes()).toHaveLength(1); // the code was never presented
   });
 
+  it('cancels a pairing that is waiting for approval without waiting for the long-poll to end', async () => {
+    const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'desktop', issuedBy: 'test', gatewayAddresses: [gateway.listen], gatewayName: null });
+    const uri = parsePairingUri(minted.uri!, { now: Date.now() });
+    const controller = new AbortController();
+    let abortedAt = 0;
+    const pairing = pairDevice({
+      store,
+      target: { method: 'qr', uri },
+      kind: 'desktop',
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.type === 'awaiting_approval') {
+          // Abort once the status long-poll (held up to 25 s by the gateway) is under way.
+          setTimeout(() => {
+            abortedAt = performance.now();
+            controller.abort();
+          }, 200);
+        }
+      },
+    });
+    await expect(pairing).rejects.toMatchObject({ code: 'cancelled' });
+    // Far below the 25 s the long-poll would otherwise hold the call.
+    expect(performance.now() - abortedAt).toBeLessThan(10_000);
+    expect(gateway.admin.listRequests()[0]?.state).toBe('pending_approval');
+  });
+
   it('answers pairing_rejected when the operator rejects', async () => {
     const minted = await gateway.admin.mintCode({ method: 'pin', kind: 'node', issuedBy: 'test', gatewayAddresses: [], gatewayName: null });
     const events: PairingProgress[] = [];
