@@ -11,23 +11,17 @@
  */
 
 import { contextBridge, ipcRenderer } from 'electron';
-import { createPalyraApi, isEventName, PalyraIpcError } from '../main/ipc/contract.js';
+import { createPalyraApi, EventListeners, isEventName, PalyraIpcError } from '../main/ipc/contract.js';
 import type { ChannelName, EventName, IpcEnvelope, PalyraApi } from '../main/ipc/contract.js';
 import { IPC_EVENT_CHANNEL, ipcChannelOf, isIpcEventMessage } from '../main/ipc/electron-ipc.js';
 
 type Listener = (payload: unknown) => void;
 
-const listeners = new Map<EventName, Set<Listener>>();
+const listeners = new EventListeners();
 
 ipcRenderer.on(IPC_EVENT_CHANNEL, (_event: unknown, message: unknown) => {
   if (!isIpcEventMessage(message)) return;
-  for (const listener of [...(listeners.get(message.event) ?? [])]) {
-    try {
-      listener(message.payload);
-    } catch {
-      // One failing listener must not starve the others.
-    }
-  }
+  listeners.emit(message.event, message.payload);
 });
 
 function isEnvelope(value: unknown): value is IpcEnvelope<unknown> {
@@ -52,15 +46,7 @@ const api = createPalyraApi({
   subscribe(event: EventName, listener: Listener): () => void {
     if (!isEventName(event)) throw new TypeError('unknown event');
     if (typeof listener !== 'function') throw new TypeError('listener must be a function');
-    let set = listeners.get(event);
-    if (set === undefined) {
-      set = new Set();
-      listeners.set(event, set);
-    }
-    set.add(listener);
-    return () => {
-      listeners.get(event)?.delete(listener);
-    };
+    return listeners.subscribe(event, listener);
   },
 });
 

@@ -12,7 +12,6 @@
 
 import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { advertisedAddress } from '../cli/commands/pairing.js';
@@ -34,6 +33,7 @@ import type { Keychain } from '../store/keychain.js';
 import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
 import { defaultSettings, normalizeListen, normalizeName, SettingsFile } from './settings.js';
 import type { AppSettings } from './settings.js';
+import { operatorName } from '../cli/operator.js';
 
 export const APP_NAME = 'Palyra Desktop';
 /** The package whose version app.info reports. */
@@ -559,7 +559,7 @@ export class DesktopServices {
       method: args.method,
       kind: args.kind ?? null,
       ...(args.ttl_ms === undefined ? {} : { ttlMs: args.ttl_ms }),
-      issuedBy: operatorName(),
+      issuedBy: operatorName('desktop'),
       gatewayAddresses: listen === null ? [] : [advertisedAddress(listen).address],
       gatewayName: hosted?.name ?? running?.name ?? null,
     });
@@ -607,16 +607,6 @@ function deviceStatusView(status: AgentStatus): ChannelResult<'device.status'> {
   };
 }
 
-function operatorName(): string {
-  let name: string;
-  try {
-    name = os.userInfo().username;
-  } catch {
-    name = process.env.USER ?? process.env.USERNAME ?? '';
-  }
-  const clean = name.replace(/[^\x21-\x7e]/g, '').slice(0, 64);
-  return `desktop:${clean === '' ? 'unknown' : clean}`;
-}
 
 /** This package's version, from the nearest package.json named palyra-desktop above this module (src or dist). */
 async function packageVersion(): Promise<string> {

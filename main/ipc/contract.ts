@@ -300,3 +300,31 @@ export function createPalyraApi(transport: {
   api.on = (event: EventName, listener: (payload: unknown) => void) => transport.subscribe(event, listener);
   return Object.freeze(api) as unknown as PalyraApi;
 }
+
+/** Event listeners by name, shared by preload and the browser adapter: one failing listener never starves the rest. */
+export class EventListeners {
+  readonly #listeners = new Map<EventName, Set<(payload: unknown) => void>>();
+
+  subscribe(event: EventName, listener: (payload: unknown) => void): () => void {
+    let set = this.#listeners.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener);
+    return () => {
+      this.#listeners.get(event)?.delete(listener);
+    };
+  }
+
+  /** Calls every listener of `event`; a listener's exception goes to `onError` instead of the other listeners. */
+  emit(event: EventName, payload: unknown, onError: (error: unknown) => void = () => undefined): void {
+    for (const listener of [...(this.#listeners.get(event) ?? [])]) {
+      try {
+        listener(payload);
+      } catch (error) {
+        onError(error);
+      }
+    }
+  }
+}

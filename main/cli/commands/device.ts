@@ -26,6 +26,7 @@ import type { CliContext, CommandGroup } from '../context.js';
 import { runGroup } from '../context.js';
 import { EXIT_OK, formatTimestamp } from '../output.js';
 import { defaultDeviceDir } from '../paths.js';
+import { shutdownSignal } from '../signals.js';
 
 export const DEVICE_DIR_ENV = 'PALYRA_DEVICE_DIR';
 export const KEYCHAIN_ENV = 'PALYRA_KEYCHAIN';
@@ -291,23 +292,6 @@ ${DEVICE_OPTIONS_HELP}
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
-/** Resolves on the first SIGINT or SIGTERM; `dispose` removes the handlers. */
-function shutdownSignal(): { received: Promise<NodeJS.Signals>; dispose: () => void } {
-  let resolve: (signal: NodeJS.Signals) => void = () => undefined;
-  const received = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  const onSignal = (signal: NodeJS.Signals): void => {
-    resolve(signal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    received,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
 
 /** What ends a run besides a signal, as the error it exits with. */
 function terminalError(event: AgentEvent): PalyraError | null {

@@ -10,6 +10,7 @@ import { GLOBAL_OPTIONS_HELP, parseOptionValue, usageError } from '../args.js';
 import type { CliContext, CommandGroup } from '../context.js';
 import { chooseKeychain, resolveStateDir, runGroup } from '../context.js';
 import { EXIT_OK } from '../output.js';
+import { shutdownSignal } from '../signals.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7444';
 export const INSECURE_OPT_OUT_ENV = 'PALYRA_ALLOW_INSECURE_NODE_RPC_WITHOUT_MTLS';
@@ -57,23 +58,6 @@ export function parseBooleanEnv(env: NodeJS.ProcessEnv, name: string, command: s
   throw usageError(`environment variable ${name} must be 'true' or 'false' (got '${value.slice(0, 32)}')`, command);
 }
 
-/** Resolves on the first SIGINT or SIGTERM; `dispose` removes the handlers. */
-function shutdownSignal(): { received: Promise<NodeJS.Signals>; dispose: () => void } {
-  let resolve: (signal: NodeJS.Signals) => void = () => undefined;
-  const received = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  const onSignal = (signal: NodeJS.Signals): void => {
-    resolve(signal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    received,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
 
 async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<number> {
   const command = RUN_SPEC.name;

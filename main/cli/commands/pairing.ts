@@ -21,6 +21,7 @@ import type { CliContext, CommandGroup } from '../context.js';
 import { openAdmin, resolveStateDir, runGroup } from '../context.js';
 import { EXIT_OK, formatExpiry, formatTable, formatTimestamp } from '../output.js';
 import { renderBigDigits, renderQr } from '../qr-terminal.js';
+import { operatorName } from '../operator.js';
 
 // --- the shapes CLI.md promises ----------------------------------------------------------------------------------
 
@@ -118,16 +119,6 @@ export function advertisedAddress(listen: string): { address: string; loopback: 
   }
 }
 
-function operatorName(): string {
-  let name: string;
-  try {
-    name = os.userInfo().username;
-  } catch {
-    name = process.env.USER ?? process.env.USERNAME ?? '';
-  }
-  const clean = name.replace(/[^\x21-\x7e]/g, '').slice(0, 64);
-  return `cli:${clean === '' ? 'unknown' : clean}`;
-}
 
 async function runCode(args: ParsedCommand, context: CliContext): Promise<number> {
   const command = CODE_SPEC.name;
@@ -163,7 +154,7 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
     method,
     kind,
     ...(ttlMs === undefined ? {} : { ttlMs }),
-    issuedBy: operatorName(),
+    issuedBy: operatorName('cli'),
     gatewayAddresses: addresses,
     gatewayName: running?.name ?? null,
   });

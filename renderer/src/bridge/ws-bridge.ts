@@ -10,7 +10,7 @@
  * Imports only the contract and browser globals.
  */
 
-import { createPalyraApi, isEventName } from '../../../main/ipc/contract.js';
+import { createPalyraApi, EventListeners, isEventName } from '../../../main/ipc/contract.js';
 import type { ChannelName, EventName, IpcEnvelope, PalyraApi } from '../../../main/ipc/contract.js';
 
 /** Close code the host uses for a missing or wrong token. */
@@ -55,7 +55,7 @@ function isEnvelope(value: unknown): value is IpcEnvelope<unknown> {
 export function createWebSocketTransport(options: WebSocketTransportOptions): WebSocketTransport {
   const Ctor = options.WebSocket ?? globalThis.WebSocket;
   const reconnect = options.reconnect ?? true;
-  const listeners = new Map<EventName, Set<(payload: unknown) => void>>();
+  const listeners = new EventListeners();
   /** Calls sent on the current socket, by id. */
   const inFlight = new Map<string, (envelope: IpcEnvelope<unknown>) => void>();
   /** Calls waiting for an authenticated socket. */
@@ -96,13 +96,9 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   };
 
   const dispatchEvent = (event: EventName, payload: unknown): void => {
-    for (const listener of [...(listeners.get(event) ?? [])]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        console.error(`palyra: a listener of ${event} threw`, error);
-      }
-    }
+    listeners.emit(event, payload, (error) => {
+      console.error(`palyra: a listener of ${event} threw`, error);
+    });
   };
 
   const onMessage = (data: unknown): void => {
@@ -179,15 +175,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       });
     },
     subscribe(event: EventName, listener: (payload: unknown) => void): () => void {
-      let set = listeners.get(event);
-      if (set === undefined) {
-        set = new Set();
-        listeners.set(event, set);
-      }
-      set.add(listener);
-      return () => {
-        listeners.get(event)?.delete(listener);
-      };
+      return listeners.subscribe(event, listener);
     },
     close(): void {
       closed = true;
