@@ -133,6 +133,7 @@ export const ERROR_CATALOGUE = {
   pairing_request_not_approved: entry('FAILED_PRECONDITION', 'pairing request is not approved'),
   device_identity_missing: entry('FAILED_PRECONDITION', 'no device identity is stored for this device directory'),
   certificate_expired: entry('FAILED_PRECONDITION', 'the device certificate has expired; pair this device again'),
+  remote_admin_requires_mtls: entry('FAILED_PRECONDITION', 'remote administration requires mTLS'),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

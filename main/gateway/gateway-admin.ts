@@ -397,6 +397,33 @@ export class GatewayAdmin {
     if (!(await this.mutateIdentity((m) => m.clearRevokedDevice(deviceId)))) throw new PalyraError('not_found', `device ${deviceId} is not revoked`);
   }
 
+  /**
+   * Grants a paired device the 'admin' role: it may then call palyra.admin.v1.GatewayAdmin over mTLS. Not paired →
+   * `device_not_paired`. Returns the device as `listDevices` shows it.
+   */
+  async grantAdmin(deviceId: string): Promise<DeviceView> {
+    return this.#setAdmin(deviceId, true);
+  }
+
+  /** Withdraws the 'admin' role (a running gateway ends the device's admin streams at once). Not paired → `device_not_paired`. */
+  async revokeAdmin(deviceId: string): Promise<DeviceView> {
+    return this.#setAdmin(deviceId, false);
+  }
+
+  async #setAdmin(deviceId: string, granted: boolean): Promise<DeviceView> {
+    validateCanonicalId(deviceId);
+    await this.mutateIdentity((m) => m.setDeviceRole(deviceId, 'admin', granted));
+    const device = this.listDevices().devices.find((d) => d.device_id === deviceId && d.status === 'paired');
+    if (device === undefined) throw new PalyraError('device_not_paired', `device ${deviceId} is not paired`);
+    return device;
+  }
+
+  /** Whether the device is paired, not banned, and holds the 'admin' role (as of the last loaded state). */
+  isAdmin(deviceId: string): boolean {
+    const device = this.identity.pairedDevice(deviceId);
+    return device !== undefined && !this.identity.isDeviceRevoked(deviceId) && device.roles.includes('admin');
+  }
+
   async #dropNode(deviceId: string): Promise<void> {
     await this.mutateRuntime((state) => ({ ops: state.nodes.has(deviceId) ? [{ op: 'delete_node', device_id: deviceId }] : [], result: undefined }));
   }

@@ -16,9 +16,11 @@ import * as grpc from '@grpc/grpc-js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { formatHostPort, isIpv4Literal, isIpv6Literal } from '../core/pairing-uri.js';
 import type { Keychain } from '../store/keychain.js';
+import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
 import type { NodeEventRequest__Output, NodeEventResponse } from '../rpc/node-service.js';
 import { TlsListener } from '../rpc/tls-listener.js';
+import { AdminRpc } from './admin-rpc.js';
 import { CapabilityDispatcher } from './capabilities.js';
 import type { CapabilityResult } from './capabilities.js';
 import { GatewayAdmin } from './gateway-admin.js';
@@ -103,6 +105,8 @@ export class Gateway {
   #paired = new Set<string>();
   #revoked = new Set<string>();
   readonly #rotationGrace = new Map<string, number>();
+  /** palyra.admin.v1.GatewayAdmin on the same port (remote administration by 'admin' devices). */
+  #adminRpc: AdminRpc | null = null;
 
   private constructor(o: {
     admin: GatewayAdmin;
@@ -194,6 +198,20 @@ export class Gateway {
         },
       }),
     );
+    const adminRpc = new AdminRpc({
+      admin,
+      mtlsRequired: gateway.mtlsRequired,
+      events: gateway.events,
+      gatewayAddress: () => gateway.listen,
+      gatewayName: options.name,
+      liveNodes: () => gateway.liveNodes(),
+      clock,
+      log: (line) => {
+        log(line);
+      },
+    });
+    gateway.#adminRpc = adminRpc;
+    server.addService(GatewayAdminService, adminRpc.handlers);
     gateway.#snapshotKnown();
     admin.onChange((change) => {
       gateway.#onStateChange(change);
@@ -343,7 +361,11 @@ export class Gateway {
   }
 
   #onStateChange(change: { identity: boolean; runtime: boolean }): void {
-    if (change.identity) this.#enforceRevocation();
+    if (change.identity) {
+      // Before anything else: a device that lost the admin role (or was revoked) must not see the events below.
+      this.#adminRpc?.enforce();
+      this.#enforceRevocation();
+    }
     if (change.runtime) {
       for (const request of this.admin.listRequests()) {
         const before = this.#knownRequests.get(request.request_id);
@@ -437,6 +459,7 @@ export class Gateway {
     for (const t of this.#timers) clearTimeout(t);
     this.#watcher?.close();
     this.dispatcher.cancelAll('gateway is stopping');
+    this.#adminRpc?.close(new PalyraError('unavailable', 'gateway is stopping'));
     for (const live of this.#live.values()) for (const stream of live.streams) stream.destroy(toServiceError(new PalyraError('unavailable', 'gateway is stopping')));
     await this.#listener.close(1000);
     this.#grpc.forceShutdown();

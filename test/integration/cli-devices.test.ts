@@ -16,6 +16,7 @@ const DEVICE_KEYS = [
   'cert_expires_at_unix_ms',
   'last_seen_at_unix_ms',
   'capabilities',
+  'roles',
 ];
 
 interface DeviceJson {
@@ -27,6 +28,7 @@ interface DeviceJson {
   cert_expires_at_unix_ms: number | null;
   last_seen_at_unix_ms: number | null;
   capabilities: string[];
+  roles: string[];
 }
 
 interface ListJson {
@@ -84,6 +86,7 @@ describe('palyra devices', () => {
         cert_expires_at_unix_ms: d.expiresAt,
         last_seen_at_unix_ms: null,
         capabilities: [],
+        roles: [],
       });
     }
     const text = await runCli(['devices', 'list', '--state-dir', stateDir]);
@@ -153,7 +156,43 @@ describe('palyra devices', () => {
       cert_expires_at_unix_ms: null,
       last_seen_at_unix_ms: null,
       capabilities: [],
+      roles: [],
     });
+  });
+
+  it('grants and withdraws the admin role; list shows it; a device that is not paired is device_not_paired (exit 1)', async () => {
+    const { stateDir, devices } = await stateWithDevices(2);
+    const id = devices[0]!.verified.deviceId;
+    const granted = await runCliJson(['devices', 'grant-admin', id, '--state-dir', stateDir]);
+    expect(granted.code).toBe(0);
+    expect(Object.keys(granted.json as object)).toEqual(DEVICE_KEYS);
+    expect(granted.json).toMatchObject({ device_id: id, status: 'paired', roles: ['admin'] });
+    const again = await runCliJson(['devices', 'grant-admin', id, '--state-dir', stateDir]);
+    expect(again.json).toMatchObject({ roles: ['admin'] });
+    const listed = await list(stateDir);
+    expect(listed.devices.find((d) => d.device_id === id)?.roles).toEqual(['admin']);
+    expect(listed.devices.find((d) => d.device_id === devices[1]!.verified.deviceId)?.roles).toEqual([]);
+    const text = await runCli(['devices', 'list', '--state-dir', stateDir]);
+    expect(text.stdout).toMatch(new RegExp(`${id}\\s+\\S+\\s+paired\\s+admin\\s`));
+    expect(text.stdout).toMatch(/\bROLES\b/);
+
+    const withdrawn = await runCliJson(['devices', 'revoke-admin', id, '--state-dir', stateDir]);
+    expect(withdrawn.code).toBe(0);
+    expect(withdrawn.json).toMatchObject({ device_id: id, status: 'paired', roles: [] });
+    expect((await list(stateDir)).devices.find((d) => d.device_id === id)?.roles).toEqual([]);
+
+    const stranger = newUlid(Date.now());
+    for (const sub of ['grant-admin', 'revoke-admin']) {
+      const notPaired = await runCli(['devices', sub, stranger, '--state-dir', stateDir]);
+      expect({ sub, code: notPaired.code }).toEqual({ sub, code: 1 });
+      expect(notPaired.stderr).toMatch(/^error\[device_not_paired\]: /);
+      const missing = await runCli(['devices', sub, '--state-dir', stateDir]);
+      expect({ sub, code: missing.code }).toEqual({ sub, code: 2 });
+    }
+    // Revoking the device takes the role with it.
+    expect((await runCli(['devices', 'grant-admin', id, '--state-dir', stateDir])).code).toBe(0);
+    expect((await runCli(['devices', 'revoke', id, '--state-dir', stateDir])).code).toBe(0);
+    expect((await list(stateDir)).devices.find((d) => d.device_id === id)).toMatchObject({ status: 'revoked', roles: [] });
   });
 
   it('reports malformed (exit 1) and missing (exit 2) device ids', async () => {

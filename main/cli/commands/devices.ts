@@ -25,6 +25,7 @@ export interface DeviceOutput {
   cert_expires_at_unix_ms: number | null;
   last_seen_at_unix_ms: number | null;
   capabilities: string[];
+  roles: string[];
 }
 
 export function deviceOutput(d: DeviceView): DeviceOutput {
@@ -37,6 +38,7 @@ export function deviceOutput(d: DeviceView): DeviceOutput {
     cert_expires_at_unix_ms: d.cert_expires_at_unix_ms,
     last_seen_at_unix_ms: d.last_seen_at_unix_ms,
     capabilities: [...d.capabilities],
+    roles: [...d.roles],
   };
 }
 
@@ -56,7 +58,7 @@ const LIST_SPEC: CommandSpec = {
 Lists paired and revoked (banned) devices, and the revoked certificate fingerprints.
 
 With --json: {"devices":[{"device_id","client_kind","status":"paired|revoked","identity_fingerprint",
-"certificate_fingerprint","cert_expires_at_unix_ms","last_seen_at_unix_ms","capabilities":[…]}],
+"certificate_fingerprint","cert_expires_at_unix_ms","last_seen_at_unix_ms","capabilities":[…],"roles":[…]}],
 "revoked_certificate_fingerprints":[…]}
 
 ${GLOBAL_OPTIONS_HELP}`,
@@ -76,11 +78,12 @@ async function runList(args: ParsedCommand, context: CliContext): Promise<number
     out.line(`Devices (${devices.length}):`);
     out.line(
       formatTable(
-        ['DEVICE_ID', 'KIND', 'STATUS', 'IDENTITY', 'CERT_EXPIRES', 'LAST_SEEN', 'CAPABILITIES'],
+        ['DEVICE_ID', 'KIND', 'STATUS', 'ROLES', 'IDENTITY', 'CERT_EXPIRES', 'LAST_SEEN', 'CAPABILITIES'],
         devices.map((d) => [
           d.device_id,
           d.client_kind ?? '-',
           d.status === 'revoked' && d.revoked_reason !== null ? `revoked (${d.revoked_reason})` : d.status,
+          d.roles.length === 0 ? '-' : d.roles.join(','),
           shortFingerprint(d.identity_fingerprint),
           formatTimestamp(d.cert_expires_at_unix_ms),
           formatTimestamp(d.last_seen_at_unix_ms),
@@ -172,6 +175,57 @@ async function runUnban(args: ParsedCommand, context: CliContext): Promise<numbe
   return EXIT_OK;
 }
 
+// --- devices grant-admin / revoke-admin ---------------------------------------------------------------------------
+
+const GRANT_ADMIN_SPEC: CommandSpec = {
+  name: 'devices grant-admin',
+  options: {},
+  positionals: [{ name: 'DEVICE_ID', required: true }],
+  help: `Usage: palyra devices grant-admin DEVICE_ID
+
+Gives a paired device the admin role: with its mTLS certificate it may then administer this gateway remotely
+(palyra.admin.v1.GatewayAdmin on the gateway port). A device that is not paired fails with error[device_not_paired]
+(exit 1). Revoking or removing the device drops the role with it.
+
+With --json: the device after the change, as 'devices list --json' shows it.
+
+${GLOBAL_OPTIONS_HELP}`,
+};
+
+async function runGrantAdmin(args: ParsedCommand, context: CliContext): Promise<number> {
+  const deviceId = args.requiredPositional('DEVICE_ID');
+  const { admin } = await openAdmin(args, context);
+  const device = await admin.grantAdmin(deviceId);
+  const { out } = context;
+  if (out.json) out.document(deviceOutput(device));
+  else out.line(`Granted the admin role to device ${deviceId}; it may now administer this gateway over mTLS.`);
+  return EXIT_OK;
+}
+
+const REVOKE_ADMIN_SPEC: CommandSpec = {
+  name: 'devices revoke-admin',
+  options: {},
+  positionals: [{ name: 'DEVICE_ID', required: true }],
+  help: `Usage: palyra devices revoke-admin DEVICE_ID
+
+Withdraws a paired device's admin role. A running gateway refuses its next admin call and ends its event watch at
+once; the device stays paired. A device that is not paired fails with error[device_not_paired] (exit 1).
+
+With --json: the device after the change, as 'devices list --json' shows it.
+
+${GLOBAL_OPTIONS_HELP}`,
+};
+
+async function runRevokeAdmin(args: ParsedCommand, context: CliContext): Promise<number> {
+  const deviceId = args.requiredPositional('DEVICE_ID');
+  const { admin } = await openAdmin(args, context);
+  const device = await admin.revokeAdmin(deviceId);
+  const { out } = context;
+  if (out.json) out.document(deviceOutput(device));
+  else out.line(`Withdrew the admin role from device ${deviceId}; it stays paired.`);
+  return EXIT_OK;
+}
+
 export const DEVICES_GROUP: CommandGroup = {
   name: 'devices',
   help: `Usage: palyra devices <command> [options]
@@ -183,6 +237,8 @@ Commands:
   revoke   ban a device and revoke its certificates
   remove   unpair a device (no ban; it may pair again)
   unban    lift a device's ban
+  grant-admin    give a paired device the admin role (remote administration)
+  revoke-admin   withdraw a device's admin role
 
 Run 'palyra devices <command> --help' for a command's options.
 
@@ -192,6 +248,8 @@ ${GLOBAL_OPTIONS_HELP}`,
     revoke: { spec: REVOKE_SPEC, run: runRevoke },
     remove: { spec: REMOVE_SPEC, run: runRemove },
     unban: { spec: UNBAN_SPEC, run: runUnban },
+    'grant-admin': { spec: GRANT_ADMIN_SPEC, run: runGrantAdmin },
+    'revoke-admin': { spec: REVOKE_ADMIN_SPEC, run: runRevokeAdmin },
   },
 };
 

@@ -101,6 +101,7 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   capability_denied: 'The device refused that capability.',
   device_identity_missing: 'This device has no identity yet.',
   certificate_expired: "This device's certificate has expired. Pair this device again.",
+  remote_admin_requires_mtls: 'Remote administration needs the gateway to require mTLS; it is off on this gateway.',
 };
 
 const FALLBACK_TEXT = 'Something went wrong.';
