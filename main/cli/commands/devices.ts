@@ -15,6 +15,7 @@ import { GLOBAL_OPTIONS_HELP } from '../args.js';
 import type { CliContext, CommandGroup } from '../context.js';
 import { openAdmin, runGroup } from '../context.js';
 import { EXIT_OK, formatTable, formatTimestamp } from '../output.js';
+import { REMOTE_ADMIN_HELP, REMOTE_ADMIN_OPTIONS, chooseAdminTarget, withRemote } from '../remote-admin.js';
 
 export interface DeviceOutput {
   device_id: string;
@@ -51,7 +52,7 @@ function shortFingerprint(fingerprint: string | null): string {
 
 const LIST_SPEC: CommandSpec = {
   name: 'devices list',
-  options: {},
+  options: { ...REMOTE_ADMIN_OPTIONS },
   positionals: [],
   help: `Usage: palyra devices list
 
@@ -61,12 +62,15 @@ With --json: {"devices":[{"device_id","client_kind","status":"paired|revoked","i
 "certificate_fingerprint","cert_expires_at_unix_ms","last_seen_at_unix_ms","capabilities":[…],"roles":[…]}],
 "revoked_certificate_fingerprints":[…]}
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
 async function runList(args: ParsedCommand, context: CliContext): Promise<number> {
-  const { admin } = await openAdmin(args, context);
-  const { devices, revoked_certificate_fingerprints: revoked } = admin.listDevices();
+  const remote = await chooseAdminTarget(args, context);
+  const { devices, revoked_certificate_fingerprints: revoked } =
+    remote === null ? (await openAdmin(args, context)).admin.listDevices() : await withRemote(remote, (r) => r.listDevices());
   const { out } = context;
   if (out.json) {
     out.document({ devices: devices.map(deviceOutput), revoked_certificate_fingerprints: [...revoked] });
@@ -100,7 +104,7 @@ async function runList(args: ParsedCommand, context: CliContext): Promise<number
 
 const REVOKE_SPEC: CommandSpec = {
   name: 'devices revoke',
-  options: { reason: { type: 'string' } },
+  options: { reason: { type: 'string' }, ...REMOTE_ADMIN_OPTIONS },
   positionals: [{ name: 'DEVICE_ID', required: true }],
   help: `Usage: palyra devices revoke DEVICE_ID [--reason TEXT]
 
@@ -112,14 +116,23 @@ Options:
 
 With --json: the device after the change, as 'devices list --json' shows it (status "revoked").
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
 async function runRevoke(args: ParsedCommand, context: CliContext): Promise<number> {
   const deviceId = args.requiredPositional('DEVICE_ID');
-  const { admin } = await openAdmin(args, context);
-  await admin.revokeDevice(deviceId, args.string('reason') ?? '');
-  const device = admin.listDevices().devices.find((d) => d.device_id === deviceId && d.status === 'revoked');
+  const reason = args.string('reason') ?? '';
+  const remote = await chooseAdminTarget(args, context);
+  let device: DeviceView | undefined;
+  if (remote === null) {
+    const { admin } = await openAdmin(args, context);
+    await admin.revokeDevice(deviceId, reason);
+    device = admin.listDevices().devices.find((d) => d.device_id === deviceId && d.status === 'revoked');
+  } else {
+    device = await withRemote(remote, (r) => r.revokeDevice(deviceId, reason));
+  }
   if (device === undefined) throw new PalyraError('internal', `device ${deviceId} was revoked but is not listed as revoked`);
   const { out } = context;
   if (out.json) out.document(deviceOutput(device));
@@ -129,7 +142,7 @@ async function runRevoke(args: ParsedCommand, context: CliContext): Promise<numb
 
 const REMOVE_SPEC: CommandSpec = {
   name: 'devices remove',
-  options: {},
+  options: { ...REMOTE_ADMIN_OPTIONS },
   positionals: [{ name: 'DEVICE_ID', required: true }],
   help: `Usage: palyra devices remove DEVICE_ID
 
@@ -138,13 +151,16 @@ paired fails with error[not_found] (exit 1).
 
 With --json: {"device_id":"…","status":"removed"}
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
 async function runRemove(args: ParsedCommand, context: CliContext): Promise<number> {
   const deviceId = args.requiredPositional('DEVICE_ID');
-  const { admin } = await openAdmin(args, context);
-  await admin.removeDevice(deviceId);
+  const remote = await chooseAdminTarget(args, context);
+  if (remote === null) await (await openAdmin(args, context)).admin.removeDevice(deviceId);
+  else await withRemote(remote, (r) => r.removeDevice(deviceId));
   const { out } = context;
   if (out.json) out.document({ device_id: deviceId, status: 'removed' });
   else out.line(`Removed device ${deviceId}; its certificates are revoked and it may pair again.`);
@@ -153,7 +169,7 @@ async function runRemove(args: ParsedCommand, context: CliContext): Promise<numb
 
 const UNBAN_SPEC: CommandSpec = {
   name: 'devices unban',
-  options: {},
+  options: { ...REMOTE_ADMIN_OPTIONS },
   positionals: [{ name: 'DEVICE_ID', required: true }],
   help: `Usage: palyra devices unban DEVICE_ID
 
@@ -162,13 +178,16 @@ with error[not_found] (exit 1).
 
 With --json: {"device_id":"…","status":"unbanned"}
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
 async function runUnban(args: ParsedCommand, context: CliContext): Promise<number> {
   const deviceId = args.requiredPositional('DEVICE_ID');
-  const { admin } = await openAdmin(args, context);
-  await admin.unbanDevice(deviceId);
+  const remote = await chooseAdminTarget(args, context);
+  if (remote === null) await (await openAdmin(args, context)).admin.unbanDevice(deviceId);
+  else await withRemote(remote, (r) => r.unbanDevice(deviceId));
   const { out } = context;
   if (out.json) out.document({ device_id: deviceId, status: 'unbanned' });
   else out.line(`Unbanned device ${deviceId}; it may pair again.`);

@@ -13,7 +13,7 @@ import { parseTtl } from '../../core/pairing-codes.js';
 import type { PairingMethodKind } from '../../core/pairing-codes.js';
 import { PAIRING_REQUEST_STATES } from '../../core/pairing-requests.js';
 import { formatHostPort, parseHostPort } from '../../core/pairing-uri.js';
-import type { CodeView, RequestView } from '../../gateway/gateway-admin.js';
+import type { CodeView, MintedCode, RequestView } from '../../gateway/gateway-admin.js';
 import { readRunningGateway } from '../../gateway/gateway-info.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import { GLOBAL_OPTIONS_HELP, oneOf, parseOptionValue, usageError } from '../args.js';
@@ -22,6 +22,8 @@ import { openAdmin, resolveStateDir, runGroup } from '../context.js';
 import { EXIT_OK, formatExpiry, formatTable, formatTimestamp } from '../output.js';
 import { renderBigDigits, renderQr } from '../qr-terminal.js';
 import { operatorName } from '../operator.js';
+import type { RemoteAdmin } from '../remote-admin.js';
+import { REMOTE_ADMIN_HELP, REMOTE_ADMIN_OPTIONS, chooseAdminTarget, withRemote } from '../remote-admin.js';
 
 // --- the shapes CLI.md promises ----------------------------------------------------------------------------------
 
@@ -75,6 +77,8 @@ const CODE_SPEC: CommandSpec = {
     ttl: { type: 'string' },
     kind: { type: 'string' },
     gateway: { type: 'string', multiple: true },
+    'device-dir': { type: 'string' },
+    keychain: { type: 'string' },
   },
   positionals: [],
   help: `Usage: palyra pairing code [--method qr|pin] [--ttl 10m] [--kind desktop|node|cli] [--gateway HOST:PORT]
@@ -89,6 +93,13 @@ Options:
   --kind desktop|node|cli    the kind of device the code is meant for (default: any; a QR URI then says desktop)
   --gateway HOST:PORT        gateway address written into the QR URI; repeatable or comma-separated
                              (default: the listen address of the gateway running on the state directory)
+
+Remote gateway (instead of the state directory):
+  --device-dir DIR           mint the code on the gateway this admin device is paired with, over mTLS with its
+                             identity (the device needs the admin role: 'palyra devices grant-admin ID' on the
+                             gateway host); --gateway HOST:PORT is then the gateway to dial and the address written
+                             into the QR URI (default: the first gateway address stored in the device dir)
+  --keychain os|file         where the device's secrets live (default os; env PALYRA_KEYCHAIN=file forces file)
 
 With --json: {"method":"qr|pin","code":"<token or PIN>","uri":"palyra://pair?…" or null for a PIN,
 "expires_at_unix_ms":N}
@@ -133,6 +144,9 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
     return parseOptionValue('--gateway', command, () => formatHostPort(parseHostPort(entry.trim())));
   });
 
+  const remote = await chooseAdminTarget(args, context, { gatewayHasLocalMeaning: true });
+  if (remote !== null) return withRemote(remote, (r) => runRemoteCode(r, { method, kind, ttlMs }, context));
+
   const stateDir = resolveStateDir(args, context.env);
   const running = await readRunningGateway(stateDir);
   let addresses = explicitAddresses;
@@ -160,6 +174,29 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
   });
 
   const { out } = context;
+  await printMinted(minted, addresses[0], context);
+  if (out.json) return EXIT_OK;
+  if (running === null) out.note(`note: no gateway is running on ${stateDir}; start one with 'palyra gateway run' before pairing`);
+  else if (loopbackOnly) out.note(`note: the gateway listens on ${running.listen} (loopback): only this machine can reach it`);
+  return EXIT_OK;
+}
+
+async function runRemoteCode(
+  remote: RemoteAdmin,
+  options: { method: 'qr' | 'pin'; kind: ClientKind | null; ttlMs: number | undefined },
+  context: CliContext,
+): Promise<number> {
+  const minted = await remote.mintCode({
+    method: options.method,
+    kind: options.kind,
+    ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+    gatewayAddresses: [remote.address],
+  });
+  return printMinted(minted, remote.address, context);
+}
+
+async function printMinted(minted: MintedCode, gateway: string | undefined, context: CliContext): Promise<number> {
+  const { out } = context;
   if (out.json) {
     out.document({ method: minted.method, code: minted.code, uri: minted.uri, expires_at_unix_ms: minted.expires_at_unix_ms });
     return EXIT_OK;
@@ -175,11 +212,8 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
     out.line();
     out.line(`PIN ${minted.code}`);
     out.line(`Single-use PIN, ${expiry}.`);
-    const gateway = addresses[0];
     if (gateway !== undefined) out.line(`On the device: palyra device pair --pin ${minted.code} --gateway ${gateway}`);
   }
-  if (running === null) out.note(`note: no gateway is running on ${stateDir}; start one with 'palyra gateway run' before pairing`);
-  else if (loopbackOnly) out.note(`note: the gateway listens on ${running.listen} (loopback): only this machine can reach it`);
   return EXIT_OK;
 }
 
@@ -187,7 +221,7 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
 
 const LIST_SPEC: CommandSpec = {
   name: 'pairing list',
-  options: { state: { type: 'string' } },
+  options: { state: { type: 'string' }, ...REMOTE_ADMIN_OPTIONS },
   positionals: [],
   help: `Usage: palyra pairing list [--state pending_approval|approved|rejected|completed|expired]
 
@@ -197,22 +231,36 @@ requests in that state. Compare a request's SAS with the one the device shows be
 With --json: {"codes":[{"method","expires_at_unix_ms","kind"}],"requests":[{"request_id","device_id","client_kind",
 "state","method","sas","identity_fingerprint","requested_at_unix_ms","reason"}]}
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
 };
 
 async function runList(args: ParsedCommand, context: CliContext): Promise<number> {
   const stateText = args.string('state');
   const state = stateText === undefined ? undefined : oneOf('--state', stateText, PAIRING_REQUEST_STATES, LIST_SPEC.name);
-  const { admin } = await openAdmin(args, context);
-  const codes = admin.listCodes();
-  const requests = admin.listRequests(state === undefined ? {} : { state });
+  const filter = state === undefined ? {} : { state };
+  const remote = await chooseAdminTarget(args, context);
+  let codes: CodeView[];
+  let requests: RequestView[];
+  if (remote === null) {
+    const { admin } = await openAdmin(args, context);
+    codes = admin.listCodes();
+    requests = admin.listRequests(filter);
+  } else {
+    // The remote service does not list pairing codes: report none, and say so in text mode.
+    codes = [];
+    requests = await withRemote(remote, (r) => r.listRequests(filter));
+  }
   const { out } = context;
   if (out.json) {
     out.document({ codes: codes.map(codeOutput), requests: requests.map(requestOutput) });
     return EXIT_OK;
   }
   const now = Date.now();
-  if (codes.length === 0) {
+  if (remote !== null) {
+    out.note(`note: the remote gateway ${remote.address} does not list its active pairing codes; run 'palyra pairing list' on the gateway host to see them`);
+  } else if (codes.length === 0) {
     out.line('No active pairing codes.');
   } else {
     out.line(`Active pairing codes (${codes.length}):`);
@@ -223,7 +271,7 @@ async function runList(args: ParsedCommand, context: CliContext): Promise<number
       ),
     );
   }
-  out.line();
+  if (remote === null) out.line();
   if (requests.length === 0) {
     out.line(state === undefined ? 'No pairing requests.' : `No pairing requests in state ${state}.`);
   } else {
@@ -256,7 +304,7 @@ function decisionSpec(verb: 'approve' | 'reject'): CommandSpec {
       : 'Rejects a pending pairing request: the device is told it was rejected.';
   return {
     name: `pairing ${verb}`,
-    options: { reason: { type: 'string' } },
+    options: { reason: { type: 'string' }, ...REMOTE_ADMIN_OPTIONS },
     positionals: [{ name: 'REQUEST_ID', required: true }],
     help: `Usage: palyra pairing ${verb} REQUEST_ID [--reason TEXT]
 
@@ -270,6 +318,8 @@ Options:
 With --json: the request, {"request_id","device_id","client_kind","state","method","sas","identity_fingerprint",
 "requested_at_unix_ms","reason"}
 
+${REMOTE_ADMIN_HELP}
+
 ${GLOBAL_OPTIONS_HELP}`,
   };
 }
@@ -280,8 +330,14 @@ const REJECT_SPEC = decisionSpec('reject');
 async function runDecision(verb: 'approve' | 'reject', args: ParsedCommand, context: CliContext): Promise<number> {
   const requestId = args.requiredPositional('REQUEST_ID');
   const reason = args.string('reason');
-  const { admin } = await openAdmin(args, context);
-  const view = verb === 'approve' ? await admin.approve(requestId, reason) : await admin.reject(requestId, reason);
+  const remote = await chooseAdminTarget(args, context);
+  let view: RequestView;
+  if (remote === null) {
+    const { admin } = await openAdmin(args, context);
+    view = verb === 'approve' ? await admin.approve(requestId, reason) : await admin.reject(requestId, reason);
+  } else {
+    view = await withRemote(remote, (r) => (verb === 'approve' ? r.approve(requestId, reason) : r.reject(requestId, reason)));
+  }
   const { out } = context;
   if (out.json) {
     out.document(requestOutput(view));
