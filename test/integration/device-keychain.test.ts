@@ -11,7 +11,6 @@ import { toBase64, toHex } from '../../main/core/bytes.js';
 import { DEVICE_SECRETS_DIR, DEVICE_STATE_FILE, deviceKeychainAccount, DeviceStore } from '../../main/device/device-store.js';
 import type { Keychain } from '../../main/store/keychain.js';
 import { KEYCHAIN_SERVICE, openOsKeychain } from '../../main/store/keychain.js';
-import { withFileLock } from '../../main/store/state-lock.js';
 import { ensureBuilt, repoRoot } from '../helpers/build.js';
 
 const enabled = process.env.PALYRA_TEST_SECRET_SERVICE === '1';
@@ -225,33 +224,7 @@ function inPrivateKeyringSession(home: string, script: string, env: Record<strin
   });
 }
 
-const COMPILED_DIRS = ['main/core', 'main/store', 'main/device'];
 
-async function staleOutputs(): Promise<string[]> {
-  const stale: string[] = [];
-  for (const folder of COMPILED_DIRS) {
-    for (const name of await readdir(path.join(repoRoot, folder))) {
-      if (!name.endsWith('.ts')) continue;
-      const source = path.join(folder, name);
-      const output = path.join('dist', source.replace(/\.ts$/, '.js'));
-      const [src, out] = await Promise.all([stat(path.join(repoRoot, source)), stat(path.join(repoRoot, output)).catch(() => null)]);
-      if (out === null || out.mtimeMs < src.mtimeMs) stale.push(output);
-    }
-  }
-  return stale;
-}
-
-/** Builds dist/ when our outputs are missing or old (under the store fixtures' build lock); type errors elsewhere still emit ours. */
-async function ensureDeviceStoreBuilt(): Promise<void> {
-  if ((await staleOutputs()).length === 0) return;
-  await mkdir(path.join(repoRoot, 'dist'), { recursive: true });
-  await withFileLock(
-    path.join(repoRoot, 'dist', '.store-test-build.lock'),
-    async () => {
-      if ((await staleOutputs()).length > 0) await ensureBuilt().catch(() => undefined);
-    },
-    { timeoutMs: 150_000 },
-  );
-  const stale = await staleOutputs();
-  if (stale.length > 0) throw new Error(`could not build ${stale.join(', ')} (run npm run build)`);
+function ensureDeviceStoreBuilt(): Promise<void> {
+  return ensureBuilt(['main/core', 'main/store', 'main/device']);
 }

@@ -23,7 +23,6 @@ import type { DevicePairingState } from '../../../main/device/device-store.js';
 import { TEMP_INFIX } from '../../../main/store/atomic-file.js';
 import { FilesystemSecretStore } from '../../../main/store/fs-secret-store.js';
 import { KEYCHAIN_SERVICE, MemoryKeychain } from '../../../main/store/keychain.js';
-import { withFileLock } from '../../../main/store/state-lock.js';
 import { STORE_KEY_FILE } from '../../../main/store/store-key.js';
 import { ensureBuilt, repoRoot } from '../../helpers/build.js';
 import { tempDir } from '../../helpers/identity.js';
@@ -444,37 +443,10 @@ describe('DeviceStore', () => {
 
 // --- child processes over the compiled code in dist/ ------------------------------------------------------------
 
-const COMPILED_DIRS = ['main/core', 'main/store', 'main/device'];
 const deviceStoreModule = pathToFileURL(path.join(repoRoot, 'dist/main/device/device-store.js')).href;
 
-async function staleOutputs(): Promise<string[]> {
-  const stale: string[] = [];
-  for (const dir of COMPILED_DIRS) {
-    for (const name of await readdir(path.join(repoRoot, dir))) {
-      if (!name.endsWith('.ts')) continue;
-      const source = path.join(dir, name);
-      const output = path.join('dist', source.replace(/\.ts$/, '.js'));
-      const [src, out] = await Promise.all([stat(path.join(repoRoot, source)), stat(path.join(repoRoot, output)).catch(() => null)]);
-      if (out === null || out.mtimeMs < src.mtimeMs) stale.push(output);
-    }
-  }
-  return stale;
-}
-
-/** Builds dist/ when our outputs are missing or old; a build with type errors elsewhere still emits ours. */
-async function ensureDeviceStoreBuilt(): Promise<void> {
-  if ((await staleOutputs()).length === 0) return;
-  await mkdir(path.join(repoRoot, 'dist'), { recursive: true });
-  // The same lock as the store fixtures' build, so no child imports a half-written file.
-  await withFileLock(
-    path.join(repoRoot, 'dist', '.store-test-build.lock'),
-    async () => {
-      if ((await staleOutputs()).length > 0) await ensureBuilt().catch(() => undefined);
-    },
-    { timeoutMs: 150_000 },
-  );
-  const stale = await staleOutputs();
-  if (stale.length > 0) throw new Error(`could not build ${stale.join(', ')} (run npm run build)`);
+function ensureDeviceStoreBuilt(): Promise<void> {
+  return ensureBuilt(['main/core', 'main/store', 'main/device']);
 }
 
 /** Opens the store, says "ready", waits for the start line so all racers go together, then loads or creates. */
