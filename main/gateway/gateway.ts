@@ -218,8 +218,14 @@ export class Gateway {
     });
     gateway.#watchState();
     gateway.#scheduleRenewal(serverCert.expiresAtUnixMs, serverCert.issuedAtUnixMs);
+    // Daily: drop revocations of certificates that have expired anyway (bounded state and CRL), then re-issue the CRL.
     const crlTimer = setInterval(() => {
-      void gateway.#refreshCrl();
+      void admin
+        .mutateIdentity((identity) => identity.pruneExpiredRevocations())
+        .catch((e: unknown) => {
+          log({ event: 'revocations.prune_failed', message: toPalyraError(e).message });
+        })
+        .then(() => gateway.#refreshCrl());
     }, CRL_REFRESH_MS);
     crlTimer.unref();
     gateway.#timers.push(crlTimer);

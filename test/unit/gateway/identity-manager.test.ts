@@ -187,6 +187,20 @@ describe('IdentityManager on a state directory', () => {
     expect(await codeOf(() => m.refresh())).toBe('state_rollback');
   });
 
+  it('prunes revocations of certificates that have expired, keeping the ban and unexpired ones', async () => {
+    let now = Date.now();
+    const m = await openFsManager(dir, { clock: () => now, certificateValidityMs: 60_000 });
+    const expiring = await pair(m);
+    await m.revokeDevice(expiring.verified.deviceId, 'lost');
+    now += 120_000; // the first certificate has expired by now
+    const fresh = await pair(m);
+    await m.revokeCertificate(fresh.result.certificate.fingerprint, 'leaked');
+    await m.pruneExpiredRevocations();
+    expect(m.isCertificateRevoked(expiring.result.certificate.fingerprint)).toBe(false);
+    expect(m.isCertificateRevoked(fresh.result.certificate.fingerprint)).toBe(true);
+    expect(m.isDeviceRevoked(expiring.verified.deviceId)).toBe(true);
+  });
+
   it('records every mutation in a hash-chained audit log without secrets', async () => {
     const m = await openFsManager(dir);
     const { verified } = await pair(m);
