@@ -5,7 +5,12 @@
  *
  * It owns one DeviceAgent (this machine as a device, in the device dir) and, when the user turns it on, a hosted
  * Gateway on the state dir; `<userData>/settings.json` remembers that choice. Gateway admin channels work on the
- * state dir whether or not the hosted gateway runs (the CLI or another process may run it), as the CLI does.
+ * state dir whether or not the hosted gateway runs (the CLI or another process may run it), as the CLI does — unless
+ * this device is paired, as an administrator, with a gateway: then (hosted gateway off) they manage that remote
+ * gateway over `palyra.admin.v1.GatewayAdmin` with the device's mTLS identity, and its WatchEvents stream feeds
+ * gateway.event. Admin is detected with a ListDevices call (PERMISSION_DENIED = not admin; unreachable = not now,
+ * asked again on the next gateway.status or device event); a stream ending with PERMISSION_DENIED means the role was
+ * lost.
  *
  * Logs carry event names, channel names, error codes and addresses, never codes, tokens, URIs or key material.
  */
@@ -34,6 +39,8 @@ import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js
 import { defaultSettings, normalizeListen, normalizeName, SettingsFile } from './settings.js';
 import type { AppSettings } from './settings.js';
 import { operatorName } from '../cli/operator.js';
+import { connectRemoteAdminWithStore } from '../cli/remote-admin.js';
+import type { RemoteAdmin, RemoteWatch } from '../cli/remote-admin.js';
 
 export const APP_NAME = 'Palyra Desktop';
 /** The package whose version app.info reports. */
@@ -82,6 +89,26 @@ function isPairingProgress(event: AgentEvent): event is PairingProgress {
   return PAIRING_PROGRESS_TYPES.has(event.type);
 }
 
+/** The remote-admin probe's deadline (a gateway.status call waits for it at most REMOTE_PROBE_WAIT_MS). */
+const REMOTE_PROBE_TIMEOUT_MS = 5_000;
+const REMOTE_PROBE_WAIT_MS = 1_500;
+/** WatchEvents reconnect backoff. */
+const WATCH_RETRY_MIN_MS = 500;
+const WATCH_RETRY_MAX_MS = 30_000;
+/** Codes that mean this device may not administer the gateway (any more). */
+const NOT_ADMIN_CODES = new Set<string>(['permission_denied', 'unauthenticated', 'device_revoked', 'certificate_revoked', 'remote_admin_requires_mtls']);
+
+interface RemoteSession {
+  readonly admin: RemoteAdmin;
+  readonly address: string;
+  readonly name: string | null;
+  /** The device certificate the session was established with (a new one = a new session). */
+  readonly certificate: string;
+  watch: RemoteWatch | null;
+  retryTimer: NodeJS.Timeout | null;
+  retries: number;
+}
+
 /** `palyra://pair?…` links the app accepts from the OS (deep links). */
 const DEEP_LINK_PREFIX = 'palyra://pair?';
 
@@ -116,6 +143,11 @@ export class DesktopServices {
   #gatewayOps: Promise<unknown> = Promise.resolve();
   #unsubscribeAgent: () => void = () => undefined;
   #disposed: Promise<void> | null = null;
+  /** The remote gateway managed as an administrator (hosted gateway off, device paired with the admin role). */
+  #remote: RemoteSession | null = null;
+  /** The running remote-admin evaluation; another is queued when asked again meanwhile. */
+  #remoteCheck: Promise<void> | null = null;
+  #remoteCheckAgain = false;
 
   private constructor(o: {
     options: DesktopServicesOptions;
@@ -179,6 +211,7 @@ export class DesktopServices {
     // The hosted gateway first: this device may be paired with it.
     if (settings.gateway.enabled) await services.#enqueueGatewayOp(() => services.#startGateway());
     await services.#startAgentIfPaired();
+    void services.#evaluateRemote();
     return services;
   }
 
@@ -212,7 +245,9 @@ export class DesktopServices {
     this.#disposed ??= (async () => {
       for (const run of this.#runs.values()) run.controller.abort();
       this.#unsubscribeAgent();
-      await Promise.allSettled([this.agent.stop(), this.#enqueueGatewayOp(() => this.#stopGateway())]);
+      this.#endRemote();
+      await Promise.allSettled([this.agent.stop(), this.#enqueueGatewayOp(() => this.#stopGateway()), this.#remoteCheck]);
+      this.#endRemote();
       // A run blocked in a long poll notices the abort only when the poll returns; do not hold the shutdown for it.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled([...this.#runs.values()].map((r) => r.done)), new Promise((resolve) => (timer = setTimeout(resolve, DISPOSE_PAIRING_WAIT_MS)))]);
@@ -251,6 +286,10 @@ export class DesktopServices {
       this.#log({ event: 'device.agent_stopped', code: event.type === 'failed' ? event.code : event.type });
     } else {
       this.#publish('device.event', event);
+      // Pairing state or reachability changed: whether this device administers a remote gateway may have too.
+      if ((event.type === 'connection' && event.state === 'online') || event.type === 'renewed' || event.type === 'revoked' || event.type === 'reauth_required' || event.type === 'unpaired') {
+        void this.#evaluateRemote();
+      }
     }
     this.#refreshStatus();
   }
@@ -261,6 +300,7 @@ export class DesktopServices {
     if (TERMINAL_PROGRESS.has(progress.type)) run.finished = true;
     this.#publish('device.pairing', { pairing_id: run.id, progress });
     if (run.finished) this.#refreshStatus();
+    if (progress.type === 'paired') void this.#evaluateRemote();
   }
 
   /** Publishes device.status from a fresh read; calls while one runs are coalesced into one more read. */
@@ -314,35 +354,59 @@ export class DesktopServices {
         const result = await this.agent.unpair();
         if (result.gateway_error !== null) this.#log({ event: 'device.unpair_gateway_error', code: result.gateway_error.code });
         this.#refreshStatus();
+        await this.#evaluateRemote();
         return { unpaired: result.device_id !== null };
       },
-      'gateway.status': () => Promise.resolve(this.#gatewayStatus()),
+      'gateway.status': async () => {
+        if (this.#gateway === null && this.#remote === null) await this.#awaitRemoteProbe();
+        return this.#gatewayStatus();
+      },
       'gateway.configure': (args) => this.#configure(args),
       'gateway.mintCode': (args) => this.#mintCode(args),
       'gateway.listCodes': async () => {
+        // A remote gateway does not list its codes (codes are single-use secrets shown once).
+        if (this.#remoteAdmin() !== null) return { codes: [] };
         const admin = await this.#readAdmin();
         return { codes: admin === null ? [] : admin.listCodes().map((c) => ({ method: c.method, expires_at_unix_ms: c.expires_at_unix_ms, kind: c.kind })) };
       },
       'gateway.listRequests': async (args) => {
+        const remote = this.#remoteAdmin();
+        if (remote !== null) return { requests: await this.#remoteCall(remote.listRequests(args.state === undefined ? {} : { state: args.state })) };
         const admin = await this.#readAdmin();
         return { requests: admin === null ? [] : admin.listRequests(args.state === undefined ? {} : { state: args.state }) };
       },
-      'gateway.approve': async (args) => (await this.#writeAdmin()).approve(args.request_id, args.reason),
-      'gateway.reject': async (args) => (await this.#writeAdmin()).reject(args.request_id, args.reason),
+      'gateway.approve': async (args) => {
+        const remote = this.#remoteAdmin();
+        if (remote !== null) return this.#remoteCall(remote.approve(args.request_id, args.reason));
+        return (await this.#writeAdmin()).approve(args.request_id, args.reason);
+      },
+      'gateway.reject': async (args) => {
+        const remote = this.#remoteAdmin();
+        if (remote !== null) return this.#remoteCall(remote.reject(args.request_id, args.reason));
+        return (await this.#writeAdmin()).reject(args.request_id, args.reason);
+      },
       'gateway.listDevices': () => this.#listDevices(),
       'gateway.revokeDevice': async (args) => {
-        await (await this.#writeAdmin()).revokeDevice(args.device_id, args.reason ?? '');
+        const remote = this.#remoteAdmin();
+        if (remote !== null) await this.#remoteCall(remote.revokeDevice(args.device_id, args.reason ?? ''));
+        else await (await this.#writeAdmin()).revokeDevice(args.device_id, args.reason ?? '');
         return { device_id: args.device_id };
       },
       'gateway.removeDevice': async (args) => {
-        await (await this.#writeAdmin()).removeDevice(args.device_id);
+        const remote = this.#remoteAdmin();
+        if (remote !== null) await this.#remoteCall(remote.removeDevice(args.device_id));
+        else await (await this.#writeAdmin()).removeDevice(args.device_id);
         return { device_id: args.device_id };
       },
       'gateway.unbanDevice': async (args) => {
-        await (await this.#writeAdmin()).unbanDevice(args.device_id);
+        const remote = this.#remoteAdmin();
+        if (remote !== null) await this.#remoteCall(remote.unbanDevice(args.device_id));
+        else await (await this.#writeAdmin()).unbanDevice(args.device_id);
         return { device_id: args.device_id };
       },
       'gateway.auditTail': async (args) => {
+        const remote = this.#remoteAdmin();
+        if (remote !== null) return this.#remoteCall(remote.auditTail(args.count));
         const admin = await this.#readAdmin();
         if (admin === null) return { entries: [], chain: { ok: true, entries: 0 } };
         const tail = await admin.auditTail(args.count);
@@ -438,6 +502,7 @@ export class DesktopServices {
   #gatewayStatus(): ChannelResult<'gateway.status'> {
     const gateway = this.#gateway;
     const settings = this.#settings.gateway;
+    const remote = gateway === null ? this.#remote : null;
     return {
       enabled: settings.enabled,
       running: gateway !== null,
@@ -450,6 +515,8 @@ export class DesktopServices {
       state_dir: this.stateDir,
       key_location: gateway?.admin.keyLocation ?? null,
       error: this.#gatewayError,
+      managed: gateway !== null ? 'hosted' : remote !== null ? 'remote' : 'local_state',
+      remote_gateway: remote === null ? null : { address: remote.address, name: remote.name },
     };
   }
 
@@ -475,6 +542,9 @@ export class DesktopServices {
       if (!next.enabled || !unchanged) await this.#stopGateway();
       if (next.enabled && !unchanged) await this.#startGateway();
       if (!next.enabled) this.#gatewayError = null;
+      // Hosting takes over from remote management; without it, this device may manage its remote gateway again.
+      if (this.#gateway !== null) this.#endRemote();
+      else await this.#evaluateRemote();
       const status = this.#gatewayStatus();
       this.#publish('gateway.status', status);
       return status;
@@ -548,6 +618,13 @@ export class DesktopServices {
   }
 
   async #mintCode(args: ParsedChannelArgs<'gateway.mintCode'>): Promise<ChannelResult<'gateway.mintCode'>> {
+    const remote = this.#remoteAdmin();
+    if (remote !== null) {
+      // The remote gateway fills in its own addresses, name and CA pin.
+      return this.#remoteCall(
+        remote.mintCode({ method: args.method, kind: args.kind ?? null, ...(args.ttl_ms === undefined ? {} : { ttlMs: args.ttl_ms }), gatewayAddresses: [] }),
+      );
+    }
     const hosted = this.#gateway;
     const running = hosted === null ? await readRunningGateway(this.stateDir) : null;
     const listen = hosted?.listen ?? running?.listen ?? null;
@@ -566,6 +643,15 @@ export class DesktopServices {
   }
 
   async #listDevices(): Promise<ChannelResult<'gateway.listDevices'>> {
+    const remote = this.#remoteAdmin();
+    if (remote !== null) {
+      const listing = await this.#remoteCall(remote.listDevices());
+      const online = new Set(listing.online_device_ids);
+      return {
+        devices: listing.devices.map((d) => ({ ...d, online: d.status === 'paired' && online.has(d.device_id) })),
+        revoked_certificate_fingerprints: listing.revoked_certificate_fingerprints,
+      };
+    }
     const hosted = this.#gateway;
     const live = hosted?.liveNodes() ?? new Map<string, number>();
     let listing: { devices: DeviceView[]; revoked_certificate_fingerprints: string[] };
@@ -579,6 +665,156 @@ export class DesktopServices {
       devices: listing.devices.map((d) => ({ ...d, online: d.status === 'paired' && live.has(d.device_id) })),
       revoked_certificate_fingerprints: listing.revoked_certificate_fingerprints,
     };
+  }
+
+  // --- remote gateway (this device as an administrator) -----------------------------------------------------------
+
+  /** The remote admin the operator channels use now, or null (hosted gateway or local state dir). */
+  #remoteAdmin(): RemoteAdmin | null {
+    return this.#gateway === null ? (this.#remote?.admin ?? null) : null;
+  }
+
+  /** A remote call; a refusal for lack of the role ends remote management at once. */
+  async #remoteCall<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      const e = toPalyraError(error);
+      if (NOT_ADMIN_CODES.has(e.code)) void this.#evaluateRemote();
+      throw e;
+    }
+  }
+
+  /** Waits for a remote-admin probe at most REMOTE_PROBE_WAIT_MS (it goes on and publishes what it finds). */
+  async #awaitRemoteProbe(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#evaluateRemote(), new Promise((resolve) => (timer = setTimeout(resolve, REMOTE_PROBE_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Runs #probeRemote, one at a time; asking while one runs queues one more. Never rejects. */
+  #evaluateRemote(): Promise<void> {
+    if (this.#remoteCheck !== null) {
+      this.#remoteCheckAgain = true;
+      return this.#remoteCheck;
+    }
+    const check = (async () => {
+      do {
+        this.#remoteCheckAgain = false;
+        try {
+          await this.#probeRemote();
+        } catch (error) {
+          this.#log({ event: 'remote_admin.check_failed', code: toPalyraError(error).code });
+        }
+      } while (this.#wantsAnotherCheck());
+    })();
+    this.#remoteCheck = check;
+    void check.finally(() => {
+      if (this.#remoteCheck === check) this.#remoteCheck = null;
+    });
+    return check;
+  }
+
+  /** Whether #evaluateRemote was asked again while a check ran (read after an await, so not narrowed away). */
+  #wantsAnotherCheck(): boolean {
+    return this.#remoteCheckAgain && this.#disposed === null;
+  }
+
+  /**
+   * Decides whether this device manages a remote gateway: hosted gateway off, device paired and not revoked, and a
+   * ListDevices call over mTLS succeeds. Publishes gateway.status when the answer changes.
+   */
+  async #probeRemote(): Promise<void> {
+    const before = this.#remote;
+    if (this.#disposed !== null || this.#gateway !== null) {
+      this.#endRemote();
+    } else {
+      const status = await this.agent.status();
+      const state = status.paired && !status.revoked ? await this.agent.store.readState() : null;
+      const certificate = state?.certificate_pem ?? null;
+      if (certificate === null || status.gateway === null) {
+        this.#endRemote();
+      } else if (this.#remote === null || this.#remote.certificate !== certificate) {
+        this.#endRemote();
+        await this.#connectRemote(certificate, status.gateway_name);
+      } else {
+        // Established: the WatchEvents stream tells when the role is lost. Ask again only if the stream is down.
+        if (this.#remote.watch === null && this.#remote.retryTimer === null) this.#watchRemote(this.#remote);
+      }
+    }
+    if (this.#remote !== before && this.#disposed === null) this.#publish('gateway.status', this.#gatewayStatus());
+  }
+
+  async #connectRemote(certificate: string, name: string | null): Promise<void> {
+    let admin: RemoteAdmin;
+    try {
+      admin = await connectRemoteAdminWithStore(this.agent.store, { callTimeoutMs: REMOTE_PROBE_TIMEOUT_MS });
+    } catch (error) {
+      this.#log({ event: 'remote_admin.unavailable', code: toPalyraError(error).code });
+      return;
+    }
+    try {
+      await admin.listDevices();
+    } catch (error) {
+      admin.close();
+      const code = toPalyraError(error).code;
+      this.#log({ event: NOT_ADMIN_CODES.has(code) ? 'remote_admin.not_admin' : 'remote_admin.unreachable', code, address: admin.address });
+      return;
+    }
+    if (this.#disposed !== null || this.#gateway !== null) {
+      admin.close();
+      return;
+    }
+    const session: RemoteSession = { admin, address: admin.address, name, certificate, watch: null, retryTimer: null, retries: 0 };
+    this.#remote = session;
+    this.#log({ event: 'remote_admin.started', address: admin.address });
+    this.#watchRemote(session);
+  }
+
+  /** Opens the WatchEvents stream of the session; reconnects with backoff, ends the session when the role is lost. */
+  #watchRemote(session: RemoteSession): void {
+    session.retryTimer = null;
+    if (this.#remote !== session) return;
+    session.watch = session.admin.watchEvents({
+      onOpen: () => {
+        const reconnected = session.retries > 0;
+        session.retries = 0;
+        // Events may have been missed while the stream was down: the views reload on a status publication.
+        if (reconnected && this.#remote === session) this.#publish('gateway.status', this.#gatewayStatus());
+      },
+      onEvent: (event) => {
+        if (this.#remote === session && this.#gateway === null) this.#onGatewayEvent(event);
+      },
+      onEnd: (error) => {
+        session.watch = null;
+        if (this.#remote !== session) return;
+        if (NOT_ADMIN_CODES.has(error.code)) {
+          this.#log({ event: 'remote_admin.role_lost', code: error.code });
+          this.#endRemote();
+          this.#publish('gateway.status', this.#gatewayStatus());
+          return;
+        }
+        const delay = Math.min(WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS * 2 ** session.retries);
+        session.retries++;
+        this.#log({ event: 'remote_admin.watch_lost', code: error.code, retry_in_ms: delay });
+        session.retryTimer = setTimeout(() => {
+          this.#watchRemote(session);
+        }, delay);
+        session.retryTimer.unref();
+      },
+    });
+  }
+
+  /** Stops managing the remote gateway (no publication; the caller publishes). */
+  #endRemote(): void {
+    const session = this.#remote;
+    if (session === null) return;
+    this.#remote = null;
+    if (session.retryTimer !== null) clearTimeout(session.retryTimer);
+    session.watch?.cancel();
+    session.watch = null;
+    session.admin.close();
+    this.#log({ event: 'remote_admin.ended', address: session.address });
   }
 }
 

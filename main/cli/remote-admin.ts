@@ -21,9 +21,13 @@ import type { PairingRequestState } from '../core/pairing-requests.js';
 import { formatHostPort, parseHostPort } from '../core/pairing-uri.js';
 import { DeviceStore } from '../device/device-store.js';
 import type { DeviceView, MintedCode, RequestView } from '../gateway/gateway-admin.js';
+import type { GatewayEvent } from '../gateway/gateway.js';
+import type { AuditEntry } from '../store/audit-log.js';
 import { createGatewayAdminClient } from '../rpc/admin-service.js';
 import type {
   AdminDevice__Output,
+  AdminGatewayEvent__Output,
+  GetAuditLogResponse__Output,
   AdminPairingRequest__Output,
   DecidePairingRequestResponse__Output,
   DeviceStatusResponse__Output,
@@ -33,7 +37,7 @@ import type {
   MintPairingCodeResponse__Output,
   RevokeDeviceResponse__Output,
 } from '../rpc/admin-service.js';
-import { callUnary } from '../rpc/rpc-errors.js';
+import { callUnary, fromServiceError } from '../rpc/rpc-errors.js';
 import { createGatewayChannelCredentials } from '../rpc/tls-client.js';
 import type { OptionSpec, ParsedCommand } from './args.js';
 import { oneOf, parseOptionValue, usageError } from './args.js';
@@ -105,19 +109,104 @@ export function deviceViewOf(d: AdminDevice__Output): DeviceView {
   };
 }
 
+/** A WatchEvents message as the local gateway's event; null for a type this client does not know. */
+export function gatewayEventOf(e: AdminGatewayEvent__Output): GatewayEvent | null {
+  switch (e.type) {
+    case 'request.created':
+    case 'request.updated':
+      return e.request === null ? null : { type: e.type, request: requestViewOf(e.request) };
+    case 'device.revoked':
+      return { type: e.type, device_id: e.device_id, reason: e.reason };
+    case 'devices.changed':
+      return { type: e.type };
+    case 'device.paired':
+    case 'node.online':
+    case 'node.offline':
+      return { type: e.type, device_id: e.device_id };
+    default:
+      return null;
+  }
+}
+
+/** An open WatchEvents subscription. */
+export interface RemoteWatch {
+  /** Ends the subscription; `onEnd` is not called afterwards. */
+  cancel(): void;
+}
+
+export interface RemoteWatchHandlers {
+  /** The gateway accepted the subscription (response headers arrived). */
+  onOpen?: () => void;
+  onEvent: (event: GatewayEvent) => void;
+  /** The stream ended by the gateway or the network (never after cancel()); the error carries the gateway's code. */
+  onEnd: (error: PalyraError) => void;
+}
+
 /** The remote counterpart of the GatewayAdmin operations the pairing/devices commands use. */
 export class RemoteAdmin {
   /** The HOST:PORT dialled. */
   readonly address: string;
   readonly #client: GatewayAdminClient;
+  readonly #timeoutMs: number;
 
-  constructor(address: string, client: GatewayAdminClient) {
+  constructor(address: string, client: GatewayAdminClient, options: { callTimeoutMs?: number } = {}) {
     this.address = address;
     this.#client = client;
+    this.#timeoutMs = options.callTimeoutMs ?? REMOTE_ADMIN_CALL_TIMEOUT_MS;
   }
 
   #call<Res>(invoke: Parameters<typeof callUnary<Res>>[0]): Promise<Res> {
-    return callUnary(invoke, REMOTE_ADMIN_CALL_TIMEOUT_MS);
+    return callUnary(invoke, this.#timeoutMs);
+  }
+
+  /** Newest `count` audit entries and the chain check, as the local GatewayAdmin.auditTail returns them. */
+  async auditTail(count: number): Promise<{ entries: AuditEntry[]; chain: { ok: boolean; entries: number; brokenAtSeq?: number; reason?: string } }> {
+    const response = await this.#call<GetAuditLogResponse__Output>((md, opts, cb) => this.#client.GetAuditLog({ tail: count }, md, opts, cb));
+    const entries = response.entries.map((e): AuditEntry => {
+      let fields: AuditEntry['fields'] = {};
+      try {
+        const parsed = JSON.parse(e.fields_json) as unknown;
+        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) fields = parsed as AuditEntry['fields'];
+      } catch {
+        // A malformed field set shows as empty rather than failing the whole tail.
+      }
+      return { seq: e.seq, ts_ms: e.ts_ms, event: e.event, fields, prev: e.prev, hash: e.hash };
+    });
+    const c = response.chain;
+    const chain = c === null ? { ok: true, entries: entries.length } : c.ok ? { ok: true, entries: c.entries } : { ok: false, entries: c.entries, brokenAtSeq: c.broken_at_seq, reason: c.reason };
+    return { entries, chain };
+  }
+
+  /** Subscribes to the gateway's events (WatchEvents); ends with `onEnd` unless cancelled. */
+  watchEvents(handlers: RemoteWatchHandlers): RemoteWatch {
+    const call = this.#client.WatchEvents({});
+    let done = false;
+    const end = (error: PalyraError): void => {
+      if (done) return;
+      done = true;
+      handlers.onEnd(error);
+    };
+    call.on('metadata', () => {
+      if (!done) handlers.onOpen?.();
+    });
+    call.on('data', (message: AdminGatewayEvent__Output) => {
+      if (done) return;
+      const event = gatewayEventOf(message);
+      if (event !== null) handlers.onEvent(event);
+    });
+    call.on('error', (error: unknown) => {
+      end(fromServiceError(error));
+    });
+    call.on('end', () => {
+      end(new PalyraError('gateway_unreachable', 'the gateway ended the event stream'));
+    });
+    return {
+      cancel: () => {
+        if (done) return;
+        done = true;
+        call.cancel();
+      },
+    };
   }
 
   async mintCode(options: { method: PairingMethodKind; kind: ClientKind | null; ttlMs?: number; gatewayAddresses: readonly string[] }): Promise<MintedCode> {
@@ -150,9 +239,13 @@ export class RemoteAdmin {
     return requestViewOf(response.request);
   }
 
-  async listDevices(): Promise<{ devices: DeviceView[]; revoked_certificate_fingerprints: string[] }> {
+  async listDevices(): Promise<{ devices: DeviceView[]; revoked_certificate_fingerprints: string[]; online_device_ids: string[] }> {
     const response = await this.#call<ListDevicesResponse__Output>((md, opts, cb) => this.#client.ListDevices({}, md, opts, cb));
-    return { devices: response.devices.map(deviceViewOf), revoked_certificate_fingerprints: [...response.revoked_certificate_fingerprints] };
+    return {
+      devices: response.devices.map(deviceViewOf),
+      revoked_certificate_fingerprints: [...response.revoked_certificate_fingerprints],
+      online_device_ids: response.devices.filter((d) => d.online).map((d) => d.device_id),
+    };
   }
 
   /** Bans the device; resolves with the device after the change (status "revoked"). */
@@ -182,6 +275,12 @@ export async function connectRemoteAdmin(options: { deviceDir: string; keychain:
   const deviceDir = path.resolve(options.deviceDir);
   if (!existsSync(deviceDir)) throw new PalyraError('device_not_paired', `no device dir at ${deviceDir}; pair it first with 'palyra device pair'`);
   const store = await DeviceStore.open({ deviceDir, keychain: options.keychain });
+  return connectRemoteAdminWithStore(store, options.gateway === undefined ? {} : { gateway: options.gateway });
+}
+
+/** Connects to a gateway as the device of an open store (the desktop app's agent store). */
+export async function connectRemoteAdminWithStore(store: DeviceStore, options: { gateway?: string; callTimeoutMs?: number } = {}): Promise<RemoteAdmin> {
+  const deviceDir = store.deviceDir;
   const state = await store.readState();
   if (state?.gateway == null || state.certificate_pem === null) {
     throw new PalyraError('device_not_paired', `the device in ${deviceDir} is not paired with a gateway; pair it first with 'palyra device pair'`);
@@ -195,7 +294,7 @@ export async function connectRemoteAdmin(options: { deviceDir: string; keychain:
     clientCertificatePem: state.certificate_pem,
     clientPrivateKeyPem: key,
   });
-  return new RemoteAdmin(address, createGatewayAdminClient(address, credentials));
+  return new RemoteAdmin(address, createGatewayAdminClient(address, credentials), options.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs });
 }
 
 /**

@@ -76,6 +76,14 @@ export const GatewayStatusSchema = z.object({
   state_dir: z.string(),
   key_location: z.enum(['os', 'file', 'memory']).nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  /**
+   * Which gateway the gateway.* operator channels act on: 'hosted' = the gateway this app runs; 'remote' = the gateway
+   * this device is paired with as an administrator (over GatewayAdmin with its mTLS identity); 'local_state' = no
+   * running hosted gateway, the state dir on this machine.
+   */
+  managed: z.enum(['hosted', 'remote', 'local_state']),
+  /** The managed remote gateway (managed 'remote'), else null. */
+  remote_gateway: z.object({ address: z.string(), name: z.string().nullable() }).nullable(),
 });
 
 export const MintedCodeSchema = z.object({

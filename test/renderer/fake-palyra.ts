@@ -70,6 +70,8 @@ export function gatewayStatus(overrides: Partial<ChannelResult<'gateway.status'>
     state_dir: '/home/user/.local/share/palyra',
     key_location: 'os',
     error: null,
+    managed: 'hosted',
+    remote_gateway: null,
     ...overrides,
   };
 }

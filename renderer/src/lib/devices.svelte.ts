@@ -30,7 +30,7 @@ export class DevicesStore {
         this.#onEvent(event);
       });
       const offStatus = api.on('gateway.status', (status) => {
-        if (status.running) void this.refresh();
+        if (status.running || status.managed === 'remote') void this.refresh();
       });
       void this.refresh();
       return () => {

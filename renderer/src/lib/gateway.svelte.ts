@@ -53,10 +53,12 @@ export class GatewayStore {
     this.#api = api;
     this.attach = refCounted(() => {
       const offStatus = api.on('gateway.status', (status) => {
-        const wasRunning = this.status?.running === true;
+        const wasActive = isActive(this.status);
         this.status = status;
         this.statusError = null;
-        if (status.running && !wasRunning) void this.refreshRequests();
+        // A remote gateway's status is published again after its event stream reconnects: reload what was missed.
+        if (isActive(status) && (!wasActive || status.managed === 'remote')) void this.refreshRequests();
+        if (!isActive(status)) this.requests = [];
       });
       const offEvent = api.on('gateway.event', (event) => {
         this.#onEvent(event);
@@ -71,7 +73,7 @@ export class GatewayStore {
 
   async refresh(): Promise<void> {
     await this.refreshStatus();
-    if (this.status?.running === true) await Promise.all([this.refreshRequests(), this.refreshCodes()]);
+    if (isActive(this.status)) await Promise.all([this.refreshRequests(), this.refreshCodes()]);
   }
 
   async refreshStatus(): Promise<void> {
@@ -106,7 +108,7 @@ export class GatewayStore {
     try {
       this.status = await this.#api.gatewayConfigure(change);
       this.configureError = null;
-      if (this.status.running) await this.refreshRequests();
+      if (isActive(this.status)) await this.refreshRequests();
       return true;
     } catch (error) {
       this.configureError = toUiError(error);
@@ -193,6 +195,11 @@ export class GatewayStore {
         break;
     }
   }
+}
+
+/** A gateway is there to manage: the hosted one runs, or this device administers a remote one. */
+export function isActive(status: GatewayStatus | null): boolean {
+  return status !== null && (status.running || status.managed === 'remote');
 }
 
 function sortRequests(requests: readonly RequestView[]): RequestView[] {
