@@ -89,6 +89,8 @@ function isPairingProgress(event: AgentEvent): event is PairingProgress {
   return PAIRING_PROGRESS_TYPES.has(event.type);
 }
 
+/** How often a paired, non-hosting app asks whether it has been made an admin of its gateway. */
+const REMOTE_RECHECK_MS = 30_000;
 /** The remote-admin probe's deadline (a gateway.status call waits for it at most REMOTE_PROBE_WAIT_MS). */
 const REMOTE_PROBE_TIMEOUT_MS = 5_000;
 const REMOTE_PROBE_WAIT_MS = 1_500;
@@ -143,6 +145,8 @@ export class DesktopServices {
   #gatewayOps: Promise<unknown> = Promise.resolve();
   #unsubscribeAgent: () => void = () => undefined;
   #disposed: Promise<void> | null = null;
+  /** Re-asks the gateway whether this device became an admin (a role granted later has no event here). */
+  #remoteRecheck: NodeJS.Timeout | null = null;
   /** The remote gateway managed as an administrator (hosted gateway off, device paired with the admin role). */
   #remote: RemoteSession | null = null;
   /** The running remote-admin evaluation; another is queued when asked again meanwhile. */
@@ -212,6 +216,10 @@ export class DesktopServices {
     if (settings.gateway.enabled) await services.#enqueueGatewayOp(() => services.#startGateway());
     await services.#startAgentIfPaired();
     void services.#evaluateRemote();
+    services.#remoteRecheck = setInterval(() => {
+      if (services.#gateway === null && services.#remote === null) void services.#evaluateRemote();
+    }, REMOTE_RECHECK_MS);
+    services.#remoteRecheck.unref();
     return services;
   }
 
@@ -244,6 +252,7 @@ export class DesktopServices {
   dispose(): Promise<void> {
     this.#disposed ??= (async () => {
       for (const run of this.#runs.values()) run.controller.abort();
+      if (this.#remoteRecheck !== null) clearInterval(this.#remoteRecheck);
       this.#unsubscribeAgent();
       this.#endRemote();
       await Promise.allSettled([this.agent.stop(), this.#enqueueGatewayOp(() => this.#stopGateway()), this.#remoteCheck]);
