@@ -413,6 +413,8 @@ export class DesktopServices {
         else await (await this.#writeAdmin()).unbanDevice(args.device_id);
         return { device_id: args.device_id };
       },
+      'gateway.grantAdmin': (args) => this.#setAdmin(args.device_id, true),
+      'gateway.revokeAdmin': (args) => this.#setAdmin(args.device_id, false),
       'gateway.auditTail': async (args) => {
         const remote = this.#remoteAdmin();
         if (remote !== null) return this.#remoteCall(remote.auditTail(args.count));
@@ -674,6 +676,18 @@ export class DesktopServices {
       devices: listing.devices.map((d) => ({ ...d, online: d.status === 'paired' && live.has(d.device_id) })),
       revoked_certificate_fingerprints: listing.revoked_certificate_fingerprints,
     };
+  }
+
+  /**
+   * Grants or withdraws a paired device's admin role on the gateway state this app holds (the hosted gateway's, or
+   * the state dir's). Only the gateway host may: as a remote admin this app refuses.
+   */
+  async #setAdmin(deviceId: string, granted: boolean): Promise<ChannelResult<'gateway.grantAdmin'>> {
+    if (this.#remoteAdmin() !== null) throw new PalyraError('permission_denied', 'granting the admin role needs the gateway host (its state directory)');
+    const admin = await this.#writeAdmin();
+    const device = granted ? await admin.grantAdmin(deviceId) : await admin.revokeAdmin(deviceId);
+    const online = device.status === 'paired' && (this.#gateway?.liveNodes().has(deviceId) ?? false);
+    return { ...device, online };
   }
 
   // --- remote gateway (this device as an administrator) -----------------------------------------------------------

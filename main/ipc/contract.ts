@@ -200,6 +200,10 @@ export const CHANNELS = {
   'gateway.revokeDevice': { args: z.strictObject({ device_id: id26, reason: reason.optional() }), result: z.object({ device_id: z.string() }) },
   'gateway.removeDevice': { args: z.strictObject({ device_id: id26 }), result: z.object({ device_id: z.string() }) },
   'gateway.unbanDevice': { args: z.strictObject({ device_id: id26 }), result: z.object({ device_id: z.string() }) },
+  /** Grants a paired device the admin role (the hosted gateway or the local state dir only: a remote admin cannot). */
+  'gateway.grantAdmin': { args: z.strictObject({ device_id: id26 }), result: DeviceViewSchema },
+  /** Withdraws a paired device's admin role (the hosted gateway or the local state dir only). */
+  'gateway.revokeAdmin': { args: z.strictObject({ device_id: id26 }), result: DeviceViewSchema },
   'gateway.auditTail': {
     args: z.strictObject({ count: z.number().int().min(1).max(1000) }),
     result: z.object({

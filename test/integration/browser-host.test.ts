@@ -223,6 +223,8 @@ const EVERY_CHANNEL: Record<string, { args: unknown; expect: { ok: true; result?
   'gateway.revokeDevice': { args: { device_id: A_ID }, expect: { ok: true, result: { device_id: A_ID } } },
   'gateway.removeDevice': { args: { device_id: A_ID }, expect: { ok: false, code: 'not_found' } },
   'gateway.unbanDevice': { args: { device_id: '01HZY3V4J6K8M9N0P1Q2R3S4T6' }, expect: { ok: false, code: 'not_found' } },
+  'gateway.grantAdmin': { args: { device_id: A_ID }, expect: { ok: false, code: 'device_not_paired' } },
+  'gateway.revokeAdmin': { args: { device_id: A_ID }, expect: { ok: false, code: 'device_not_paired' } },
   'gateway.auditTail': { args: { count: 10 }, expect: { ok: true, result: expect.objectContaining({ chain: expect.objectContaining({ ok: true }) }) } },
 };
 
@@ -245,6 +247,8 @@ const BAD_ARGS: Record<string, unknown[]> = {
   'gateway.revokeDevice': [{ device_id: 'x' }, {}],
   'gateway.removeDevice': [{}, { device_id: `${A_ID}0` }],
   'gateway.unbanDevice': [{ device_id: 42 }],
+  'gateway.grantAdmin': [{}, { device_id: 'x' }, { device_id: A_ID, role: 'admin' }],
+  'gateway.revokeAdmin': [{ device_id: A_ID.toLowerCase() }, { device_id: null }],
   'gateway.auditTail': [{}, { count: 0 }, { count: 1001 }, { count: 1.5 }],
 };
 

@@ -138,6 +138,39 @@ describe('pairing two desktop apps through the IPC contract', () => {
     }
   });
 
+  it('A (the gateway host) grants B the admin role and withdraws it; both are audited', async () => {
+    const a = await app();
+    const b = await app();
+    await hostGateway(a);
+    const minted = await a.ok('gateway.mintCode', { method: 'qr', kind: 'desktop' });
+    const { pairing_id: pairingId } = await b.ok('device.pairStart', { method: 'uri', uri: minted.uri ?? '' });
+    const { request } = await gatewayEvent(a.client, 'request.created');
+    await a.ok('gateway.approve', { request_id: request.request_id });
+    const deviceId = (await progress(b.client, pairingId, 'paired')).device_id;
+    await gatewayEvent(a.client, 'device.paired', (p) => p.device_id === deviceId);
+    expect((await a.ok('gateway.listDevices')).devices).toEqual([expect.objectContaining({ device_id: deviceId, roles: [] })]);
+
+    const granted = await a.ok('gateway.grantAdmin', { device_id: deviceId });
+    expect(granted).toMatchObject({ device_id: deviceId, status: 'paired', roles: ['admin'] });
+    expect((await a.ok('gateway.listDevices')).devices).toEqual([expect.objectContaining({ device_id: deviceId, roles: ['admin'] })]);
+    // Granting twice keeps one role.
+    expect((await a.ok('gateway.grantAdmin', { device_id: deviceId })).roles).toEqual(['admin']);
+
+    const withdrawn = await a.ok('gateway.revokeAdmin', { device_id: deviceId });
+    expect(withdrawn).toMatchObject({ device_id: deviceId, status: 'paired', roles: [] });
+    expect((await a.ok('gateway.listDevices')).devices).toEqual([expect.objectContaining({ device_id: deviceId, status: 'paired', roles: [] })]);
+
+    // An unknown device: the gateway's own error.
+    expect(await a.client.call('gateway.grantAdmin', { device_id: '01HZY3V4J6K8M9N0P1Q2R3S4T5' })).toMatchObject({ ok: false, error: { code: 'device_not_paired' } });
+
+    const audit = await a.ok('gateway.auditTail', { count: 50 });
+    expect(audit.chain.ok).toBe(true);
+    const events = audit.entries.map((e) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['role_granted', 'role_revoked']));
+    expect(events.lastIndexOf('role_revoked')).toBeGreaterThan(events.indexOf('role_granted'));
+    expectEventsValid(a);
+  });
+
   it('PIN: B trusts the gateway on first use (pinned_by tofu); a rejected request reaches B as rejected', async () => {
     const a = await app();
     const b = await app();

@@ -105,6 +105,13 @@ describe('the desktop app administering a remote gateway', () => {
     expect(audit.chain.ok).toBe(true);
     expect(audit.entries.length).toBeGreaterThan(0);
 
+    // The admin role is granted only on the gateway host: a remote admin may not grant or withdraw it.
+    for (const channel of ['gateway.grantAdmin', 'gateway.revokeAdmin'] as const) {
+      expect(await a.client.call(channel, { device_id: idB }), channel).toMatchObject({ ok: false, error: { code: 'permission_denied', message: expect.stringMatching(/gateway host/) } });
+    }
+    expect(gateway.admin.listDevices().devices.find((d) => d.device_id === idB)).toMatchObject({ roles: [] });
+    expect(await a.ok('gateway.status')).toMatchObject({ managed: 'remote' });
+
     // A revokes B on the remote gateway; B is told.
     expect(await a.ok('gateway.revokeDevice', { device_id: idB, reason: 'lost laptop' })).toEqual({ device_id: idB });
     const revoked = await b.client.next('device.event', (e) => e.type === 'revoked', 20_000);

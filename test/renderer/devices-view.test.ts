@@ -2,7 +2,7 @@ import { fireEvent, render, screen, waitFor, within } from '@testing-library/sve
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import DevicesView from '../../renderer/src/views/DevicesView.svelte';
 import RevocationView from '../../renderer/src/views/RevocationView.svelte';
-import { DEVICE_ID, deviceView, FINGERPRINT, installFakePalyra, mockClipboard, OTHER_DEVICE_ID, uninstallFakePalyra, type FakePalyra } from './fake-palyra.js';
+import { DEVICE_ID, deviceView, FINGERPRINT, gatewayStatus, installFakePalyra, ipcError, mockClipboard, OTHER_DEVICE_ID, uninstallFakePalyra, type FakePalyra } from './fake-palyra.js';
 
 let palyra: FakePalyra;
 
@@ -125,6 +125,94 @@ describe('Devices', () => {
     await fireEvent.click(screen.getByTestId('confirm-accept'));
 
     expect(palyra.gatewayRemoveDevice).toHaveBeenCalledWith({ device_id: DEVICE_ID });
+  });
+
+  it('makes a device an admin only after a confirmation that explains the role, then shows the badge', async () => {
+    palyra.gatewayListDevices.mockResolvedValue({ devices: [deviceView({ roles: [] })], revoked_certificate_fingerprints: [] });
+    render(DevicesView);
+
+    await fireEvent.click(await screen.findByTestId('device-grant-admin'));
+    expect(screen.queryByTestId('device-admin-badge')).toBeNull();
+    const dialog = screen.getByTestId<HTMLDialogElement>('confirm-dialog');
+    expect(dialog.open).toBe(true);
+    expect(dialog.textContent).toContain('Make this device an admin?');
+    expect(dialog.textContent).toContain(DEVICE_ID);
+    expect(dialog.textContent).toContain('approve, reject and revoke devices remotely');
+    expect(palyra.gatewayGrantAdmin).not.toHaveBeenCalled();
+
+    palyra.gatewayListDevices.mockResolvedValue({ devices: [deviceView({ roles: ['admin'] })], revoked_certificate_fingerprints: [] });
+    await fireEvent.click(screen.getByTestId('confirm-accept'));
+
+    expect(palyra.gatewayGrantAdmin).toHaveBeenCalledWith({ device_id: DEVICE_ID });
+    await waitFor(() => {
+      expect(dialog.open).toBe(false);
+    });
+    expect((await screen.findByTestId('device-admin-badge')).textContent).toBe('admin');
+    expect(screen.getByTestId('device-revoke-admin')).toBeTruthy();
+    expect(screen.queryByTestId('device-grant-admin')).toBeNull();
+  });
+
+  it('does not grant the admin role when the confirmation is cancelled', async () => {
+    palyra.gatewayListDevices.mockResolvedValue({ devices: [deviceView({ roles: [] })], revoked_certificate_fingerprints: [] });
+    render(DevicesView);
+
+    await fireEvent.click(await screen.findByTestId('device-grant-admin'));
+    await fireEvent.click(screen.getByTestId('confirm-cancel'));
+
+    expect(palyra.gatewayGrantAdmin).not.toHaveBeenCalled();
+  });
+
+  it('removes the admin role after a confirmation', async () => {
+    palyra.gatewayListDevices.mockResolvedValue({
+      devices: [deviceView({ roles: ['admin'] }), deviceView({ device_id: OTHER_DEVICE_ID, roles: [] })],
+      revoked_certificate_fingerprints: [],
+    });
+    render(DevicesView);
+
+    await waitFor(() => {
+      expect(rows()).toHaveLength(2);
+    });
+    const [admin, other] = rows() as [HTMLElement, HTMLElement];
+    expect(within(admin).getByTestId('device-admin-badge')).toBeTruthy();
+    expect(within(other).queryByTestId('device-admin-badge')).toBeNull();
+    expect(within(other).getByTestId('device-grant-admin')).toBeTruthy();
+
+    await fireEvent.click(within(admin).getByTestId('device-revoke-admin'));
+    expect(screen.getByTestId('confirm-dialog').textContent).toContain('Remove the admin role?');
+    expect(palyra.gatewayRevokeAdmin).not.toHaveBeenCalled();
+    await fireEvent.click(screen.getByTestId('confirm-accept'));
+
+    expect(palyra.gatewayRevokeAdmin).toHaveBeenCalledWith({ device_id: DEVICE_ID });
+  });
+
+  it('shows the error of a refused grant', async () => {
+    palyra.gatewayListDevices.mockResolvedValue({ devices: [deviceView({ roles: [] })], revoked_certificate_fingerprints: [] });
+    palyra.gatewayGrantAdmin.mockRejectedValue(ipcError('device_not_paired', 'device is not paired'));
+    render(DevicesView);
+
+    await fireEvent.click(await screen.findByTestId('device-grant-admin'));
+    await fireEvent.click(screen.getByTestId('confirm-accept'));
+
+    expect((await screen.findAllByRole('alert')).some((a) => a.textContent.length > 0)).toBe(true);
+    expect(screen.getByTestId<HTMLDialogElement>('confirm-dialog').open).toBe(true);
+  });
+
+  it('hides the admin-role buttons, but keeps the badge, when managing a remote gateway', async () => {
+    palyra.gatewayStatus.mockResolvedValue(gatewayStatus({ managed: 'remote', running: false, remote_gateway: { address: 'gw.example.net:7444', name: 'Head Office' } }));
+    palyra.gatewayListDevices.mockResolvedValue({
+      devices: [deviceView({ roles: ['admin'] }), deviceView({ device_id: OTHER_DEVICE_ID, roles: [] })],
+      revoked_certificate_fingerprints: [],
+    });
+    render(DevicesView);
+
+    expect(await screen.findByTestId('remote-gateway-banner')).toBeTruthy();
+    await waitFor(() => {
+      expect(rows()).toHaveLength(2);
+    });
+    expect(screen.getByTestId('device-admin-badge')).toBeTruthy();
+    expect(screen.queryByTestId('device-grant-admin')).toBeNull();
+    expect(screen.queryByTestId('device-revoke-admin')).toBeNull();
+    expect(screen.getAllByTestId('device-revoke')).toHaveLength(2);
   });
 
   it('copies a device fingerprint', async () => {

@@ -154,6 +154,8 @@ export function createFakePalyra(): FakePalyra {
     gatewayRevokeDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
     gatewayRemoveDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
     gatewayUnbanDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
+    gatewayGrantAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: ['admin'] }))),
+    gatewayRevokeAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: [] }))),
     gatewayAuditTail: vi.fn(() => Promise.resolve({ entries: [], chain: { ok: true, entries: 0 } })),
     on(event: EventName, listener: (payload: unknown) => void): () => void {
       let set = listeners.get(event);

@@ -12,7 +12,7 @@ export class DevicesStore {
   loaded = $state(false);
   error = $state<UiError | null>(null);
   actionError = $state<UiError | null>(null);
-  /** Device ids with a revoke/remove/unban call in flight. */
+  /** Device ids with a revoke/remove/unban/admin-role call in flight. */
   busy = $state<Record<string, boolean>>({});
 
   readonly paired = $derived(this.devices.filter((d) => d.status === 'paired'));
@@ -79,6 +79,15 @@ export class DevicesStore {
 
   async unban(deviceId: string): Promise<boolean> {
     return this.#act(deviceId, () => this.#api.gatewayUnbanDevice({ device_id: deviceId }));
+  }
+
+  /** Grants the device the admin role (only the gateway host may; a remote admin is refused). */
+  async grantAdmin(deviceId: string): Promise<boolean> {
+    return this.#act(deviceId, () => this.#api.gatewayGrantAdmin({ device_id: deviceId }));
+  }
+
+  async revokeAdmin(deviceId: string): Promise<boolean> {
+    return this.#act(deviceId, () => this.#api.gatewayRevokeAdmin({ device_id: deviceId }));
   }
 
   async #act(deviceId: string, call: () => Promise<unknown>): Promise<boolean> {
