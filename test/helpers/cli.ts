@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from './build.js';
+import { inPrivateKeyringSession as inPrivateKeyringSessionWith } from './keyring.js';
 
 const BIN = path.join(repoRoot, 'bin/palyra.js');
 /** Upper bound for one CLI command; generous for a loaded 2-core machine. */
@@ -144,28 +145,7 @@ export async function startGatewayProcess(
   return { child, firstLine: first, ready: JSON.parse(first) as ReadyLine, lines, stderr: () => stderr, exited, kill };
 }
 
-/**
- * Runs a shell script in a fresh D-Bus session whose gnome-keyring keeps its keyrings under `home` (never the
- * user's); `bin` in the script's environment is the path of bin/palyra.js. Resolves with its stdout.
- */
+/** `inPrivateKeyringSession` with `PALYRA_BIN` (the path of bin/palyra.js) in the script's environment. */
 export function inPrivateKeyringSession(home: string, script: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const childEnv: NodeJS.ProcessEnv = { ...env, PALYRA_BIN: BIN, XDG_DATA_HOME: path.join(home, 'data'), XDG_RUNTIME_DIR: path.join(home, 'run') };
-  delete childEnv.DBUS_SESSION_BUS_ADDRESS;
-  delete childEnv.GNOME_KEYRING_CONTROL;
-  return new Promise((resolve, reject) => {
-    const child = spawn('dbus-run-session', ['--', 'sh', '-c', script], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, 60_000);
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`keyring session exited ${code}\nstdout: ${out}\nstderr: ${err}`));
-    });
-  });
+  return inPrivateKeyringSessionWith(home, script, { ...env, PALYRA_BIN: BIN });
 }

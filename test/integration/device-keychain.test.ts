@@ -1,6 +1,5 @@
 // The device store over the real OS keychain (keytar → gnome-keyring Secret Service). `npm test` runs the suite inside
 // scripts/with-secret-service.mjs (a private D-Bus session, keyring unlocked, PALYRA_TEST_SECRET_SERVICE=1).
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import { DEVICE_SECRETS_DIR, DEVICE_STATE_FILE, deviceKeychainAccount, DeviceSto
 import type { Keychain } from '../../main/store/keychain.js';
 import { KEYCHAIN_SERVICE, openOsKeychain } from '../../main/store/keychain.js';
 import { ensureBuilt, repoRoot } from '../helpers/build.js';
+import { inPrivateKeyringSession } from '../helpers/keyring.js';
 
 const enabled = process.env.PALYRA_TEST_SECRET_SERVICE === '1';
 if (!enabled) {
@@ -133,6 +133,7 @@ describe.skipIf(!enabled)('device store in the OS keychain (gnome-keyring Secret
           '"$NODE" --input-type=module -e "$PROBE_JS" create',
         ].join('\n');
         const out = await inPrivateKeyringSession(home, script, {
+          ...process.env,
           NODE: process.execPath,
           PROBE_JS: PROBE,
           DEVICE_STORE_MODULE: pathToFileURL(path.join(repoRoot, 'dist/main/device/device-store.js')).href,
@@ -205,24 +206,6 @@ if (mode === 'create') {
 process.stdout.write(JSON.stringify(result) + '\\n');
 `;
 
-/** Runs `script` in a fresh D-Bus session whose gnome-keyring keeps its keyrings under `home` (not the user's). */
-function inPrivateKeyringSession(home: string, script: string, env: Record<string, string>): Promise<string> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, XDG_DATA_HOME: path.join(home, 'data'), XDG_RUNTIME_DIR: path.join(home, 'run') };
-  delete childEnv.DBUS_SESSION_BUS_ADDRESS;
-  delete childEnv.GNOME_KEYRING_CONTROL;
-  return new Promise((resolve, reject) => {
-    const child = spawn('dbus-run-session', ['--', 'sh', '-c', script], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`keyring session exited ${code}\nstdout: ${out}\nstderr: ${err}`));
-    });
-  });
-}
 
 
 function ensureDeviceStoreBuilt(): Promise<void> {

@@ -1,6 +1,5 @@
 // The OS keychain through keytar, against a real gnome-keyring Secret Service. `npm test` runs the suite inside
 // scripts/with-secret-service.mjs (a private D-Bus session, keyring unlocked, PALYRA_TEST_SECRET_SERVICE=1).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
@@ -13,6 +12,7 @@ import type { Keychain } from '../../main/store/keychain.js';
 import { KEYCHAIN_SERVICE, openOsKeychain } from '../../main/store/keychain.js';
 import { forgetKeychainStoreKey, resolveStoreKey, STORE_KEY_FILE, storeKeyAccount } from '../../main/store/store-key.js';
 import { ensureStoreBuilt, storeFixture } from '../fixtures/store/ensure-store-built.js';
+import { inPrivateKeyringSession } from '../helpers/keyring.js';
 
 const enabled = process.env.PALYRA_TEST_SECRET_SERVICE === '1';
 if (!enabled) {
@@ -24,24 +24,6 @@ if (!enabled) {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-/** Runs `script` in a fresh D-Bus session whose gnome-keyring keeps its keyrings under `home` (not the user's). */
-function inPrivateKeyringSession(home: string, script: string, env: Record<string, string>): Promise<string> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, XDG_DATA_HOME: path.join(home, 'data'), XDG_RUNTIME_DIR: path.join(home, 'run') };
-  delete childEnv.DBUS_SESSION_BUS_ADDRESS;
-  delete childEnv.GNOME_KEYRING_CONTROL;
-  return new Promise((resolve, reject) => {
-    const child = spawn('dbus-run-session', ['--', 'sh', '-c', script], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`keyring session exited ${code}\nstdout: ${out}\nstderr: ${err}`));
-    });
-  });
-}
 
 describe.skipIf(!enabled)('OS keychain (gnome-keyring Secret Service via keytar)', () => {
   let keychain: Keychain;
@@ -132,7 +114,7 @@ describe.skipIf(!enabled)('OS keychain (gnome-keyring Secret Service via keytar)
           'echo -n palyra-locked-test | gnome-keyring-daemon --replace --unlock --components=secrets >/dev/null 2>&1',
           'node "$PROBE" create "$ROOT"',
         ].join('\n');
-        const out = await inPrivateKeyringSession(home, script, { PROBE: probe, ROOT: root });
+        const out = await inPrivateKeyringSession(home, script, { ...process.env, PROBE: probe, ROOT: root });
         const [created, locked, unlocked] = out
           .split('\n')
           .filter((line) => line.startsWith('{'))
