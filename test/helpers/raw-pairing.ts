@@ -319,3 +319,27 @@ export async function nextDispatch(stream: RawEventStream, deviceId: string): Pr
   }
   throw new Error('no dispatch arrived');
 }
+
+/**
+ * Registers the node and opens its event stream (accepted `node.started`), registering cleanups; `ended` resolves
+ * with the stream's failure and `endedAt()` tells when (performance.now()), for revocation-latency measurements.
+ */
+export async function openRegisteredStream(
+  client: NodeServiceClient,
+  deviceId: string,
+  cleanups: (() => unknown)[],
+): Promise<{ ended: RawEventStream['ended']; endedAt: () => number }> {
+  await ok(rpc.register(client, { v: 1, device_id: { ulid: deviceId }, platform: 'test' }));
+  const stream = openRawStream(client);
+  cleanups.push(() => {
+    stream.cancel();
+  });
+  const first = await stream.roundTrip(nodeEvent(deviceId, 'node.started'));
+  if (!first.accepted) throw new Error('node.started was not accepted');
+  let at = 0;
+  const ended = stream.ended.then((failure) => {
+    at = performance.now();
+    return failure;
+  });
+  return { ended, endedAt: () => at };
+}

@@ -12,7 +12,7 @@ import { runCli, runCliJson, startGatewayProcess } from '../helpers/cli.js';
 import type { GatewayProcess } from '../helpers/cli.js';
 import { openTestDevice } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/identity.js';
-import { certifiedClient, nodeEvent, ok, openRawStream, rpc } from '../helpers/raw-pairing.js';
+import { certifiedClient, openRegisteredStream } from '../helpers/raw-pairing.js';
 
 /** Generous bound for a loaded 2-core machine, from the CLI's exit to the end of the revoked device's stream. */
 const REVOCATION_BOUND_MS = 1000;
@@ -151,17 +151,7 @@ describe('palyra pairing/devices against a remote gateway', () => {
     cleanups.push(() => {
       client.close();
     });
-    await ok(rpc.register(client, { v: 1, device_id: { ulid: paired.deviceId }, platform: 'test' }));
-    const stream = openRawStream(client);
-    cleanups.push(() => {
-      stream.cancel();
-    });
-    expect((await stream.roundTrip(nodeEvent(paired.deviceId, 'node.started'))).accepted).toBe(true);
-    let endedAt = 0;
-    const ended = stream.ended.then((failure) => {
-      endedAt = performance.now();
-      return failure;
-    });
+    const { ended, endedAt: streamEndedAt } = await openRegisteredStream(client, paired.deviceId, cleanups);
     const revokeStartedAt = performance.now();
     const revoked = await runCliJson(['devices', 'revoke', paired.deviceId, '--reason', 'lost', ...remote]);
     const exitedAt = performance.now();
@@ -171,6 +161,7 @@ describe('palyra pairing/devices against a remote gateway', () => {
         r('timeout');
       }, 10_000))]);
     expect(failure).not.toBe('timeout');
+    const endedAt = streamEndedAt();
     const sinceExit = endedAt - exitedAt;
     console.log(
       `revoked device's stream ended ${sinceExit.toFixed(1)} ms after the remote \`palyra devices revoke\` exited ` +

@@ -17,7 +17,7 @@ import { cliEnv, runCli, runCliJson, startGatewayProcess } from '../helpers/cli.
 import type { GatewayProcess } from '../helpers/cli.js';
 import { openTestDevice } from '../helpers/gateway.js';
 import { randomVerifiedDevice, tempDir } from '../helpers/identity.js';
-import { certifiedClient, nodeEvent, ok, openRawStream, rpc } from '../helpers/raw-pairing.js';
+import { certifiedClient, openRegisteredStream, rpc } from '../helpers/raw-pairing.js';
 import type { RpcOutcome } from '../helpers/raw-pairing.js';
 
 /** Generous bound for a loaded 2-core machine; the target is ≤ 100 ms from the CLI's exit. */
@@ -114,17 +114,7 @@ describe('revocation by another process', () => {
     cleanups.push(() => {
       client.close();
     });
-    await ok(rpc.register(client, { v: 1, device_id: { ulid: paired.deviceId }, platform: 'test' }));
-    const stream = openRawStream(client);
-    cleanups.push(() => {
-      stream.cancel();
-    });
-    expect((await stream.roundTrip(nodeEvent(paired.deviceId, 'node.started'))).accepted).toBe(true);
-    let streamEndedAt = 0;
-    const ended = stream.ended.then((failure) => {
-      streamEndedAt = performance.now();
-      return failure;
-    });
+    const { ended, endedAt } = await openRegisteredStream(client, paired.deviceId, cleanups);
 
     const revoke = spawnTimed(['devices', 'revoke', paired.deviceId, '--reason', 'lost', '--state-dir', stateDir]);
     const exit = await revoke.exited;
@@ -133,6 +123,7 @@ describe('revocation by another process', () => {
       r('timeout');
     }, 10_000))]);
     expect(failure).not.toBe('timeout');
+    const streamEndedAt = endedAt();
     const fromExit = streamEndedAt - exit.at;
     const fromSpawn = streamEndedAt - revoke.spawnedAt;
     console.log(`stream closed ${fromExit.toFixed(1)} ms after \`palyra devices revoke\` exited (${fromSpawn.toFixed(1)} ms after it was spawned)`);

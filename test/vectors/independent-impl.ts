@@ -124,3 +124,20 @@ export function sas(mac: Buffer): string {
 export function csrBindingPayload(sessionId: string, csrDer: Buffer): Buffer {
   return Buffer.concat([Buffer.from('palyra-csr-v1', 'ascii'), Buffer.from(sessionId, 'utf8'), sha256(csrDer)]);
 }
+
+/** The key material and identity facts every handshake vector file carries (shared and our own). */
+export interface VectorIdentity {
+  keys: Record<
+    | 'device_ed25519_seed'
+    | 'device_ed25519_public'
+    | 'device_x25519_private'
+    | 'device_x25519_public'
+    | 'gateway_ephemeral_x25519_private'
+    | 'gateway_ephemeral_x25519_public'
+    | 'x25519_shared_secret',
+    string
+  >;
+  device_id: string;
+  identity_fingerprint: string;
+  device_x25519_commitment: string;
+}

@@ -21,22 +21,10 @@ import {
 import { PairingSessionRegistry } from '../../main/core/pairing-sessions.js';
 import { computeSas } from '../../main/core/sas.js';
 import * as independent from './independent-impl.js';
+import type { VectorIdentity } from './independent-impl.js';
 
-interface OwnCase {
+interface OwnCase extends VectorIdentity {
   name: string;
-  keys: Record<
-    | 'device_ed25519_seed'
-    | 'device_ed25519_public'
-    | 'device_x25519_private'
-    | 'device_x25519_public'
-    | 'gateway_ephemeral_x25519_private'
-    | 'gateway_ephemeral_x25519_public'
-    | 'x25519_shared_secret',
-    string
-  >;
-  device_id: string;
-  identity_fingerprint: string;
-  device_x25519_commitment: string;
   protocol_version: number;
   session_id: string;
   client_kind: string;

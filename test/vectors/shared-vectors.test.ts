@@ -21,6 +21,7 @@ import {
 } from '../../main/core/handshake.js';
 import { deviceIdFromPublicKey } from '../../main/core/ids.js';
 import { computeSas } from '../../main/core/sas.js';
+import type { VectorIdentity } from './independent-impl.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const vectorsPath = path.resolve(root, '../shared/design/vectors/handshake-v1.json');
@@ -43,20 +44,7 @@ interface SharedCase {
   csr_binding_signature: string;
 }
 
-interface SharedVectors {
-  keys: Record<
-    | 'device_ed25519_seed'
-    | 'device_ed25519_public'
-    | 'device_x25519_private'
-    | 'device_x25519_public'
-    | 'gateway_ephemeral_x25519_private'
-    | 'gateway_ephemeral_x25519_public'
-    | 'x25519_shared_secret',
-    string
-  >;
-  device_id: string;
-  identity_fingerprint: string;
-  device_x25519_commitment: string;
+interface SharedVectors extends VectorIdentity {
   cases: SharedCase[];
 }
 
