@@ -35,7 +35,7 @@ if (available) {
   });
   rmSync(dataHome, { recursive: true, force: true });
 } else if (process.env.CI === 'true') {
-  console.error('with-secret-service: dbus-run-session or gnome-keyring-daemon is missing; CI must run the keychain suite (run .ci/system-deps.sh)');
+  console.error('with-secret-service: dbus-run-session or gnome-keyring-daemon is missing; CI must run the keychain suite (npm test installs them: scripts/ensure-system-deps.mjs)');
   process.exit(1);
 } else {
   console.warn('with-secret-service: no Secret Service here (install gnome-keyring, dbus-x11); keychain tests will skip');

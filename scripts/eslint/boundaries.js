@@ -9,6 +9,8 @@ export const LAYERS = [
   { name: 'rpc', dir: 'main/rpc' },
   { name: 'gateway', dir: 'main/gateway' },
   { name: 'device', dir: 'main/device' },
+  { name: 'platform', dir: 'main/platform' },
+  { name: 'admin', dir: 'main/admin' },
   { name: 'cli', dir: 'main/cli' },
   { name: 'ipc', dir: 'main/ipc' },
   { name: 'app', dir: 'main/app' },
@@ -23,19 +25,25 @@ export const RULES = {
   core: { layers: ['core'], packages: ['@noble/', '@peculiar/x509', 'reflect-metadata'] },
   store: {
     layers: ['core', 'store'],
-    packages: ['node:fs', 'node:fs/promises', 'node:path', 'node:crypto', 'keytar'],
+    packages: ['node:fs', 'node:fs/promises', 'node:path', 'node:crypto', 'keytar', 'zod'],
   },
   rpc: {
     layers: ['core', 'rpc'],
     packages: ['@grpc/grpc-js', '@grpc/proto-loader', 'node:tls', 'node:net', 'node:path', 'node:url', 'node:fs'],
   },
-  gateway: { layers: ['core', 'store', 'rpc', 'gateway'], packages: [NODE_BUILTIN, '@grpc/grpc-js'] },
-  device: { layers: ['core', 'store', 'rpc', 'device'], packages: [NODE_BUILTIN, '@grpc/grpc-js'] },
-  cli: { layers: ['core', 'store', 'rpc', 'gateway', 'device', 'cli'], packages: [NODE_BUILTIN, 'qrcode'] },
+  gateway: { layers: ['core', 'store', 'rpc', 'gateway'], packages: [NODE_BUILTIN, '@grpc/grpc-js', 'zod'] },
+  device: { layers: ['core', 'store', 'rpc', 'device'], packages: [NODE_BUILTIN, '@grpc/grpc-js', 'zod'] },
+  // Host facts both front ends share: data directories, the keychain choice, the operator's name, the address a
+  // hosted gateway advertises.
+  platform: { layers: ['core', 'store', 'platform'], packages: [NODE_BUILTIN] },
+  // One admin interface (AdminTarget) over the local state and the remote GatewayAdmin service.
+  admin: { layers: ['core', 'store', 'rpc', 'gateway', 'device', 'platform', 'admin'], packages: [NODE_BUILTIN, '@grpc/grpc-js'] },
+  cli: { layers: ['core', 'store', 'rpc', 'gateway', 'device', 'platform', 'admin', 'cli'], packages: [NODE_BUILTIN, 'qrcode'] },
   ipc: { layers: ['ipc'], typeOnlyLayers: ['core'], packages: ['zod'] },
   app: {
-    layers: ['core', 'store', 'rpc', 'gateway', 'device', 'cli', 'ipc', 'app'],
-    packages: [NODE_BUILTIN, 'electron', 'ws', 'qrcode'],
+    // Never 'cli': the app and the CLI are two front ends over the same layers.
+    layers: ['core', 'store', 'rpc', 'gateway', 'device', 'platform', 'admin', 'ipc', 'app'],
+    packages: [NODE_BUILTIN, 'electron', 'ws', 'qrcode', 'zod'],
   },
   preload: { layers: ['ipc', 'preload'], packages: ['electron'] },
   renderer: { layers: ['ipc', 'renderer'], typeOnlyLayers: ['core'], packages: ['svelte', 'svelte/', 'jsqr', 'qrcode', 'zxing-wasm', 'zxing-wasm/'] },

@@ -14,14 +14,14 @@ import { describe, it } from 'vitest';
 import { buildIfNeeded } from '../../scripts/start.mjs';
 import { ensureBuilt, repoRoot } from './build.js';
 
-/** The Debian package's Chromium (installed by .ci/system-deps.sh); PALYRA_CHROMIUM, when set, is the only candidate. */
+/** The Debian package's Chromium (npm test installs it: scripts/ensure-system-deps.mjs); PALYRA_CHROMIUM, when set, is the only candidate. */
 export function findChromium(): string | null {
   const override = process.env.PALYRA_CHROMIUM;
   const candidates = override !== undefined && override !== '' ? [override] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
   return candidates.find((c) => existsSync(c)) ?? null;
 }
 
-export const CHROMIUM_MISSING = 'Chromium not found (/usr/bin/chromium; install it with .ci/system-deps.sh or set PALYRA_CHROMIUM)';
+export const CHROMIUM_MISSING = 'Chromium not found (/usr/bin/chromium; npm test installs it, or set PALYRA_CHROMIUM)';
 
 /**
  * `describe` for suites that need Chromium. Without it: skipped with a message locally, but a failing test when
