@@ -1,9 +1,16 @@
 /**
- * The identity state lock (REFERENCE.md §6.5, PROTOCOL.md §6): a process-global async mutex per lock file, so any
- * number of managers in one process queue instead of deadlocking on the file, plus an O_EXCL lock file shared with
- * every other process (CLI, daemon, desktop app) on the same state directory.
+ * The identity state lock (docs/PROTOCOL.md, "State lock"): a process-global async mutex per lock file, so any number
+ * of managers in one process queue instead of deadlocking on the file, plus an O_EXCL lock file shared with every
+ * other process (CLI, daemon, desktop app) on the same state directory.
+ *
+ * The marker is `pid=<pid> ts_ms=<ms>` and, where the platform tells a process's start time (Linux /proc), a third
+ * token `start=<ticks since boot>`; readers ignore tokens they do not know. A lock whose owner is provably gone —
+ * its pid does not exist, or exists with another start time (the pid was reused) — is reclaimed at once. A marker
+ * that cannot be parsed (a writer died between creating the file and writing it) is reclaimed after a short grace.
+ * Waiters wait: 30 s by default (PALYRA_LOCK_TIMEOUT_MS or the option), then `state_lock_timeout`.
  */
 
+import { readFileSync, realpathSync } from 'node:fs';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,19 +18,35 @@ import { PalyraError } from '../core/errors.js';
 import { errnoOf, messageOf, PRIVATE_FILE_MODE } from './atomic-file.js';
 
 export const STATE_LOCK_FILE = '.identity-state.lock';
-/** Waiters give up after this long (REFERENCE.md §2.1). */
-export const DEFAULT_LOCK_TIMEOUT_MS = 3_000;
-export const DEFAULT_LOCK_RETRY_MS = 20;
-/** A lock older than this whose owner is dead may be reclaimed. */
-export const DEFAULT_LOCK_STALE_AGE_MS = 30_000;
+/** How long a waiter waits for the lock before `state_lock_timeout`, unless PALYRA_LOCK_TIMEOUT_MS says otherwise. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+export const DEFAULT_LOCK_RETRY_MS = 10;
+/** Longest pause between two attempts: waiters back off from retryMs up to this. */
+export const MAX_LOCK_RETRY_MS = 50;
+/** A lock file whose marker cannot be parsed is reclaimed once its mtime is this old. */
+export const DEFAULT_GARBAGE_MARKER_GRACE_MS = 2_000;
+
+/** The wait limit in force: PALYRA_LOCK_TIMEOUT_MS (a whole number of ms, 0 … 10 min) or the default. */
+export function lockTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.PALYRA_LOCK_TIMEOUT_MS;
+  if (raw === undefined || raw === '') return DEFAULT_LOCK_TIMEOUT_MS;
+  const value = Number(raw);
+  if (!/^\d{1,6}$/.test(raw) || value > 600_000) {
+    throw new PalyraError('invalid_argument', `PALYRA_LOCK_TIMEOUT_MS must be a whole number of milliseconds up to 600000 (got '${raw.slice(0, 32)}')`);
+  }
+  return value;
+}
 
 export interface StateLockOptions {
   timeoutMs?: number;
   retryMs?: number;
-  staleAgeMs?: number;
-  /** Wall clock for the marker's ts_ms and stale-age checks (the wait deadline uses a monotonic clock). */
+  /** Grace for a lock file whose marker cannot be parsed (judged by its mtime). */
+  garbageGraceMs?: number;
+  /** Wall clock for the marker's ts_ms and the grace check (the wait deadline uses a monotonic clock). */
   now?: () => number;
   isProcessAlive?: (pid: number) => boolean;
+  /** A process's start time as the marker's `start=` token writes it, null where unknown; injectable for tests. */
+  processStartTime?: (pid: number) => string | null;
   /** Writes and fsyncs the marker; replaceable so tests can make it fail. */
   writeMarker?: (handle: FileHandle, text: string) => Promise<void>;
 }
@@ -43,7 +66,7 @@ export async function withStateLock<T>(root: string, fn: () => Promise<T>, opts:
 
 /** The same protocol for any lock file path (the store key uses its own lock so it can be taken inside the state lock). */
 export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, opts: StateLockOptions = {}): Promise<T> {
-  const absolute = path.resolve(lockPath);
+  const absolute = canonicalLockPath(lockPath);
   return withProcessMutex(absolute, async () => {
     const held = await acquireFileLock(absolute, opts);
     let result: T;
@@ -57,6 +80,20 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
     await releaseFileLock(absolute, held);
     return result;
   });
+}
+
+/**
+ * The lock file's path with its directory's symlinks resolved, so two spellings of one state directory share one
+ * in-process queue and one lock file. A directory that does not exist yet keeps its resolved spelling (creating the
+ * lock file then fails with store_io_failed anyway).
+ */
+export function canonicalLockPath(lockPath: string): string {
+  const absolute = path.resolve(lockPath);
+  try {
+    return path.join(realpathSync.native(path.dirname(absolute)), path.basename(absolute));
+  } catch {
+    return absolute;
+  }
 }
 
 async function withProcessMutex<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -100,30 +137,58 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Linux: field 22 of /proc/<pid>/stat, the process's start time in clock ticks since boot; null elsewhere or when the
+ * process does not exist. The command name (field 2) may hold spaces and parentheses, so fields are counted after
+ * its last ')'.
+ */
+export function processStartTime(pid: number): string | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 1).trim().split(/\s+/);
+  const start = fields[19];
+  return start !== undefined && /^\d+$/.test(start) ? start : null;
+}
+
+let ownStartTime: string | null | undefined;
+
+function ownMarker(nowMs: number): string {
+  ownStartTime ??= processStartTime(process.pid);
+  const start = ownStartTime === null ? '' : ` start=${ownStartTime}`;
+  return `pid=${process.pid} ts_ms=${Math.trunc(nowMs)}${start}\n`;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promise<HeldLock> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
-  const retryMs = opts.retryMs ?? DEFAULT_LOCK_RETRY_MS;
+  const timeoutMs = opts.timeoutMs ?? lockTimeoutFromEnv();
+  let pause = opts.retryMs ?? DEFAULT_LOCK_RETRY_MS;
   const now = opts.now ?? Date.now;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const held = await tryCreate(lockPath, now(), opts.writeMarker ?? defaultWriteMarker);
     if (held !== null) return held;
     const verdict = await tryReclaim(lockPath, opts);
-    if (verdict === 'gone') continue;
+    if (verdict.kind === 'gone') continue;
     if (performance.now() >= deadline) {
-      const staleAgeMs = opts.staleAgeMs ?? DEFAULT_LOCK_STALE_AGE_MS;
+      const owner = verdict.pid === undefined ? 'an unreadable marker' : `process ${verdict.pid}, which is running`;
       throw new PalyraError(
         'state_lock_timeout',
-        `timed out after ${timeoutMs} ms waiting for the identity state lock ${lockPath}; lock stealing is disabled ` +
-          `(a lock is reclaimed only when its owner process is dead and it is at least ${staleAgeMs} ms old)`,
-        { details: { path: lockPath, timeoutMs } },
+        `timed out after ${timeoutMs} ms waiting for the identity state lock ${lockPath}, held by ${owner} ` +
+          '(a lock is taken over at once when its owner has exited; set PALYRA_LOCK_TIMEOUT_MS to wait longer)',
+        { details: { path: lockPath, timeoutMs, ...(verdict.pid === undefined ? {} : { ownerPid: verdict.pid }) } },
       );
     }
-    await sleep(retryMs);
+    // A little jitter so several waiters do not retry in lock step.
+    await sleep(Math.min(pause, Math.max(0, deadline - performance.now())) * (0.75 + Math.random() * 0.5));
+    pause = Math.min(MAX_LOCK_RETRY_MS, pause * 2);
   }
 }
 
@@ -143,7 +208,7 @@ async function tryCreate(
       details: { path: lockPath },
     });
   }
-  const marker = `pid=${process.pid} ts_ms=${Math.trunc(nowMs)}\n`;
+  const marker = ownMarker(nowMs);
   try {
     await writeMarker(handle, marker);
     const { ino } = await handle.stat();
@@ -152,7 +217,7 @@ async function tryCreate(
   } catch (error) {
     // An empty lock file would block everyone until it turned stale, so it goes.
     await unlink(lockPath).catch(() => undefined);
-    throw new PalyraError('internal', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
+    throw new PalyraError('store_io_failed', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
       cause: error,
       details: { path: lockPath },
     });
@@ -164,48 +229,63 @@ async function tryCreate(
 interface Marker {
   pid: number;
   tsMs: number;
+  /** The owner's start time (`start=`), when its writer knew it. */
+  start?: string;
 }
 
-/** `pid=<u32>` and `ts_ms=<u64>` whitespace-separated tokens, both required; anything else is unparseable. */
+/**
+ * `pid=<u32>` and `ts_ms=<u64>` whitespace-separated tokens, both required, and an optional `start=<digits>`;
+ * other tokens are ignored; without pid or ts_ms the marker is unparseable.
+ */
 export function parseLockMarker(text: string): Marker | null {
   let pid: number | undefined;
   let tsMs: number | undefined;
+  let start: string | undefined;
   for (const token of text.split(/\s+/)) {
-    const match = /^(pid|ts_ms)=(\d{1,20})$/.exec(token);
+    const match = /^(pid|ts_ms|start)=(\d{1,20})$/.exec(token);
     if (match === null) continue;
     const value = Number(match[2]);
     if (match[1] === 'pid' && value <= U32_MAX) pid = value;
     else if (match[1] === 'ts_ms' && BigInt(match[2]!) <= 0xffff_ffff_ffff_ffffn) tsMs = value;
+    else if (match[1] === 'start') start = match[2]!;
   }
-  return pid === undefined || tsMs === undefined ? null : { pid, tsMs };
+  if (pid === undefined || tsMs === undefined) return null;
+  return start === undefined ? { pid, tsMs } : { pid, tsMs, start };
 }
+
+/** Whether the marker's owner is provably gone: no such process, or one with another start time (pid reused). */
+export function ownerIsGone(marker: Marker, opts: Pick<StateLockOptions, 'isProcessAlive' | 'processStartTime'> = {}): boolean {
+  if (!(opts.isProcessAlive ?? isProcessAlive)(marker.pid)) return true;
+  if (marker.start === undefined || marker.pid === process.pid) return false;
+  const current = (opts.processStartTime ?? processStartTime)(marker.pid);
+  return current !== null && current !== marker.start;
+}
+
+type Verdict = { kind: 'gone' } | { kind: 'wait'; pid?: number };
 
 /**
  * Decides what to do about someone else's lock file: 'gone' (vanished or reclaimed — try again now) or 'wait'.
  * Residual race: between our re-check and the unlink another waiter could reclaim and re-create the file; the
  * re-check compares inode and marker text to keep that window to two system calls.
  */
-async function tryReclaim(lockPath: string, opts: StateLockOptions): Promise<'gone' | 'wait'> {
+async function tryReclaim(lockPath: string, opts: StateLockOptions): Promise<Verdict> {
   const observed = await observe(lockPath);
-  if (observed === 'gone') return 'gone';
-  if (observed === 'unreadable') return 'wait';
+  if (observed === 'gone') return { kind: 'gone' };
+  if (observed === 'unreadable') return { kind: 'wait' };
   const now = (opts.now ?? Date.now)();
-  const staleAgeMs = opts.staleAgeMs ?? DEFAULT_LOCK_STALE_AGE_MS;
   const marker = parseLockMarker(observed.text);
-  const stale =
-    marker === null
-      ? now - observed.mtimeMs >= staleAgeMs
-      : now - marker.tsMs >= staleAgeMs && !(opts.isProcessAlive ?? isProcessAlive)(marker.pid);
-  if (!stale) return 'wait';
+  const reclaim =
+    marker === null ? now - observed.mtimeMs >= (opts.garbageGraceMs ?? DEFAULT_GARBAGE_MARKER_GRACE_MS) : ownerIsGone(marker, opts);
+  if (!reclaim) return marker === null ? { kind: 'wait' } : { kind: 'wait', pid: marker.pid };
   const again = await observe(lockPath);
-  if (again === 'gone') return 'gone';
-  if (again === 'unreadable' || again.ino !== observed.ino || again.text !== observed.text) return 'wait';
+  if (again === 'gone') return { kind: 'gone' };
+  if (again === 'unreadable' || again.ino !== observed.ino || again.text !== observed.text) return { kind: 'wait' };
   try {
     await unlink(lockPath);
   } catch (error) {
-    if (errnoOf(error) !== 'ENOENT') return 'wait';
+    if (errnoOf(error) !== 'ENOENT') return { kind: 'wait' };
   }
-  return 'gone';
+  return { kind: 'gone' };
 }
 
 async function observe(lockPath: string): Promise<{ text: string; ino: number; mtimeMs: number } | 'gone' | 'unreadable'> {

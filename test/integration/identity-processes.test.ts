@@ -76,13 +76,12 @@ describe('identity state shared by processes', () => {
     const acked: Acks = { pair: [], ban: [] };
     for (let run = 0; run < 20; run++) {
       // Kill after a varying number of acknowledgements; compaction every 3 records puts kills inside snapshot writes too.
-      // A killed writer may leave its lock file; its owner is dead, so with a zero stale age it is reclaimed at once
-      // (the default 30 s age guards against PID reuse across namespaces and is tested in state-lock tests).
-      const r = await runWorker(dir, 1000, 3, 1 + ((run * 7) % 13), { PALYRA_TEST_LOCK_STALE_MS: '0' });
+      // A killed writer may leave its lock file; its owner is known dead, so the next opener reclaims it at once.
+      const r = await runWorker(dir, 1000, 3, 1 + ((run * 7) % 13));
       expect(r.signal).toBe('SIGKILL');
       acked.pair.push(...r.acks.pair);
       acked.ban.push(...r.acks.ban);
-      const manager = await openFsManager(dir, { lock: { staleAgeMs: 0 } });
+      const manager = await openFsManager(dir, { lock: { timeoutMs: 0 } });
       for (const id of acked.ban) expect(manager.isDeviceRevoked(id)).toBe(true);
       for (const id of acked.pair) expect(manager.pairedDevice(id)).toBeDefined();
       expect((await manager.auditLog!.verify()).ok).toBe(true);
