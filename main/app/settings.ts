@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
-import { parseHostPort, formatHostPort } from '../core/pairing-uri.js';
+import { parseHostPort, formatHostPort } from '../core/net-address.js';
 import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
 
 export const SETTINGS_FILE = 'settings.json';

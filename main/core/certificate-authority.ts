@@ -32,7 +32,7 @@ import { createCrl, type RevokedSerial } from './crl.js';
 import { deviceCommonName, DEVICE_ORGANIZATION, parseAndVerifyCsr } from './csr.js';
 import { PalyraError } from './errors.js';
 import { validateCanonicalId } from './ids.js';
-import { normalizeIpAddress } from './ip-address.js';
+import { normalizeIpAddress } from './net-address.js';
 import { CERTIFICATE_PEM_LABEL, encodePem } from './pem.js';
 import {
   exportPrivateKeyPem,
@@ -68,7 +68,7 @@ export interface IssuedCertificate {
   readonly certificatePem: string;
   readonly fingerprint: string;
   readonly serialHex: string;
-  /** The certificate's notBefore (`now` floored to the second). */
+  /** The certificate's notBefore: `now` floored to the second (a server certificate's lies SERVER_CERT_BACKDATE_MS earlier). */
   readonly issuedAtUnixMs: number;
   /** The certificate's notAfter, exactly as written in it. */
   readonly expiresAtUnixMs: number;
@@ -163,13 +163,17 @@ async function keyIdentifier(publicKey: CryptoKey): Promise<SubjectKeyIdentifier
   return SubjectKeyIdentifierExtension.create(publicKey, false, globalThis.crypto);
 }
 
-/** A new self-signed CA: 10-year validity from `now`, keyCertSign + cRLSign + digitalSignature, CA:true. */
+/**
+ * A new self-signed CA: notBefore SERVER_CERT_BACKDATE_MS before `now` (so the first server certificate can be
+ * backdated too), valid until ten calendar years after `now`, keyCertSign + cRLSign + digitalSignature, CA:true.
+ */
 export async function createCertificateAuthority(options: {
   readonly now: number;
   readonly commonName?: string;
 }): Promise<StoredCertificateAuthority> {
   const commonName = validateCommonName(options.commonName ?? DEFAULT_CA_COMMON_NAME, 'CA common name');
-  const notBefore = toCertificateTime(options.now, 'now');
+  const createdAt = toCertificateTime(options.now, 'now');
+  const notBefore = new Date(Math.max(0, createdAt.getTime() - SERVER_CERT_BACKDATE_MS));
   const keys = await generateP256KeyPair();
   let certificate: X509Certificate;
   try {
@@ -178,7 +182,7 @@ export async function createCertificateAuthority(options: {
         serialNumber: randomSerialHex(),
         name: [{ CN: [commonName] }] satisfies JsonName,
         notBefore,
-        notAfter: caNotAfter(notBefore),
+        notAfter: caNotAfter(createdAt),
         keys,
         signingAlgorithm: P256_SIGNING_ALGORITHM,
         extensions: [
@@ -209,7 +213,16 @@ interface LeafRequest {
   readonly extensions: readonly Extension[];
   readonly now: number;
   readonly validityMs: number | undefined;
+  /** How far notBefore lies before `now` (0 for device certificates). */
+  readonly backdateMs?: number;
 }
+
+/**
+ * A server certificate's notBefore lies this far in the past, so a device whose clock lags the gateway's by a few
+ * minutes still accepts it. Device (client) certificates are not backdated: only the gateway, which issued them by
+ * its own clock, checks them, and their notBefore is the "issued at" the device's renewal schedule reads.
+ */
+export const SERVER_CERT_BACKDATE_MS = 5 * 60_000;
 
 export class CertificateAuthority {
   readonly certificatePem: string;
@@ -218,6 +231,8 @@ export class CertificateAuthority {
   /** base64url SHA-256 of the CA SubjectPublicKeyInfo: the `ca` pin of pairing QR codes. */
   readonly spkiPin: string;
   readonly notAfterUnixMs: number;
+  /** The CA certificate's notBefore. */
+  readonly notBeforeUnixMs: number;
   readonly #certificate: X509Certificate;
   readonly #privateKey: CryptoKey;
   readonly #privateKeyPem: string;
@@ -241,6 +256,7 @@ export class CertificateAuthority {
     this.fingerprint = certificateFingerprint(der);
     this.spkiPin = spkiPinFromSpkiDer(new Uint8Array(certificate.publicKey.rawData));
     this.notAfterUnixMs = certificate.notAfter.getTime();
+    this.notBeforeUnixMs = certificate.notBefore.getTime();
   }
 
   /** Checks the PEMs parse, the certificate is a CA and the key is the certificate's key. */
@@ -324,6 +340,7 @@ export class CertificateAuthority {
       ],
       now: options.now,
       validityMs: options.validityMs,
+      backdateMs: SERVER_CERT_BACKDATE_MS,
     });
     return { ...issued, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
   }
@@ -369,10 +386,12 @@ export class CertificateAuthority {
 
   async #issue(request: LeafRequest): Promise<IssuedCertificate> {
     const validityMs = validateValidityMs(request.validityMs ?? DEFAULT_CERT_VALIDITY_MS);
-    const notBefore = toCertificateTime(request.now, 'now');
+    const issuedAt = toCertificateTime(request.now, 'now');
+    // Never before the CA itself, whose own notBefore is its creation time.
+    const notBefore = new Date(Math.max(issuedAt.getTime() - (request.backdateMs ?? 0), this.notBeforeUnixMs));
     // A leaf cannot outlive its CA: chain verification would reject it after the CA expires anyway.
-    const notAfterMs = Math.min(notBefore.getTime() + validityMs, this.notAfterUnixMs);
-    if (notAfterMs <= notBefore.getTime()) {
+    const notAfterMs = Math.min(issuedAt.getTime() + validityMs, this.notAfterUnixMs);
+    if (notAfterMs <= issuedAt.getTime()) {
       throw new PalyraError('invalid_argument', 'the gateway CA has expired; it cannot issue certificates');
     }
     const notAfter = toCertificateTime(notAfterMs, 'notAfter');

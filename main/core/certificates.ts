@@ -13,7 +13,7 @@ import { toBase64Url, toHex } from './bytes.js';
 import { requireSignedDerShape } from './der.js';
 import { PalyraError } from './errors.js';
 import { isCanonicalId } from './ids.js';
-import { isIpAddress, normalizeIpAddress } from './ip-address.js';
+import { isIpAddress, normalizeIpAddress } from './net-address.js';
 import { CERTIFICATE_PEM_LABEL, pemToDer } from './pem.js';
 
 export { pemToDer } from './pem.js';

@@ -19,6 +19,8 @@ import type { ErrorCode } from './errors.js';
 import { PalyraError } from './errors.js';
 import { isCanonicalId } from './ids.js';
 import { assertUnixMs, QR_TOKEN_MAX_BYTES, QR_TOKEN_MIN_BYTES } from './pairing-codes.js';
+import type { GatewayAddress } from './net-address.js';
+import { formatHostPort, isHostname, isIpv4Literal, isIpv6Literal, parseHostPort } from './net-address.js';
 
 export const PAIRING_URI_SCHEME = 'palyra';
 export const PAIRING_URI_VERSION = 1;
@@ -33,11 +35,6 @@ const CA_PIN_BYTES = 32;
 /** Largest `exp` (seconds) whose millisecond value is still a safe integer. */
 const MAX_EXPIRY_UNIX_S = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
 
-export interface GatewayAddress {
-  /** Host name, dotted IPv4, or IPv6 without brackets. */
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface PairingUri {
   readonly version: 1;
@@ -64,101 +61,12 @@ function excerpt(text: string): string {
   return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }
 
-// --- host:port -------------------------------------------------------------------------------------------------
-
-const IPV4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
-const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
-const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const PORT_DIGITS = /^[1-9][0-9]{0,4}$/;
-/** RFC 1123 limit on a host name's length. */
-const MAX_HOSTNAME_LENGTH = 253;
-
-/** Dotted-quad IPv4 only: four decimal octets, no leading zeros (which some resolvers read as octal). */
-export function isIpv4Literal(text: string): boolean {
-  const parts = text.split('.');
-  return parts.length === 4 && parts.every((p) => IPV4_OCTET.test(p) && Number(p) <= 255);
-}
-
-/** RFC 4291 §2.2 text forms (with at most one `::`, optional trailing dotted IPv4); no zone ids. */
-export function isIpv6Literal(text: string): boolean {
-  let body = text;
-  let tailGroups = 0;
-  const lastColon = body.lastIndexOf(':');
-  if (lastColon >= 0 && body.includes('.', lastColon)) {
-    if (!isIpv4Literal(body.slice(lastColon + 1))) return false;
-    // Keep the colon so "::1.2.3.4" still splits into an empty group before the IPv4 part.
-    body = body.slice(0, lastColon + 1) + '0';
-    tailGroups = 1;
-  }
-  const halves = body.split('::');
-  if (halves.length > 2) return false;
-  const groupsOf = (half: string): string[] | null => {
-    if (half === '') return [];
-    const groups = half.split(':');
-    return groups.every((g) => HEX_GROUP.test(g)) ? groups : null;
-  };
-  const left = groupsOf(halves[0]!);
-  if (left === null) return false;
-  if (halves.length === 1) return left.length + tailGroups === 8;
-  const right = groupsOf(halves[1]!);
-  if (right === null) return false;
-  return left.length + right.length + tailGroups <= 7;
-}
-
-/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens; not numeric at the top level. */
-export function isHostname(text: string): boolean {
-  if (text.length === 0 || text.length > MAX_HOSTNAME_LENGTH) return false;
-  const labels = text.split('.');
-  if (!labels.every((l) => HOST_LABEL.test(l))) return false;
-  // An all-digit last label would read as an IPv4 shorthand somewhere ("1.2.3", "3232235777").
-  return !/^[0-9]+$/.test(labels[labels.length - 1]!);
-}
-
 function isValidHost(host: string): boolean {
   return host.includes(':') ? isIpv6Literal(host) : isIpv4Literal(host) || isHostname(host);
 }
 
-function isValidPort(port: number, allowPortZero: boolean): boolean {
-  return Number.isInteger(port) && port <= 65_535 && (port >= 1 || (allowPortZero && port === 0));
-}
-
-export interface ParseHostPortOptions {
-  /** Accept port 0 ("any free port"), as `--listen` does; never valid in a pairing URI. */
-  readonly allowPortZero?: boolean;
-}
-
-/**
- * `HOST:PORT`, `IPV4:PORT` or `[IPV6]:PORT` (brackets required). Port is 1..65535 in decimal without leading zeros.
- * Throws `invalid_argument`; the URI parser reports the same failures as `pairing_uri_bad_address`.
- */
-export function parseHostPort(text: string, options: ParseHostPortOptions = {}): GatewayAddress {
-  const bad = (why: string): never =>
-    fail('invalid_argument', `invalid address '${excerpt(text)}': ${why}`, { address: excerpt(text) });
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0 || text[close + 1] !== ':') return bad('expected [IPV6]:PORT');
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-    if (!isIpv6Literal(host)) return bad('not an IPv6 address');
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) return bad('expected HOST:PORT');
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) return bad('an IPv6 address must be in brackets');
-    if (!isIpv4Literal(host) && !isHostname(host)) return bad('not a host name or IPv4 address');
-  }
-  const allowPortZero = options.allowPortZero === true;
-  const port = portText === '0' && allowPortZero ? 0 : PORT_DIGITS.test(portText) ? Number(portText) : -1;
-  if (!isValidPort(port, allowPortZero)) return bad(`port must be ${allowPortZero ? 0 : 1} to 65535`);
-  return { host, port };
-}
-
-/** `host:port`, bracketing IPv6 hosts. */
-export function formatHostPort(address: GatewayAddress): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+function isValidPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65_535;
 }
 
 // --- field checks shared by build and parse ------------------------------------------------------------------
@@ -189,7 +97,7 @@ function checkGateways(gateways: readonly GatewayAddress[]): void {
     fail('pairing_uri_bad_address', `pairing URI needs 1 to ${MAX_PAIRING_URI_GATEWAYS} gateway addresses (gw)`);
   }
   for (const g of gateways) {
-    if (!isValidHost(g.host) || !isValidPort(g.port, false)) {
+    if (!isValidHost(g.host) || !isValidPort(g.port)) {
       fail('pairing_uri_bad_address', `pairing URI gateway address '${excerpt(g.host)}' is invalid`);
     }
   }

@@ -14,7 +14,7 @@ import { createCertificateSigningRequest } from '../core/csr.js';
 import type { DeviceIdentity } from '../core/device-identity.js';
 import { isPalyraError, PalyraError, toPalyraError } from '../core/errors.js';
 import { PAIRING_PROTOCOL_VERSION, signCsrBinding } from '../core/handshake.js';
-import { parseHostPort } from '../core/pairing-uri.js';
+import { parseHostPort } from '../core/net-address.js';
 import { exportSpkiDer } from '../core/x509-keys.js';
 import type { NodeCapabilityDispatch__Output, RevokeDevicePairingResponse__Output, RotateDeviceCertificateResponse__Output } from '../rpc/node-service.js';
 import { callUnary } from '../rpc/rpc-errors.js';

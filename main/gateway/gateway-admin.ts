@@ -10,7 +10,8 @@ import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
 import { newPairingCodeRecord, isPairingCodeExpired } from '../core/pairing-codes.js';
 import type { PairingCodeRecord, PairingMethodKind } from '../core/pairing-codes.js';
-import { buildPairingUri, parseHostPort } from '../core/pairing-uri.js';
+import { buildPairingUri } from '../core/pairing-uri.js';
+import { parseHostPort } from '../core/net-address.js';
 import {
   approvePairingRequest,
   expirePairingRequestIfDue,

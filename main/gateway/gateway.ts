@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
-import { formatHostPort, isIpv4Literal, isIpv6Literal } from '../core/pairing-uri.js';
+import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, isLoopbackHost } from '../core/net-address.js';
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
@@ -31,8 +31,6 @@ import { createNodeRpcHandlers, endStreamWithError, toServiceError } from './nod
 import { PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
 
-/** The server certificate's name; clients verify it whatever address they dial (REFERENCE.md §5.2). */
-export const GATEWAY_SERVER_NAME = 'palyrad-node-rpc';
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7444 } as const;
 /** Fallback poll of the state files, in case a file-system watch misses an event. */
 const STATE_POLL_MS = 500;
@@ -69,11 +67,6 @@ export interface GatewayStartOptions {
   certificateValidityMs?: number;
   log?: (line: Record<string, unknown>) => void;
   clock?: () => number;
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === 'localhost' || h === '::1' || (isIpv4Literal(h) && h.startsWith('127.'));
 }
 
 interface LiveNode {
@@ -248,7 +241,7 @@ export class Gateway {
     const names = [os.hostname(), ...extra.filter((h) => !isIpv4Literal(h) && !isIpv6Literal(h))];
     if (!ips.includes('127.0.0.1')) ips.push('127.0.0.1');
     return admin.identity.issueGatewayServerCertificate({
-      commonName: GATEWAY_SERVER_NAME,
+      commonName: GATEWAY_TLS_SERVER_NAME,
       dnsNames: names.filter((n) => /^[A-Za-z0-9.-]+$/.test(n)),
       ipAddresses: ips.filter((ip) => ip !== '0.0.0.0' && ip !== '::'),
       ...(validityMs === undefined ? {} : { validityMs }),

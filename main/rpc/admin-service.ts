@@ -5,6 +5,7 @@
  * mTLS credentials (`createGatewayChannelCredentials`).
  */
 
+import { GATEWAY_TLS_SERVER_NAME } from '../core/net-address.js';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from './generated/admin.js';
@@ -89,6 +90,6 @@ export function createGatewayAdminClient(address: string, credentials: grpc.Chan
   return new GatewayAdminClient(address, credentials, {
     ...NODE_RPC_MESSAGE_SIZE_OPTIONS,
     ...options,
-    'grpc.ssl_target_name_override': 'palyrad-node-rpc',
+    'grpc.ssl_target_name_override': GATEWAY_TLS_SERVER_NAME,
   });
 }

@@ -4,13 +4,14 @@
  * reads the server's chain so the device can check the CA pin before it trusts anything (PROTOCOL.md §3).
  */
 
+import { GATEWAY_TLS_SERVER_NAME } from '../core/net-address.js';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { PalyraError } from '../core/errors.js';
 import { NODE_RPC_MESSAGE_SIZE_OPTIONS, NodeServiceClient } from './node-service.js';
 
 /** The DNS name in the gateway's server certificate that clients verify, whatever address they dial. */
-export const GATEWAY_TLS_SERVER_NAME = 'palyrad-node-rpc';
+export { GATEWAY_TLS_SERVER_NAME };
 /** How long `probeGatewayCertificateChain` waits for connect + handshake by default. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
 /** A gateway sends leaf + CA; anything much longer is not ours, and the bound keeps the walk finite. */

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CertificateAuthority,
   createCertificateAuthority,
+  SERVER_CERT_BACKDATE_MS,
   serverDnsNames,
   type StoredCertificateAuthority,
 } from '../../../main/core/certificate-authority.js';
@@ -56,10 +57,10 @@ describe('createCertificateAuthority', () => {
     expect(stored.sequence).toBe(0);
   });
 
-  it('is valid for ten calendar years from now, floored to the second', () => {
+  it('is valid from five minutes before now (clock skew) until ten calendar years from now, floored to the second', () => {
     const info = parseCertificate(stored.certificatePem);
 
-    expect(new Date(info.notBeforeUnixMs).toISOString()).toBe('2026-01-15T12:30:45.000Z');
+    expect(new Date(info.notBeforeUnixMs).toISOString()).toBe('2026-01-15T12:25:45.000Z');
     expect(new Date(info.notAfterUnixMs).toISOString()).toBe('2036-01-15T12:30:45.000Z');
     expect(ca.notAfterUnixMs).toBe(info.notAfterUnixMs);
   });
@@ -204,6 +205,21 @@ describe('client certificates', () => {
 });
 
 describe('server certificates', () => {
+  it('start five minutes before now, so a device whose clock lags still accepts them; device certificates do not', async () => {
+    const server = parseCertificate((await ca.issueServerCertificate({ commonName: 'palyrad-node-rpc', now: NOW + 3_600_000 })).certificatePem);
+    expect(SERVER_CERT_BACKDATE_MS).toBe(300_000);
+    expect(server.notBeforeUnixMs).toBe(Math.floor((NOW + 3_600_000) / 1000) * 1000 - SERVER_CERT_BACKDATE_MS);
+    const keys = await generateP256KeyPair();
+    const csrDer = await createCertificateSigningRequest({ keys, deviceId: DEVICE_ID });
+    const client = parseCertificate((await ca.issueClientCertificate({ csrDer, deviceId: DEVICE_ID, now: NOW + 3_600_000 })).certificatePem);
+    expect(client.notBeforeUnixMs).toBe(Math.floor((NOW + 3_600_000) / 1000) * 1000);
+  });
+
+  it('never start before the CA itself', async () => {
+    const server = parseCertificate((await ca.issueServerCertificate({ commonName: 'palyrad-node-rpc', now: NOW })).certificatePem);
+    expect(server.notBeforeUnixMs).toBe(ca.notBeforeUnixMs);
+  });
+
   it('lists localhost, the CN, one node1.lan and the IP (item 3)', async () => {
     const issued = await ca.issueServerCertificate({
       commonName: 'palyrad-node-rpc',

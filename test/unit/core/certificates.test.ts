@@ -4,7 +4,7 @@ import { createHash, createPrivateKey, X509Certificate as NodeCertificate } from
 import { X509CertificateGenerator } from '@peculiar/x509';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority, createCertificateAuthority } from '../../../main/core/certificate-authority.js';
+import { CertificateAuthority, SERVER_CERT_BACKDATE_MS, createCertificateAuthority } from '../../../main/core/certificate-authority.js';
 import {
   certificateFingerprint,
   DEFAULT_CERT_VALIDITY_MS,
@@ -16,7 +16,7 @@ import {
 } from '../../../main/core/certificates.js';
 import { decodeDerInteger, derElementLength, ecdsaDerSignatureToRaw, encodeDerInteger } from '../../../main/core/der.js';
 import { isPalyraError, type ErrorCode } from '../../../main/core/errors.js';
-import { formatIpAddress, normalizeIpAddress, parseIpAddress } from '../../../main/core/ip-address.js';
+import { formatIpAddress, normalizeIpAddress, parseIpAddress } from '../../../main/core/net-address.js';
 import { decodePemBlocks, encodePem } from '../../../main/core/pem.js';
 import {
   exportPrivateKeyPem,
@@ -80,7 +80,8 @@ describe('parseCertificate', () => {
     expect(info.serialHex).toBe(nodeView.serialNumber.toLowerCase());
     expect(info.notBeforeUnixMs).toBe(Date.parse(nodeView.validFrom));
     expect(info.notAfterUnixMs).toBe(Date.parse(nodeView.validTo));
-    expect(info.notAfterUnixMs - info.notBeforeUnixMs).toBe(DEFAULT_CERT_VALIDITY_MS);
+    // A server certificate starts SERVER_CERT_BACKDATE_MS early (clock skew) and ends DEFAULT_CERT_VALIDITY_MS after issue.
+    expect(info.notAfterUnixMs - info.notBeforeUnixMs).toBe(DEFAULT_CERT_VALIDITY_MS + SERVER_CERT_BACKDATE_MS);
     expect(info.ipAddresses).toEqual(['fe80::1']);
     expect(info.uris).toEqual([]);
     expect(info.deviceId).toBeUndefined();

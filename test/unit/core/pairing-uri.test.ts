@@ -4,14 +4,10 @@ import { toBase64Url } from '../../../main/core/bytes.js';
 import { CLIENT_KINDS } from '../../../main/core/client-kind.js';
 import { PalyraError } from '../../../main/core/errors.js';
 import { CROCKFORD_ALPHABET, encodeCrockford128 } from '../../../main/core/ids.js';
-import type { GatewayAddress, PairingUri } from '../../../main/core/pairing-uri.js';
-import {
-  buildPairingUri,
-  formatHostPort,
-  parseHostPort,
-  parsePairingUri,
-  parseScannedPayload,
-} from '../../../main/core/pairing-uri.js';
+import type { PairingUri } from '../../../main/core/pairing-uri.js';
+import type { GatewayAddress } from '../../../main/core/net-address.js';
+import { buildPairingUri, parsePairingUri, parseScannedPayload } from '../../../main/core/pairing-uri.js';
+import { formatHostPort, parseHostPort } from '../../../main/core/net-address.js';
 
 const NOW = 1_700_000_000_000;
 const EXP = 1_700_000_600;
