@@ -11,8 +11,8 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chooseKeychain } from '../cli/context.js';
-import { DEVICE_DIR_NAME, GATEWAY_DIR_NAME, defaultUserDataDir } from '../cli/paths.js';
+import { chooseKeychain } from '../platform/keychain-choice.js';
+import { DEVICE_DIR_NAME, GATEWAY_DIR_NAME, defaultUserDataDir } from '../platform/paths.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { startBrowserHost } from './browser-host.js';
 import type { BrowserHost } from './browser-host.js';

@@ -4,6 +4,10 @@
  *
  * Global options (`--state-dir DIR`, `--json`, `--help`) are accepted by every command, also before the command
  * name (`palyra --json pairing list`): groups lift them from in front of the subcommand and hand them on.
+ *
+ * A string option takes one value: given twice (also once before and once after the subcommand) it is a usage
+ * error naming it, unless its spec says `multiple`. A repeated boolean flag (`--json --json`) means the same as one.
+ * The specs also carry the help texts' material (help.ts renders them).
  */
 
 import { parseArgs } from 'node:util';
@@ -11,39 +15,61 @@ import { PalyraError } from '../core/errors.js';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
+  /** Repeatable (every value kept); any other string option given twice is a usage error. */
   readonly multiple?: boolean;
   readonly short?: string;
+  /** What the help shows after a string option's name, e.g. `HOST:PORT` or `qr|pin`. */
+  readonly placeholder?: string;
+  /** One line of help text (the help wraps it); default and environment are added from the fields below. */
+  readonly description: string;
+  /** The value (or behaviour) when the option is not given, as the help shows it. */
+  readonly default?: string;
+  /** The environment variable that sets it, with its meaning when not obvious: `PALYRA_STATE_DIR`. */
+  readonly env?: string;
+  /** The help section the option is listed under (default `Options`). */
+  readonly section?: string;
 }
 
 export interface PositionalSpec {
   /** Upper-case placeholder as the help shows it, e.g. `REQUEST_ID`. */
   readonly name: string;
   readonly required: boolean;
+  readonly description: string;
 }
 
-export interface CommandSpec {
+/** What a command declares; defineCommand (help.ts) turns it into a CommandSpec with its generated help. */
+export interface CommandDefinition {
   /** The command path without `palyra`, e.g. `pairing code`; used in messages and the `--help` hint. */
   readonly name: string;
+  /** One line for the group's and the top level's command lists, e.g. `approve a pending pairing request`. */
+  readonly summary: string;
+  /** The help's usage forms after `palyra NAME ` (default: one form made from the positionals and options). */
+  readonly usage?: readonly string[];
+  /** What the command does: the paragraph(s) below the usage lines, as written (not re-wrapped). */
+  readonly description: string;
   /** Command-specific options (the global ones are added). */
   readonly options: Readonly<Record<string, OptionSpec>>;
   readonly positionals: readonly PositionalSpec[];
-  /** The full `--help` text. */
+  /** Free-form paragraphs after the options (e.g. the `--json` shape), as written. */
+  readonly notes?: readonly string[];
+}
+
+export interface CommandSpec extends CommandDefinition {
+  /** The full `--help` text, generated from the fields above. */
   readonly help: string;
 }
 
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  'state-dir': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  'state-dir': {
+    type: 'string',
+    placeholder: 'DIR',
+    description: 'gateway state directory',
+    env: 'PALYRA_STATE_DIR',
+    default: "the desktop app's data directory",
+  },
+  json: { type: 'boolean', description: 'machine-readable output (one JSON document; JSON lines for `gateway run`)' },
+  help: { type: 'boolean', short: 'h', description: 'show help' },
 };
-
-/** The help text's lines about the global options, shared by every command's help. */
-export const GLOBAL_OPTIONS_HELP = [
-  'Global options:',
-  '  --state-dir DIR   gateway state directory (env PALYRA_STATE_DIR; default: the desktop app\'s data directory)',
-  '  --json            machine-readable output (one JSON document; JSON lines for `gateway run`)',
-  '  -h, --help        show help',
-].join('\n');
 
 /** A usage error (exit 2) with the hint to `--help`. */
 export function usageError(message: string, command?: string): PalyraError {
@@ -125,11 +151,11 @@ type ParsedValue = string | boolean | (string | boolean)[] | undefined;
 
 /** A parsed command line: typed accessors over parseArgs' values, positionals by name. */
 export class ParsedCommand {
-  readonly spec: CommandSpec;
+  readonly spec: CommandDefinition;
   readonly #values: Readonly<Record<string, ParsedValue>>;
   readonly #positionals: ReadonlyMap<string, string>;
 
-  constructor(spec: CommandSpec, values: Readonly<Record<string, ParsedValue>>, positionals: ReadonlyMap<string, string>) {
+  constructor(spec: CommandDefinition, values: Readonly<Record<string, ParsedValue>>, positionals: ReadonlyMap<string, string>) {
     this.spec = spec;
     this.#values = values;
     this.#positionals = positionals;
@@ -143,7 +169,7 @@ export class ParsedCommand {
     return this.string('state-dir');
   }
 
-  /** The last value of a string option (a repeated single-value option: the last one wins, as usual). */
+  /** The value of a string option (parseCommand refuses a single-value option given twice). */
   string(name: string): string | undefined {
     const value = this.#values[name];
     if (Array.isArray(value)) {
@@ -187,15 +213,44 @@ function firstSentence(message: string): string {
   return cut < 0 ? message.replace(/\.$/, '') : message.slice(0, cut);
 }
 
+/** parseArgs' own view of an option: only the fields it knows. */
+function parseArgsOptions(options: Readonly<Record<string, OptionSpec>>): Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> {
+  return Object.fromEntries(
+    Object.entries(options).map(([name, o]) => [
+      name,
+      { type: o.type, ...(o.multiple === true ? { multiple: true } : {}), ...(o.short === undefined ? {} : { short: o.short }) },
+    ]),
+  );
+}
+
+interface OptionToken {
+  readonly kind: string;
+  readonly name?: string;
+}
+
+/** A single-value string option given more than once is a usage error; repeated boolean flags are harmless. */
+function refuseRepeats(options: Readonly<Record<string, OptionSpec>>, tokens: readonly OptionToken[], command: string): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue;
+    const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    if (option === undefined || option.type !== 'string' || option.multiple === true) continue;
+    if (seen.has(token.name)) throw usageError(`option '--${token.name}' is given more than once (it takes one value)`, command);
+    seen.add(token.name);
+  }
+}
+
 /** Parses `argv` (everything after the command name) against `spec` plus the global options. */
-export function parseCommand(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
-  let parsed: { values: Record<string, ParsedValue>; positionals: string[] };
+export function parseCommand(spec: CommandDefinition, argv: readonly string[]): ParsedCommand {
+  const options = { ...GLOBAL_OPTIONS, ...spec.options };
+  let parsed: { values: Record<string, ParsedValue>; positionals: string[]; tokens: OptionToken[] };
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { ...GLOBAL_OPTIONS, ...spec.options },
+      options: parseArgsOptions(options),
       strict: true,
       allowPositionals: true,
+      tokens: true,
     });
   } catch (error) {
     const e = error as NodeParseArgsError;
@@ -206,6 +261,7 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
     }
     throw usageError(firstSentence(message), spec.name);
   }
+  refuseRepeats(options, parsed.tokens, spec.name);
   const positionals = new Map<string, string>();
   parsed.positionals.forEach((value, index) => {
     const slot = spec.positionals[index];

@@ -1,18 +1,14 @@
 /**
- * What every `palyra` command gets (output, environment) and the choices they share: the state directory, the
- * keychain for the state store key, and the dispatch of a command group to its subcommands.
+ * What every `palyra` command gets (output, environment), the state directory of a command line, and the dispatch of
+ * a command group to its subcommands.
  */
 
-import path from 'node:path';
-import { PalyraError } from '../core/errors.js';
-import { GatewayAdmin } from '../gateway/gateway-admin.js';
-import type { Keychain } from '../store/keychain.js';
-import { openOsKeychain } from '../store/keychain.js';
-import type { CommandSpec, ParsedCommand } from './args.js';
+import { stateDirFrom } from '../platform/keychain-choice.js';
+import type { ParsedCommand } from './args.js';
+import type { Subcommand } from './help.js';
 import { parseCommand, splitLeadingGlobals, usageError, wantsHelp, withGlobals } from './args.js';
 import type { Output } from './output.js';
 import { EXIT_OK } from './output.js';
-import { defaultStateDir } from './paths.js';
 
 export interface CliContext {
   readonly out: Output;
@@ -29,45 +25,7 @@ export interface CommandGroupModule {
 
 /** `--state-dir`, else env PALYRA_STATE_DIR, else the desktop app's gateway directory; always absolute. */
 export function resolveStateDir(args: ParsedCommand, env: NodeJS.ProcessEnv): string {
-  const fromEnv = env.PALYRA_STATE_DIR;
-  const chosen = args.stateDir ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : defaultStateDir());
-  return path.resolve(chosen);
-}
-
-export interface KeychainChoice {
-  /** null: the store key lives in a key file in the state directory. */
-  readonly keychain: Keychain | null;
-  /** Why, for `gateway run`'s log. */
-  readonly reason: 'PALYRA_KEYCHAIN=file' | 'PALYRA_KEYCHAIN=os' | 'os_keychain_available' | 'no_os_keychain';
-}
-
-/**
- * PALYRA_KEYCHAIN=file forces the key file; =os requires the OS keychain; unset tries the OS keychain and falls back
- * to the key file only when there is none. A locked keychain is returned as such: opening the store then fails with
- * `keychain_locked`, never silently using a key file.
- */
-export async function chooseKeychain(env: NodeJS.ProcessEnv): Promise<KeychainChoice> {
-  const setting = env.PALYRA_KEYCHAIN ?? '';
-  if (setting === 'file') return { keychain: null, reason: 'PALYRA_KEYCHAIN=file' };
-  if (setting !== '' && setting !== 'os') {
-    throw new PalyraError('usage', `PALYRA_KEYCHAIN must be 'os' or 'file' (got '${setting.slice(0, 32)}')`);
-  }
-  const keychain = await openOsKeychain();
-  if (keychain !== null) return { keychain, reason: setting === 'os' ? 'PALYRA_KEYCHAIN=os' : 'os_keychain_available' };
-  if (setting === 'os') throw new PalyraError('keychain_unavailable', 'PALYRA_KEYCHAIN=os but no OS keychain is available');
-  return { keychain: null, reason: 'no_os_keychain' };
-}
-
-/** The gateway state of this command line (created on first use, like the gateway does). */
-export async function openAdmin(args: ParsedCommand, context: CliContext): Promise<{ admin: GatewayAdmin; stateDir: string }> {
-  const stateDir = resolveStateDir(args, context.env);
-  const { keychain } = await chooseKeychain(context.env);
-  return { admin: await GatewayAdmin.open({ stateDir, keychain }), stateDir };
-}
-
-export interface Subcommand {
-  readonly spec: CommandSpec;
-  run(args: ParsedCommand, context: CliContext): Promise<number>;
+  return stateDirFrom(args.stateDir, env);
 }
 
 export interface CommandGroup {

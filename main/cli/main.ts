@@ -1,97 +1,100 @@
 /**
  * The `palyra` command (CLI.md): `main(argv)` returns the exit code — 0 success, 1 operational error, 2 usage
- * error — and never throws. Command groups load lazily, so `palyra pairing list` does not load the gRPC server.
- *
- * The device side (`palyra device …`) is a separate module, `./commands/device.js`, exporting
- * `run(argv: string[], context: CliContext): Promise<number>` (CommandGroupModule in context.ts) with argv being
- * everything after `device`. Until a build contains it, `palyra device …` is a usage error.
+ * error — and never throws. Command groups load lazily, so `palyra pairing list` does not load the gRPC server;
+ * only the top-level help loads them all, since it lists every command from the groups' specs.
  */
 
-import { PalyraError, toPalyraError } from '../core/errors.js';
-import { GLOBAL_OPTIONS_HELP, splitLeadingGlobals, usageError, wantsHelp, wantsJson, withGlobals } from './args.js';
-import type { CliContext, CommandGroupModule } from './context.js';
+import { toPalyraError } from '../core/errors.js';
+import { splitLeadingGlobals, usageError, wantsHelp, wantsJson, withGlobals } from './args.js';
+import type { CliContext } from './context.js';
+import type { GroupSpec } from './help.js';
+import { commandRows, globalOptionsHelp, labelColumn, renderRows, usageHelp } from './help.js';
 import { EXIT_OK, Output } from './output.js';
 import type { OutputStreams } from './output.js';
 
-export const TOP_LEVEL_HELP = `Usage: palyra <command> [options]
-
-Pair devices with a Palyra gateway you trust.
-
-Gateway (operator side):
-  gateway run       run the gateway (node-RPC port, pairing, revocation)
-  pairing list      list active pairing codes and pairing requests
-  pairing code      mint a single-use pairing code (QR or PIN)
-  pairing approve   approve a pending pairing request
-  pairing reject    reject a pending pairing request
-  devices list      list paired and revoked devices
-  devices revoke    ban a device and revoke its certificates
-  devices remove    unpair a device
-  devices unban     lift a device's ban
-
-Device side:
-  device …          pair this machine with a gateway and run it as a node
-
-Run 'palyra <command> --help' (e.g. 'palyra pairing --help') for details.
-Exit codes: 0 success, 1 operational error, 2 usage error.
-
-${GLOBAL_OPTIONS_HELP}`;
-
-/** Where the device commands will live; a variable so the type checker does not require the file yet. */
-const DEVICE_COMMANDS_MODULE = './commands/device.js';
-
-/** `Cannot find module '…/cli/commands/device.js' imported from …/cli/main.js` (or main.ts under a TS runner). */
-const DEVICE_MODULE_MISSING = /Cannot find module '[^']*[/\\]cli[/\\]commands[/\\]device\.js' imported from .*[/\\]cli[/\\]main\.[jt]s$/;
-
-/** Whether `error` says that the device module itself is missing (not something it imports). */
-function isDeviceModuleMissing(error: unknown): boolean {
-  if (!(error instanceof Error) || (error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') return false;
-  const url = (error as Error & { url?: unknown }).url;
-  return url === new URL(DEVICE_COMMANDS_MODULE, import.meta.url).href || DEVICE_MODULE_MISSING.test(error.message);
+/** A command group module: its spec (for help) and its entry point, `run(argv after the group name, context)`. */
+export interface LoadedGroup {
+  readonly group: GroupSpec;
+  run(argv: string[], context: CliContext): Promise<number>;
 }
 
-async function loadDeviceCommands(): Promise<CommandGroupModule> {
-  try {
-    return (await import(DEVICE_COMMANDS_MODULE)) as CommandGroupModule;
-  } catch (error) {
-    if (isDeviceModuleMissing(error)) {
-      throw new PalyraError('usage', 'the device commands are not available in this build');
-    }
-    throw error;
-  }
+const OPERATOR_SIDE = 'Gateway (operator side)';
+const DEVICE_SIDE = 'Device side';
+
+/** The command groups, in the order the top-level help lists them, under its headings. */
+export const GROUPS: readonly { readonly name: string; readonly heading: string; load(): Promise<LoadedGroup> }[] = [
+  {
+    name: 'gateway',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/gateway.js');
+      return { group: m.GATEWAY_GROUP, run: m.run };
+    },
+  },
+  {
+    name: 'pairing',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/pairing.js');
+      return { group: m.PAIRING_GROUP, run: m.run };
+    },
+  },
+  {
+    name: 'devices',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/devices.js');
+      return { group: m.DEVICES_GROUP, run: m.run };
+    },
+  },
+  {
+    name: 'device',
+    heading: DEVICE_SIDE,
+    load: async () => {
+      const m = await import('./commands/device.js');
+      return { group: m.DEVICE_GROUP, run: m.run };
+    },
+  },
+];
+
+function groupNames(): string {
+  const names = GROUPS.map((g) => g.name);
+  return `${names.slice(0, -1).join(', ')} or ${names[names.length - 1] ?? ''}`;
 }
 
-async function loadGroup(name: string): Promise<CommandGroupModule | null> {
-  switch (name) {
-    case 'gateway':
-      return import('./commands/gateway.js');
-    case 'pairing':
-      return import('./commands/pairing.js');
-    case 'devices':
-      return import('./commands/devices.js');
-    case 'device':
-      return loadDeviceCommands();
-    default:
-      return null;
-  }
+/** `palyra --help`: every command of every group, by heading. */
+export async function topLevelHelp(): Promise<string> {
+  const loaded = await Promise.all(GROUPS.map(async (g) => ({ heading: g.heading, group: (await g.load()).group })));
+  const headings = [...new Set(loaded.map((l) => l.heading))];
+  const rowsOf = (heading: string): [string, string][] =>
+    loaded.filter((l) => l.heading === heading).flatMap((l) => commandRows(l.group, `${l.group.name} `));
+  const column = labelColumn(headings.flatMap((heading) => rowsOf(heading).map(([label]) => label)));
+  const sections = headings.map((heading) => `${heading}:\n${renderRows(rowsOf(heading), column)}`);
+  return [
+    usageHelp('<command>', ['[options]']),
+    'Pair devices with a Palyra gateway you trust.',
+    ...sections,
+    "Run 'palyra <command> --help' (e.g. 'palyra pairing --help') for details.\nExit codes: 0 success, 1 operational error, 2 usage error.",
+    globalOptionsHelp(),
+  ].join('\n\n');
 }
 
 async function dispatch(argv: string[], context: CliContext): Promise<number> {
   const { globals, name, rest } = splitLeadingGlobals(argv, undefined);
   if (name === undefined) {
     if (wantsHelp(globals)) {
-      context.out.line(TOP_LEVEL_HELP);
+      context.out.line(await topLevelHelp());
       return EXIT_OK;
     }
-    throw usageError('a command is needed: gateway, pairing, devices or device');
+    throw usageError(`a command is needed: ${groupNames()}`);
   }
   if (name === 'help') {
-    // `palyra help [GROUP]` is `palyra [GROUP] --help`.
-    const topic = rest[0];
-    return topic === undefined ? dispatch(['--help'], context) : dispatch([topic, '--help'], context);
+    // `palyra help [GROUP [COMMAND]]` is `palyra [GROUP [COMMAND]] --help`.
+    return dispatch([...rest, '--help'], context);
   }
-  const group = await loadGroup(name);
-  if (group === null) throw usageError(`unknown command '${name.slice(0, 64)}'`);
-  return group.run(withGlobals(rest, globals), context);
+  const entry = GROUPS.find((g) => g.name === name);
+  if (entry === undefined) throw usageError(`unknown command '${name.slice(0, 64)}' (expected one of ${groupNames()})`);
+  return (await entry.load()).run(withGlobals(rest, globals), context);
 }
 
 /** Runs one `palyra` command line; resolves to its exit code. */

@@ -94,7 +94,9 @@ export async function startGatewayProcess(
   args: string[] = [],
   options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<GatewayProcess> {
-  const child = spawnCli(['gateway', 'run', '--state-dir', stateDir, '--listen', '127.0.0.1:0', ...args], options.env ?? cliEnv());
+  // A repeated --listen is a usage error: the default applies only when the caller names none.
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const child = spawnCli(['gateway', 'run', '--state-dir', stateDir, ...listen, ...args], options.env ?? cliEnv());
   child.stdin.end();
   const lines: string[] = [];
   let partial = '';

@@ -18,7 +18,7 @@ describe('palyra usage and help', () => {
     const code = await runCli(['pairing', 'code', '--help']);
     expect(code.code).toBe(0);
     expect(code.stdout).toContain('--method qr|pin');
-    expect(code.stdout).toMatch(/qr \(the default\)/);
+    expect(code.stdout).toMatch(/\(default: qr\)/);
     // Help wins even over a line that would not parse.
     expect((await runCli(['pairing', 'approve', '--help'])).code).toBe(0);
     expect((await runCli(['devices', '--help'])).stdout).toMatch(/^ {2}unban\b/m);

@@ -14,18 +14,20 @@ import { CLIENT_KINDS } from '../../core/client-kind.js';
 import type { ClientKind } from '../../core/client-kind.js';
 import { isErrorCode, PalyraError } from '../../core/errors.js';
 import { parseTtl, validatePairingProof } from '../../core/pairing-codes.js';
-import { formatHostPort, parseHostPort, parseScannedPayload } from '../../core/pairing-uri.js';
+import { parseScannedPayload } from '../../core/pairing-uri.js';
+import { formatHostPort, parseHostPort } from '../../core/net-address.js';
 import { DeviceAgent } from '../../device/device-agent.js';
 import type { AgentEvent, AgentStatus } from '../../device/device-agent.js';
 import type { KeychainMode } from '../../device/device-store.js';
 import type { PairingProgress, PairingTarget } from '../../device/pairing-client.js';
 import { openOsKeychain } from '../../store/keychain.js';
 import type { CommandSpec, OptionSpec, ParsedCommand } from '../args.js';
-import { GLOBAL_OPTIONS_HELP, oneOf, parseOptionValue, usageError } from '../args.js';
-import type { CliContext, CommandGroup } from '../context.js';
+import { oneOf, parseOptionValue, usageError } from '../args.js';
+import type { CliContext } from '../context.js';
 import { runGroup } from '../context.js';
+import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK, formatTimestamp } from '../output.js';
-import { defaultDeviceDir } from '../paths.js';
+import { defaultDeviceDir } from '../../platform/paths.js';
 import { shutdownSignal } from '../signals.js';
 
 export const DEVICE_DIR_ENV = 'PALYRA_DEVICE_DIR';
@@ -34,15 +36,23 @@ export const KEYCHAIN_ENV = 'PALYRA_KEYCHAIN';
 export const DEFAULT_CLI_DEVICE_KIND: ClientKind = 'node';
 
 const DEVICE_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  'device-dir': { type: 'string' },
-  keychain: { type: 'string' },
+  'device-dir': {
+    type: 'string',
+    placeholder: 'DIR',
+    section: 'Device options',
+    description: "the device's directory; each device dir is a separate identity",
+    default: "the desktop app's device directory",
+    env: DEVICE_DIR_ENV,
+  },
+  keychain: {
+    type: 'string',
+    placeholder: 'os|file',
+    section: 'Device options',
+    description: "where the device's secrets live: the OS keychain or an encrypted store in the device dir",
+    default: 'os',
+    env: `${KEYCHAIN_ENV}=file forces file`,
+  },
 };
-
-const DEVICE_OPTIONS_HELP = `Device options:
-  --device-dir DIR        the device's directory (env ${DEVICE_DIR_ENV}; default: the desktop app's device directory);
-                          each device dir is a separate identity
-  --keychain os|file      where the device's secrets live: the OS keychain (default) or an encrypted store in the
-                          device dir (env ${KEYCHAIN_ENV}=file forces file)`;
 
 // --- shared choices ----------------------------------------------------------------------------------------------
 
@@ -72,42 +82,54 @@ function openAgent(args: ParsedCommand, context: CliContext, extra: { notify?: (
 
 // --- device pair -------------------------------------------------------------------------------------------------
 
-const PAIR_SPEC: CommandSpec = {
+const PAIR_SPEC: CommandSpec = defineCommand({
   name: 'device pair',
-  options: {
-    ...DEVICE_OPTIONS,
-    pin: { type: 'string' },
-    gateway: { type: 'string' },
-    kind: { type: 'string' },
-    wait: { type: 'string' },
-  },
-  positionals: [{ name: 'URI', required: false }],
-  help: `Usage: palyra device pair URI [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]
-       palyra device pair --pin PIN --gateway HOST:PORT [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR]
-                          [--keychain os|file]
-       palyra device pair TOKEN --gateway HOST:PORT [...]
-
-Pairs this device with a gateway. URI is the palyra://pair?… link of a QR code: the device checks the gateway's CA
+  summary: 'pair with a gateway (QR URI, or PIN + gateway address)',
+  usage: [
+    'URI [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    '--pin PIN --gateway HOST:PORT [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    'TOKEN --gateway HOST:PORT [...]',
+  ],
+  description: `Pairs this device with a gateway. URI is the palyra://pair?… link of a QR code: the device checks the gateway's CA
 against the pin it carries before sending anything. With a 6-digit PIN (or a bare reference QR token) there is no
 pin: the device shows the CA fingerprint it saw and trusts it on first use. Either way both sides show a short
 authentication string (SAS); the operator approves only if the two match.
 
 Prints the SAS and "waiting for approval" while the request is pending, then the paired device id.
-Exit 1 with error[ca_pin_mismatch], error[pairing_rejected], error[pairing_expired], error[pairing_code_invalid], …
-
-Options:
-  --pin PIN              a 6-digit PIN from 'palyra pairing code --method pin'
-  --gateway HOST:PORT    the gateway to pair with (for --pin and a bare token; a URI names its gateways itself)
-  --kind desktop|node|cli  the kind of device (default: the URI's kind, else ${DEFAULT_CLI_DEVICE_KIND})
-  --wait DURATION        how long to wait for the operator's decision, e.g. 90s, 5m (default 5m)
-
-With --json: one JSON line per progress event ({"type":"connecting"|"verifying_gateway"|"awaiting_approval"|
-"paired"|"rejected"|"expired"|"failed",…}), then the error document if it failed.
-
-${DEVICE_OPTIONS_HELP}
-
-${GLOBAL_OPTIONS_HELP}`,
-};
+Exit 1 with error[ca_pin_mismatch], error[pairing_rejected], error[pairing_expired], error[pairing_code_invalid], …`,
+  options: {
+    pin: { type: 'string', placeholder: 'PIN', description: "a 6-digit PIN from 'palyra pairing code --method pin'" },
+    gateway: {
+      type: 'string',
+      placeholder: 'HOST:PORT',
+      description: 'the gateway to pair with, for --pin and a bare token (a URI names its gateways itself)',
+    },
+    kind: {
+      type: 'string',
+      placeholder: 'desktop|node|cli',
+      description: 'the kind of device',
+      default: `the URI's kind, else ${DEFAULT_CLI_DEVICE_KIND}`,
+    },
+    wait: {
+      type: 'string',
+      placeholder: 'DURATION',
+      description: "how long to wait for the operator's decision, e.g. 90s, 5m",
+      default: '5m',
+    },
+    ...DEVICE_OPTIONS,
+  },
+  positionals: [
+    {
+      name: 'URI',
+      required: false,
+      description: 'the palyra://pair?… URI of a QR code, or a bare reference QR token (with --gateway); not with --pin',
+    },
+  ],
+  notes: [
+    `With --json: one JSON line per progress event ({"type":"connecting"|"verifying_gateway"|"awaiting_approval"|
+"paired"|"rejected"|"expired"|"failed",…}), then the error document if it failed.`,
+  ],
+});
 
 function pairingTarget(args: ParsedCommand, now: number): { target: PairingTarget; uriKind: ClientKind | null } {
   const command = PAIR_SPEC.name;
@@ -180,21 +202,15 @@ async function runPair(args: ParsedCommand, context: CliContext): Promise<number
 
 // --- device status -----------------------------------------------------------------------------------------------
 
-const STATUS_SPEC: CommandSpec = {
+const STATUS_SPEC: CommandSpec = defineCommand({
   name: 'device status',
+  summary: "show this device's identity and pairing",
+  description: `Shows this device: its id and identity fingerprint, whether it is paired and with which gateway, when its
+certificate expires, and where its secrets are. Never creates an identity; a locked keychain shows as "locked".`,
   options: { ...DEVICE_OPTIONS },
   positionals: [],
-  help: `Usage: palyra device status [--device-dir DIR] [--keychain os|file]
-
-Shows this device: its id and identity fingerprint, whether it is paired and with which gateway, when its
-certificate expires, and where its secrets are. Never creates an identity; a locked keychain shows as "locked".
-
-With --json: {"device_id","identity_fingerprint","paired","gateway","cert_expires_at_unix_ms","keychain":"os|file|locked"}
-
-${DEVICE_OPTIONS_HELP}
-
-${GLOBAL_OPTIONS_HELP}`,
-};
+  notes: ['With --json: {"device_id","identity_fingerprint","paired","gateway","cert_expires_at_unix_ms","keychain":"os|file|locked"}'],
+});
 
 export interface DeviceStatusOutput {
   device_id: string | null;
@@ -273,25 +289,19 @@ async function runStatus(args: ParsedCommand, context: CliContext): Promise<numb
 
 // --- device run --------------------------------------------------------------------------------------------------
 
-const RUN_SPEC: CommandSpec = {
+const RUN_SPEC: CommandSpec = defineCommand({
   name: 'device run',
-  options: { ...DEVICE_OPTIONS },
-  positionals: [],
-  help: `Usage: palyra device run [--device-dir DIR] [--keychain os|file]
-
-Runs this paired device as a node: RegisterNode and StreamNodeEvents over mutual TLS, serves its capabilities
+  summary: 'run as a node: serve capabilities, renew the certificate (JSON lines of events)',
+  description: `Runs this paired device as a node: RegisterNode and StreamNodeEvents over mutual TLS, serves its capabilities
 (echo, system.health, system.identity, desktop.notify; desktop.open_url is always denied here, since nobody is
 asked), reconnects with backoff, and renews its certificate before it expires. Prints one JSON line per event
 ({"type":"connection","state":"online"}, {"type":"capability",…}, {"type":"renewed",…}, …).
 
 SIGINT/SIGTERM stop it (exit 0). Exit 1 with error[device_revoked] when the gateway revokes the device, with
-error[certificate_expired] when its certificate expired unrenewed (pair again).
-
-${DEVICE_OPTIONS_HELP}
-
-${GLOBAL_OPTIONS_HELP}`,
-};
-
+error[certificate_expired] when its certificate expired unrenewed (pair again).`,
+  options: { ...DEVICE_OPTIONS },
+  positionals: [],
+});
 
 /** What ends a run besides a signal, as the error it exits with. */
 function terminalError(event: AgentEvent): PalyraError | null {
@@ -355,22 +365,16 @@ async function runRun(args: ParsedCommand, context: CliContext): Promise<number>
 
 // --- device unpair -----------------------------------------------------------------------------------------------
 
-const UNPAIR_SPEC: CommandSpec = {
+const UNPAIR_SPEC: CommandSpec = defineCommand({
   name: 'device unpair',
+  summary: 'revoke this device at the gateway and wipe it',
+  description: `Asks the gateway to revoke this device (RevokeDevicePairing over mutual TLS), then wipes the device's identity,
+keys and pairing state. If the gateway cannot be reached the local material is wiped anyway and a warning says
+that the gateway still lists the device (revoke it there with 'palyra devices revoke').`,
   options: { ...DEVICE_OPTIONS },
   positionals: [],
-  help: `Usage: palyra device unpair [--device-dir DIR] [--keychain os|file]
-
-Asks the gateway to revoke this device (RevokeDevicePairing over mutual TLS), then wipes the device's identity,
-keys and pairing state. If the gateway cannot be reached the local material is wiped anyway and a warning says
-that the gateway still lists the device (revoke it there with 'palyra devices revoke').
-
-With --json: {"device_id","revoked_at_gateway":true|false,"gateway_error":{"code","message"}|null}
-
-${DEVICE_OPTIONS_HELP}
-
-${GLOBAL_OPTIONS_HELP}`,
-};
+  notes: ['With --json: {"device_id","revoked_at_gateway":true|false,"gateway_error":{"code","message"}|null}'],
+});
 
 async function runUnpair(args: ParsedCommand, context: CliContext): Promise<number> {
   const agent = await openAgent(args, context);
@@ -400,30 +404,17 @@ function oneLine(text: string): string {
 
 // --- the group ---------------------------------------------------------------------------------------------------
 
-export const DEVICE_GROUP: CommandGroup = {
+export const DEVICE_GROUP = defineGroup({
   name: 'device',
-  help: `Usage: palyra device <command> [options]
-
-This machine as a device of a Palyra gateway.
-
-Commands:
-  pair     pair with a gateway (QR URI, or PIN + gateway address)
-  status   show this device's identity and pairing
-  run      run as a node: serve capabilities, renew the certificate (JSON lines of events)
-  unpair   revoke this device at the gateway and wipe it
-
-Run 'palyra device <command> --help' for a command's options.
-
-${DEVICE_OPTIONS_HELP}
-
-${GLOBAL_OPTIONS_HELP}`,
+  description: 'This machine as a device of a Palyra gateway.',
+  options: DEVICE_OPTIONS,
   subcommands: {
     pair: { spec: PAIR_SPEC, run: runPair },
     status: { spec: STATUS_SPEC, run: runStatus },
     run: { spec: RUN_SPEC, run: runRun },
     unpair: { spec: UNPAIR_SPEC, run: runUnpair },
   },
-};
+});
 
 export function run(argv: string[], context: CliContext): Promise<number> {
   return runGroup(DEVICE_GROUP, argv, context);

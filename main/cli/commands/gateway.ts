@@ -3,12 +3,14 @@
  * the `gateway.ready` line first, then the gateway's log lines. SIGINT/SIGTERM stop it and exit 0 within 2 s.
  */
 
-import { parseHostPort } from '../../core/pairing-uri.js';
+import { parseHostPort } from '../../core/net-address.js';
 import { Gateway } from '../../gateway/gateway.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
-import { GLOBAL_OPTIONS_HELP, parseOptionValue, usageError } from '../args.js';
-import type { CliContext, CommandGroup } from '../context.js';
-import { chooseKeychain, resolveStateDir, runGroup } from '../context.js';
+import { parseOptionValue, usageError } from '../args.js';
+import type { CliContext } from '../context.js';
+import { chooseKeychain } from '../../platform/keychain-choice.js';
+import { resolveStateDir, runGroup } from '../context.js';
+import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK } from '../output.js';
 import { shutdownSignal } from '../signals.js';
 
@@ -17,37 +19,41 @@ export const INSECURE_OPT_OUT_ENV = 'PALYRA_ALLOW_INSECURE_NODE_RPC_WITHOUT_MTLS
 /** CLI.md: exit within 2 s of SIGINT/SIGTERM. The gateway's stop() promises that; this is the backstop. */
 const SHUTDOWN_DEADLINE_MS = 1_900;
 
-const RUN_SPEC: CommandSpec = {
+const RUN_SPEC: CommandSpec = defineCommand({
   name: 'gateway run',
-  options: {
-    listen: { type: 'string' },
-    name: { type: 'string' },
-    'insecure-node-rpc-opt-out': { type: 'boolean' },
-    'allow-server-generated-keys': { type: 'boolean' },
-    'allow-legacy-device-ids': { type: 'boolean' },
-  },
-  positionals: [],
-  help: `Usage: palyra gateway run [--listen HOST:PORT] [--name NAME] [--insecure-node-rpc-opt-out]
-                          [--allow-server-generated-keys] [--allow-legacy-device-ids]
-
-Runs the gateway on the state directory: the node-RPC port (TLS; mutual TLS for paired devices), pairing and
+  summary: 'run the gateway (node-RPC port, pairing, revocation)',
+  description: `Runs the gateway on the state directory: the node-RPC port (TLS; mutual TLS for paired devices), pairing and
 revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…"}
-then JSON log lines. SIGINT/SIGTERM stop it (exit 0).
-
-Options:
-  --listen HOST:PORT              address to listen on (default ${DEFAULT_LISTEN}; port 0 = any free port)
-  --name NAME                     gateway name shown to devices
-  --insecure-node-rpc-opt-out     no client certificates: device-bound RPCs trust the request's device_id.
-                                  Loopback listen addresses only. Env ${INSECURE_OPT_OUT_ENV}=true too.
-  --allow-server-generated-keys   accept reference clients without a CSR (the gateway makes their key, once)
-  --allow-legacy-device-ids       accept device ids not derived from the device key (reference-built nodes)
-
-The state store key is kept in the OS keychain when one is available, else in a key file in the state directory
-(env PALYRA_KEYCHAIN=file forces the key file); the log says which.
-
-${GLOBAL_OPTIONS_HELP}`,
-};
+then JSON log lines. SIGINT/SIGTERM stop it (exit 0).`,
+  options: {
+    listen: {
+      type: 'string',
+      placeholder: 'HOST:PORT',
+      description: 'address to listen on; port 0 = any free port',
+      default: DEFAULT_LISTEN,
+    },
+    name: { type: 'string', placeholder: 'NAME', description: 'gateway name shown to devices' },
+    'insecure-node-rpc-opt-out': {
+      type: 'boolean',
+      description: "no client certificates: device-bound RPCs trust the request's device_id. Loopback listen addresses only",
+      env: `${INSECURE_OPT_OUT_ENV}=true does the same`,
+    },
+    'allow-server-generated-keys': {
+      type: 'boolean',
+      description: 'accept reference clients without a CSR (the gateway makes their key, once)',
+    },
+    'allow-legacy-device-ids': {
+      type: 'boolean',
+      description: 'accept device ids not derived from the device key (reference-built nodes)',
+    },
+  },
+  positionals: [],
+  notes: [
+    `The state store key is kept in the OS keychain when one is available, else in a key file in the state directory
+(env PALYRA_KEYCHAIN=file forces the key file); the log says which.`,
+  ],
+});
 
 /** `true`/`false` when set (empty counts as unset); anything else is a usage error. */
 export function parseBooleanEnv(env: NodeJS.ProcessEnv, name: string, command: string): boolean {
@@ -137,18 +143,11 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   return EXIT_OK;
 }
 
-export const GATEWAY_GROUP: CommandGroup = {
+export const GATEWAY_GROUP = defineGroup({
   name: 'gateway',
-  help: `Usage: palyra gateway <command> [options]
-
-Commands:
-  run   run the gateway on the state directory (node-RPC port, pairing, revocation)
-
-Run 'palyra gateway run --help' for its options.
-
-${GLOBAL_OPTIONS_HELP}`,
+  description: 'The gateway itself, headless, on the state directory.',
   subcommands: { run: { spec: RUN_SPEC, run: runGatewayRun } },
-};
+});
 
 export function run(argv: string[], context: CliContext): Promise<number> {
   return runGroup(GATEWAY_GROUP, argv, context);

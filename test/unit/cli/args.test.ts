@@ -1,14 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import type { CommandSpec } from '../../../main/cli/args.js';
 import { parseCommand, splitLeadingGlobals, wantsHelp, wantsJson, withGlobals } from '../../../main/cli/args.js';
+import { defineCommand } from '../../../main/cli/help.js';
 import { PalyraError } from '../../../main/core/errors.js';
 
-const SPEC: CommandSpec = {
+const SPEC = defineCommand({
   name: 'pairing approve',
-  options: { reason: { type: 'string' }, gateway: { type: 'string', multiple: true } },
-  positionals: [{ name: 'REQUEST_ID', required: true }],
-  help: 'help text',
-};
+  summary: 'approve a request',
+  description: 'Approves a request.',
+  options: {
+    reason: { type: 'string', placeholder: 'TEXT', description: 'why' },
+    gateway: { type: 'string', multiple: true, placeholder: 'HOST:PORT', description: 'where' },
+    force: { type: 'boolean', description: 'no questions' },
+  },
+  positionals: [{ name: 'REQUEST_ID', required: true, description: 'the request' }],
+});
 
 function usageMessage(fn: () => unknown): string {
   try {
@@ -46,6 +51,28 @@ describe('parseCommand', () => {
       expect(message).toMatch(pattern);
       expect(message).toMatch(/run 'palyra pairing approve --help' for usage$/);
     }
+  });
+
+  it('refuses a single-value option given twice, naming it, but keeps repeatable options and repeated flags', () => {
+    const cases: string[][] = [
+      ['X', '--reason', 'a', '--reason', 'b'],
+      ['X', '--reason=a', '--reason=a'],
+      ['X', '--state-dir', '/a', '--state-dir=/b'],
+      // What a group hands on for `palyra --state-dir /a pairing approve X --state-dir /b`.
+      withGlobals(['X', '--state-dir', '/b'], ['--state-dir', '/a']),
+    ];
+    for (const argv of cases) {
+      const option = argv.some((a) => a.startsWith('--reason')) ? '--reason' : '--state-dir';
+      const message = usageMessage(() => parseCommand(SPEC, argv));
+      expect(message).toMatch(new RegExp(`^option '${option}' is given more than once`));
+      expect(message).toMatch(/run 'palyra pairing approve --help' for usage$/);
+    }
+    const parsed = parseCommand(SPEC, ['X', '--json', '--json', '--force', '--force', '-h', '--help', '--gateway', 'a:1', '--gateway', 'a:1']);
+    expect(parsed.json).toBe(true);
+    expect(parsed.flag('force')).toBe(true);
+    expect(parsed.strings('gateway')).toEqual(['a:1', 'a:1']);
+    // After a -- terminator nothing is an option, so nothing repeats.
+    expect(parseCommand(SPEC, ['--reason', 'a', '--', '--reason']).positional('REQUEST_ID')).toBe('--reason');
   });
 
   it('takes values after -- as positionals', () => {

@@ -1,41 +1,45 @@
-// main() in-process with captured output: the dispatch rules that need no state directory.
-import { existsSync } from 'node:fs';
+// main() in-process with captured output: dispatch and the top-level help (usage.test.ts covers the usage contract).
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../main/cli/main.js';
+import { GROUPS, main, topLevelHelp } from '../../../main/cli/main.js';
 import type { OutputStreams } from '../../../main/cli/output.js';
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(argv: string[], env: NodeJS.ProcessEnv = { PALYRA_KEYCHAIN: 'file' }): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const streams: OutputStreams = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), stdoutIsTty: false };
-  const code = await main(argv, { streams, env: { PALYRA_KEYCHAIN: 'file' } });
+  const code = await main(argv, { streams, env });
   return { code, stdout, stderr };
 }
 
 describe('main', () => {
-  it('shows help for `palyra help` and `palyra help pairing`', async () => {
-    expect((await run(['help'])).stdout).toMatch(/^Usage: palyra <command>/);
+  it('shows help for `palyra help`, `palyra help GROUP` and `palyra help GROUP COMMAND`', async () => {
+    const top = await run(['help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toBe(`${await topLevelHelp()}\n`);
     const pairing = await run(['help', 'pairing']);
     expect(pairing.code).toBe(0);
     expect(pairing.stdout).toMatch(/^Usage: palyra pairing <command>/);
+    const code = await run(['help', 'pairing', 'code']);
+    expect(code.code).toBe(0);
+    expect(code.stdout).toMatch(/^Usage: palyra pairing code /);
   });
 
-  it('answers `palyra device …` with a usage error while the device commands are not built', async () => {
-    const result = await run(['device', 'status', '--json']);
-    // Once the owner's device module exists it answers instead; until then this is the seam's contract.
-    if (!existsSync(new URL('../../../main/cli/commands/device.ts', import.meta.url))) {
-      expect(result.code).toBe(2);
-      expect(JSON.parse(result.stdout)).toEqual({ error: { code: 'usage', message: 'the device commands are not available in this build' } });
+  it('loads every group the top-level help lists, the device group like the others', async () => {
+    expect(GROUPS.map((g) => g.name)).toEqual(['gateway', 'pairing', 'devices', 'device']);
+    for (const entry of GROUPS) {
+      const loaded = await entry.load();
+      expect(loaded.group.name).toBe(entry.name);
+      const help = await run([entry.name, '--help']);
+      expect({ group: entry.name, code: help.code, stdout: help.stdout }).toEqual({ group: entry.name, code: 0, stdout: `${loaded.group.help}\n` });
     }
+    const device = await run(['device', 'frobnicate']);
+    expect(device.code).toBe(2);
+    expect(device.stderr).toMatch(/^error\[usage\]: unknown command 'palyra device frobnicate' \(expected one of pair, status, run, unpair\)/);
   });
 
   it('refuses an unknown PALYRA_KEYCHAIN value as a usage error', async () => {
-    let stderr = '';
-    const code = await main(['pairing', 'list', '--state-dir', '/nonexistent-palyra-test'], {
-      streams: { stdout: () => undefined, stderr: (t) => (stderr += t), stdoutIsTty: false },
-      env: { PALYRA_KEYCHAIN: 'vault' },
-    });
-    expect(code).toBe(2);
-    expect(stderr).toMatch(/^error\[usage\]: PALYRA_KEYCHAIN must be 'os' or 'file'/);
+    const result = await run(['pairing', 'list', '--state-dir', '/nonexistent-palyra-test'], { PALYRA_KEYCHAIN: 'vault' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^error\[usage\]: PALYRA_KEYCHAIN must be 'os' or 'file'/);
   });
 });

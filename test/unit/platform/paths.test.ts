@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultDeviceDir, defaultStateDir, defaultUserDataDir } from '../../../main/cli/paths.js';
+import { defaultDeviceDir, defaultStateDir, defaultUserDataDir } from '../../../main/platform/paths.js';
 
 describe('default directories', () => {
   it('follows XDG_CONFIG_HOME on Linux, else ~/.config', () => {

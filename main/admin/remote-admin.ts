@@ -1,27 +1,20 @@
 /**
- * Remote administration for `palyra pairing …` and `palyra devices list|revoke|remove|unban`: the operations those
- * commands use, over `palyra.admin.v1.GatewayAdmin` with an admin device's mTLS identity (its device dir), returning
- * the same view objects the local GatewayAdmin returns so the commands print exactly what they print locally.
- *
- * The choice (`chooseAdminTarget`): remote when `--device-dir DIR` is given explicitly (never from
- * PALYRA_DEVICE_DIR, so an operator's environment does not silently redirect a command to another gateway); the
- * gateway is `--gateway HOST:PORT` or else the first address stored in the device dir. Otherwise the local state dir.
- * Failures become PalyraErrors with the gateway's own code (metadata `palyra-error-code`), so e.g.
- * `error[pairing_request_not_pending]` prints as it does locally and a non-admin device gets `error[permission_denied]`.
+ * AdminTarget for a remote gateway: `palyra.admin.v1.GatewayAdmin` on the gateway port, called with an admin
+ * device's mTLS identity (its device dir: certificate, TLS key and the gateway CA it pinned). It returns the same
+ * view objects the local target returns, so a front end prints exactly what it prints locally. Failures become
+ * PalyraErrors with the gateway's own code (metadata `palyra-error-code`), so e.g. `pairing_request_not_pending`
+ * reads as it does locally and a device without the admin role gets `permission_denied`.
  */
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { isClientKind } from '../core/client-kind.js';
 import type { ClientKind } from '../core/client-kind.js';
-import { PalyraError } from '../core/errors.js';
+import { PalyraError, toPalyraError } from '../core/errors.js';
 import type { PairingMethodKind } from '../core/pairing-codes.js';
 import { parsePairingRequestState } from '../core/pairing-requests.js';
 import type { PairingRequestState } from '../core/pairing-requests.js';
-import { formatHostPort, parseHostPort } from '../core/pairing-uri.js';
 import { DeviceStore } from '../device/device-store.js';
-import type { DeviceView, MintedCode, RequestView } from '../gateway/gateway-admin.js';
-import type { GatewayEvent } from '../gateway/gateway.js';
 import type { AuditEntry } from '../store/audit-log.js';
 import { createGatewayAdminClient } from '../rpc/admin-service.js';
 import type {
@@ -39,26 +32,22 @@ import type {
 } from '../rpc/admin-service.js';
 import { callUnary, fromServiceError } from '../rpc/rpc-errors.js';
 import { createGatewayChannelCredentials } from '../rpc/tls-client.js';
-import type { OptionSpec, ParsedCommand } from './args.js';
-import { oneOf, parseOptionValue, usageError } from './args.js';
-import type { CliContext } from './context.js';
+import type {
+  AdminLocation,
+  AdminTarget,
+  AdminWatch,
+  AdminWatchHandlers,
+  AuditTail,
+  DeviceListing,
+  DeviceView,
+  GatewayEvent,
+  MintCodeRequest,
+  MintCodeResult,
+  RequestView,
+} from './admin-target.js';
 
 /** Deadline of one remote admin call. */
 export const REMOTE_ADMIN_CALL_TIMEOUT_MS = 15_000;
-
-/** The options that select a remote gateway, for the specs of the commands that support it. */
-export const REMOTE_ADMIN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  gateway: { type: 'string' },
-  'device-dir': { type: 'string' },
-  keychain: { type: 'string' },
-};
-
-/** Help lines for REMOTE_ADMIN_OPTIONS (pairing code documents its own --gateway). */
-export const REMOTE_ADMIN_HELP = `Remote gateway (instead of the state directory):
-  --device-dir DIR        administer the gateway this admin device is paired with, over mTLS with its identity
-                          (the device needs the admin role: 'palyra devices grant-admin ID' on the gateway host)
-  --gateway HOST:PORT     the gateway to dial (default: the first gateway address stored in the device dir)
-  --keychain os|file      where the device's secrets live (default os; env PALYRA_KEYCHAIN=file forces file)`;
 
 function validClientKind(value: string, field: string): ClientKind {
   if (!isClientKind(value)) throw new PalyraError('internal', `the gateway sent an unknown ${field} '${value.slice(0, 32)}'`);
@@ -128,39 +117,50 @@ export function gatewayEventOf(e: AdminGatewayEvent__Output): GatewayEvent | nul
   }
 }
 
-/** An open WatchEvents subscription. */
-export interface RemoteWatch {
-  /** Ends the subscription; `onEnd` is not called afterwards. */
-  cancel(): void;
+export interface RemoteAdminOptions {
+  /** Deadline of one call (default REMOTE_ADMIN_CALL_TIMEOUT_MS). */
+  readonly callTimeoutMs?: number;
+  /**
+   * A QR code minted without explicit addresses carries the address dialled (the CLI); otherwise (the default) the
+   * gateway fills in its own listen address.
+   */
+  readonly advertiseDialledAddress?: boolean;
+  /** Told of every failed call (the desktop app ends remote management when the admin role is gone). */
+  readonly onCallError?: (error: PalyraError) => void;
 }
 
-export interface RemoteWatchHandlers {
-  /** The gateway accepted the subscription (response headers arrived). */
-  onOpen?: () => void;
-  onEvent: (event: GatewayEvent) => void;
-  /** The stream ended by the gateway or the network (never after cancel()); the error carries the gateway's code. */
-  onEnd: (error: PalyraError) => void;
-}
-
-/** The remote counterpart of the GatewayAdmin operations the pairing/devices commands use. */
-export class RemoteAdmin {
+/** The remote gateway, administered over palyra.admin.v1.GatewayAdmin. */
+export class RemoteAdminTarget implements AdminTarget {
   /** The HOST:PORT dialled. */
   readonly address: string;
+  readonly location: AdminLocation;
   readonly #client: GatewayAdminClient;
-  readonly #timeoutMs: number;
+  readonly #options: RemoteAdminOptions;
 
-  constructor(address: string, client: GatewayAdminClient, options: { callTimeoutMs?: number } = {}) {
+  constructor(address: string, client: GatewayAdminClient, options: RemoteAdminOptions = {}) {
     this.address = address;
+    this.location = { kind: 'remote', address };
     this.#client = client;
-    this.#timeoutMs = options.callTimeoutMs ?? REMOTE_ADMIN_CALL_TIMEOUT_MS;
+    this.#options = options;
   }
 
-  #call<Res>(invoke: Parameters<typeof callUnary<Res>>[0]): Promise<Res> {
-    return callUnary(invoke, this.#timeoutMs);
+  async #call<Res>(invoke: Parameters<typeof callUnary<Res>>[0]): Promise<Res> {
+    try {
+      return await callUnary(invoke, this.#options.callTimeoutMs ?? REMOTE_ADMIN_CALL_TIMEOUT_MS);
+    } catch (error) {
+      const e = toPalyraError(error);
+      this.#options.onCallError?.(e);
+      throw e;
+    }
+  }
+
+  /** The remote service does not list pairing codes (each is a single-use secret shown once, where it was minted). */
+  listCodes(): Promise<null> {
+    return Promise.resolve(null);
   }
 
   /** Newest `count` audit entries and the chain check, as the local GatewayAdmin.auditTail returns them. */
-  async auditTail(count: number): Promise<{ entries: AuditEntry[]; chain: { ok: boolean; entries: number; brokenAtSeq?: number; reason?: string } }> {
+  async auditTail(count: number): Promise<AuditTail> {
     const response = await this.#call<GetAuditLogResponse__Output>((md, opts, cb) => this.#client.GetAuditLog({ tail: count }, md, opts, cb));
     const entries = response.entries.map((e): AuditEntry => {
       let fields: AuditEntry['fields'] = {};
@@ -178,7 +178,7 @@ export class RemoteAdmin {
   }
 
   /** Subscribes to the gateway's events (WatchEvents); ends with `onEnd` unless cancelled. */
-  watchEvents(handlers: RemoteWatchHandlers): RemoteWatch {
+  watchEvents(handlers: AdminWatchHandlers): AdminWatch {
     const call = this.#client.WatchEvents({});
     let done = false;
     const end = (error: PalyraError): void => {
@@ -209,10 +209,16 @@ export class RemoteAdmin {
     };
   }
 
-  async mintCode(options: { method: PairingMethodKind; kind: ClientKind | null; ttlMs?: number; gatewayAddresses: readonly string[] }): Promise<MintedCode> {
-    const request = { method: options.method, client_kind: options.kind ?? '', ttl_ms: options.ttlMs ?? 0, gateway_addresses: [...options.gatewayAddresses] };
+  async mintCode(options: MintCodeRequest): Promise<MintCodeResult> {
+    const addresses = options.gatewayAddresses.length > 0 ? [...options.gatewayAddresses] : this.#options.advertiseDialledAddress === true ? [this.address] : [];
+    const request = { method: options.method, client_kind: options.kind ?? '', ttl_ms: options.ttlMs ?? 0, gateway_addresses: addresses };
     const minted = await this.#call<MintPairingCodeResponse__Output>((md, opts, cb) => this.#client.MintPairingCode(request, md, opts, cb));
-    return { method: validMethod(minted.method), code: minted.code, uri: orNull(minted.uri), expires_at_unix_ms: minted.expires_at_unix_ms };
+    return {
+      minted: { method: validMethod(minted.method), code: minted.code, uri: orNull(minted.uri), expires_at_unix_ms: minted.expires_at_unix_ms },
+      addresses,
+      gatewayRunning: null,
+      loopbackOnly: false,
+    };
   }
 
   async listRequests(filter: { state?: PairingRequestState } = {}): Promise<RequestView[]> {
@@ -239,12 +245,11 @@ export class RemoteAdmin {
     return requestViewOf(response.request);
   }
 
-  async listDevices(): Promise<{ devices: DeviceView[]; revoked_certificate_fingerprints: string[]; online_device_ids: string[] }> {
+  async listDevices(): Promise<DeviceListing> {
     const response = await this.#call<ListDevicesResponse__Output>((md, opts, cb) => this.#client.ListDevices({}, md, opts, cb));
     return {
-      devices: response.devices.map(deviceViewOf),
+      devices: response.devices.map((d) => ({ ...deviceViewOf(d), online: d.status === 'paired' && d.online })),
       revoked_certificate_fingerprints: [...response.revoked_certificate_fingerprints],
-      online_device_ids: response.devices.filter((d) => d.online).map((d) => d.device_id),
     };
   }
 
@@ -265,21 +270,37 @@ export class RemoteAdmin {
     await this.#call<DeviceStatusResponse__Output>((md, opts, cb) => this.#client.UnbanDevice({ device_id: deviceId }, md, opts, cb));
   }
 
+  grantAdmin(): Promise<DeviceView> {
+    return Promise.reject(new PalyraError('permission_denied', 'granting the admin role needs the gateway host (its state directory)'));
+  }
+
+  revokeAdmin(): Promise<DeviceView> {
+    return Promise.reject(new PalyraError('permission_denied', 'withdrawing the admin role needs the gateway host (its state directory)'));
+  }
+
   close(): void {
     this.#client.close();
   }
 }
 
+function remoteOptions(o: RemoteAdminOptions): RemoteAdminOptions {
+  return {
+    ...(o.callTimeoutMs === undefined ? {} : { callTimeoutMs: o.callTimeoutMs }),
+    ...(o.advertiseDialledAddress === undefined ? {} : { advertiseDialledAddress: o.advertiseDialledAddress }),
+    ...(o.onCallError === undefined ? {} : { onCallError: o.onCallError }),
+  };
+}
+
 /** Connects to a gateway as the admin device of `deviceDir` (its certificate, key and the gateway CA it pinned). */
-export async function connectRemoteAdmin(options: { deviceDir: string; keychain: 'os' | 'file'; gateway?: string }): Promise<RemoteAdmin> {
-  const deviceDir = path.resolve(options.deviceDir);
+export async function connectRemoteAdmin(o: { deviceDir: string; keychain: 'os' | 'file'; gateway?: string } & RemoteAdminOptions): Promise<RemoteAdminTarget> {
+  const deviceDir = path.resolve(o.deviceDir);
   if (!existsSync(deviceDir)) throw new PalyraError('device_not_paired', `no device dir at ${deviceDir}; pair it first with 'palyra device pair'`);
-  const store = await DeviceStore.open({ deviceDir, keychain: options.keychain });
-  return connectRemoteAdminWithStore(store, options.gateway === undefined ? {} : { gateway: options.gateway });
+  const store = await DeviceStore.open({ deviceDir, keychain: o.keychain });
+  return connectRemoteAdminWithStore(store, o);
 }
 
 /** Connects to a gateway as the device of an open store (the desktop app's agent store). */
-export async function connectRemoteAdminWithStore(store: DeviceStore, options: { gateway?: string; callTimeoutMs?: number } = {}): Promise<RemoteAdmin> {
+export async function connectRemoteAdminWithStore(store: DeviceStore, options: { gateway?: string } & RemoteAdminOptions = {}): Promise<RemoteAdminTarget> {
   const deviceDir = store.deviceDir;
   const state = await store.readState();
   if (state?.gateway == null || state.certificate_pem === null) {
@@ -294,58 +315,5 @@ export async function connectRemoteAdminWithStore(store: DeviceStore, options: {
     clientCertificatePem: state.certificate_pem,
     clientPrivateKeyPem: key,
   });
-  return new RemoteAdmin(address, createGatewayAdminClient(address, credentials), options.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs });
-}
-
-/**
- * Remote when `--device-dir` is given (the gateway: `--gateway`, else the device dir's first address); null means
- * "use the local state dir". `--gateway`/`--keychain` without `--device-dir` are usage errors, except that the caller
- * may say `--gateway` has its own meaning then (`pairing code`). `--state-dir` with `--device-dir` is a usage error.
- */
-export async function chooseAdminTarget(args: ParsedCommand, context: CliContext, options: { gatewayHasLocalMeaning?: boolean } = {}): Promise<RemoteAdmin | null> {
-  const command = args.spec.name;
-  const deviceDir = args.string('device-dir');
-  const gatewayTexts = args.strings('gateway').flatMap((list) => list.split(','));
-  if (deviceDir === undefined) {
-    if (gatewayTexts.length > 0 && options.gatewayHasLocalMeaning !== true) {
-      throw usageError('--gateway needs --device-dir DIR (the admin device that administers the remote gateway)', command);
-    }
-    if (args.string('keychain') !== undefined) throw usageError('--keychain applies to --device-dir', command);
-    return null;
-  }
-  if (deviceDir === '') throw usageError('--device-dir must not be empty', command);
-  if (args.stateDir !== undefined) throw usageError('--state-dir and --device-dir exclude each other (local state dir or remote gateway)', command);
-  const first = gatewayTexts[0];
-  let gateway: string | undefined;
-  if (first !== undefined) {
-    if (gatewayTexts.length > 1) throw usageError('--gateway: give one HOST:PORT to dial with --device-dir', command);
-    if (first.trim() === '') throw usageError('--gateway: empty address', command);
-    gateway = parseOptionValue('--gateway', command, () => formatHostPort(parseHostPort(first.trim())));
-  }
-  const keychain = remoteKeychainMode(args, context.env);
-  return connectRemoteAdmin({ deviceDir, keychain, ...(gateway === undefined ? {} : { gateway }) });
-}
-
-/**
- * `--keychain` (default os); env PALYRA_KEYCHAIN=file forces the encrypted store in the device dir, as for
- * `palyra device …` (kept here so the operator commands do not load the device command module).
- */
-function remoteKeychainMode(args: ParsedCommand, env: NodeJS.ProcessEnv): 'os' | 'file' {
-  const command = args.spec.name;
-  const setting = env.PALYRA_KEYCHAIN ?? '';
-  if (setting !== '' && setting !== 'os' && setting !== 'file') {
-    throw usageError(`environment variable PALYRA_KEYCHAIN must be 'os' or 'file' (got '${setting.slice(0, 32)}')`, command);
-  }
-  const flag = args.string('keychain');
-  const chosen = flag === undefined ? 'os' : oneOf('--keychain', flag, ['os', 'file'] as const, command);
-  return setting === 'file' ? 'file' : chosen;
-}
-
-/** Runs `action` against the remote admin and closes its channel afterwards. */
-export async function withRemote<T>(remote: RemoteAdmin, action: (remote: RemoteAdmin) => Promise<T>): Promise<T> {
-  try {
-    return await action(remote);
-  } finally {
-    remote.close();
-  }
+  return new RemoteAdminTarget(address, createGatewayAdminClient(address, credentials), remoteOptions(options));
 }

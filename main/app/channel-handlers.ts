@@ -1,0 +1,113 @@
+/**
+ * The IPC handler table of the desktop app: one entry per channel of the contract. The gateway channels go to one
+ * AdminTarget — the state dir (hosted gateway or not) or the remote gateway this device administers — chosen in
+ * one place by the caller (`target()`), so no handler knows which it is.
+ */
+
+import type { AdminTarget } from '../admin/admin-target.js';
+import type { AgentStatus, DeviceAgent } from '../device/device-agent.js';
+import type { ChannelResult } from '../ipc/contract.js';
+import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
+import type { PairingRuns } from './pairing-runs.js';
+
+export interface HandlerContext {
+  readonly agent: DeviceAgent;
+  readonly pairing: PairingRuns;
+  readonly log: IpcLog;
+  appInfo(): ChannelResult<'app.info'>;
+  /** The admin target the gateway channels use now. */
+  target(): AdminTarget;
+  /** Whether the device has a live stream to the hosted gateway. */
+  isOnline(deviceId: string): boolean;
+  gatewayStatus(): Promise<ChannelResult<'gateway.status'>>;
+  configure(args: ParsedChannelArgs<'gateway.configure'>): Promise<ChannelResult<'gateway.configure'>>;
+  /** Device state changed under the app (status publication, remote-admin re-check). */
+  afterUnpair(): Promise<void>;
+}
+
+/** Runs a synchronous handler body as a promise, so a throw becomes a rejection. */
+function settle<T>(body: () => T): Promise<T> {
+  return new Promise((resolve) => {
+    resolve(body());
+  });
+}
+
+export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
+  return {
+    'app.info': () => Promise.resolve(c.appInfo()),
+    'device.status': async () => deviceStatusView(await c.agent.status()),
+    'device.parseScan': (args) => settle(() => c.pairing.parseScan(args)),
+    'device.pairStart': (args) => settle(() => c.pairing.start(args)),
+    'device.pairCancel': (args) => Promise.resolve({ cancelled: c.pairing.cancel(args.pairing_id) }),
+    'device.unpair': async () => {
+      c.pairing.cancelAll();
+      const result = await c.agent.unpair();
+      if (result.gateway_error !== null) c.log({ event: 'device.unpair_gateway_error', code: result.gateway_error.code });
+      await c.afterUnpair();
+      return { unpaired: result.device_id !== null };
+    },
+    'gateway.status': () => c.gatewayStatus(),
+    'gateway.configure': (args) => c.configure(args),
+    'gateway.mintCode': async (args) => {
+      const result = await c.target().mintCode({
+        method: args.method,
+        kind: args.kind ?? null,
+        ...(args.ttl_ms === undefined ? {} : { ttlMs: args.ttl_ms }),
+        gatewayAddresses: [],
+      });
+      return result.minted;
+    },
+    'gateway.listCodes': async () => {
+      // A remote gateway does not list its codes (codes are single-use secrets shown once): none then.
+      const codes = (await c.target().listCodes()) ?? [];
+      return { codes: codes.map((code) => ({ method: code.method, expires_at_unix_ms: code.expires_at_unix_ms, kind: code.kind })) };
+    },
+    'gateway.listRequests': async (args) => ({ requests: await c.target().listRequests(args.state === undefined ? {} : { state: args.state }) }),
+    'gateway.approve': (args) => c.target().approve(args.request_id, args.reason),
+    'gateway.reject': (args) => c.target().reject(args.request_id, args.reason),
+    'gateway.listDevices': () => c.target().listDevices(),
+    'gateway.revokeDevice': async (args) => {
+      await c.target().revokeDevice(args.device_id, args.reason ?? '');
+      return { device_id: args.device_id };
+    },
+    'gateway.removeDevice': async (args) => {
+      await c.target().removeDevice(args.device_id);
+      return { device_id: args.device_id };
+    },
+    'gateway.unbanDevice': async (args) => {
+      await c.target().unbanDevice(args.device_id);
+      return { device_id: args.device_id };
+    },
+    // Only the gateway host may change roles: a remote target refuses with permission_denied.
+    'gateway.grantAdmin': async (args) => {
+      const device = await c.target().grantAdmin(args.device_id);
+      return { ...device, online: device.status === 'paired' && c.isOnline(args.device_id) };
+    },
+    'gateway.revokeAdmin': async (args) => {
+      const device = await c.target().revokeAdmin(args.device_id);
+      return { ...device, online: device.status === 'paired' && c.isOnline(args.device_id) };
+    },
+    'gateway.auditTail': async (args) => {
+      const tail = await c.target().auditTail(args.count);
+      return { entries: tail.entries, chain: tail.chain };
+    },
+  };
+}
+
+/** The agent's status in the contract's shape (extra fields dropped by the result schema anyway). */
+export function deviceStatusView(status: AgentStatus): ChannelResult<'device.status'> {
+  return {
+    device_id: status.device_id,
+    identity_fingerprint: status.identity_fingerprint,
+    paired: status.paired,
+    revoked: status.revoked,
+    gateway: status.gateway,
+    gateway_name: status.gateway_name,
+    ca_fingerprint: status.ca_fingerprint,
+    pinned_by: status.pinned_by,
+    cert_expires_at_unix_ms: status.cert_expires_at_unix_ms,
+    keychain: status.keychain,
+    connection: status.connection,
+    renewal: status.renewal,
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * The gateway the desktop app hosts on its state dir when the user turns it on (settings.json remembers the
+ * choice), and the local AdminTarget over that state dir, which works whether the hosted gateway runs, another
+ * process runs one, or none does (the CLI's way too). Start, stop and reconfigure are serialised.
+ */
+
+import { stat } from 'node:fs/promises';
+import { LocalAdminTarget } from '../admin/local-admin.js';
+import { PalyraError, toPalyraError } from '../core/errors.js';
+import { parseHostPort } from '../core/net-address.js';
+import { Gateway } from '../gateway/gateway.js';
+import type { GatewayEvent } from '../gateway/gateway.js';
+import { GatewayAdmin } from '../gateway/gateway-admin.js';
+import { readRunningGateway } from '../gateway/gateway-info.js';
+import type { ChannelResult } from '../ipc/contract.js';
+import { operatorName } from '../platform/operator.js';
+import type { Keychain } from '../store/keychain.js';
+import type { IpcLog, ParsedChannelArgs } from './ipc-router.js';
+import { normalizeListen, normalizeName } from './settings.js';
+import type { AppSettings, SettingsFile } from './settings.js';
+
+export interface HostedGatewayOptions {
+  readonly stateDir: string;
+  /** The OS keychain for the store key; null = key file in the state dir. */
+  readonly keychain: Keychain | null;
+  readonly settingsFile: SettingsFile;
+  readonly settings: AppSettings;
+  readonly log: IpcLog;
+  readonly onEvent: (event: GatewayEvent) => void;
+}
+
+export class HostedGateway {
+  readonly stateDir: string;
+  /** The local admin target over the state dir (the hosted gateway's admin while it runs). */
+  readonly local: LocalAdminTarget;
+  readonly #o: HostedGatewayOptions;
+  #settings: AppSettings;
+  #gateway: Gateway | null = null;
+  /** The settings the running gateway was started with (port 0 stays 0 here). */
+  #startedWith: { listen: string; name: string | null } | null = null;
+  #error: { code: string; message: string } | null = null;
+  #standaloneAdmin: Promise<GatewayAdmin> | null = null;
+  #ops: Promise<unknown> = Promise.resolve();
+
+  constructor(options: HostedGatewayOptions) {
+    this.#o = options;
+    this.stateDir = options.stateDir;
+    this.#settings = options.settings;
+    this.local = new LocalAdminTarget(
+      {
+        stateDir: options.stateDir,
+        forWrite: () => this.#writeAdmin(),
+        forRead: () => this.#readAdmin(),
+        runningGateway: async () => {
+          const hosted = this.#gateway;
+          if (hosted !== null) return { listen: hosted.listen, name: hosted.name };
+          const running = await readRunningGateway(this.stateDir);
+          return running === null ? null : { listen: running.listen, name: running.name ?? null };
+        },
+        liveNodes: () => this.#gateway?.liveNodes() ?? new Map<string, number>(),
+      },
+      { issuedBy: operatorName('desktop'), noGatewayHint: 'turn on the gateway first' },
+    );
+  }
+
+  /** The hosted gateway while it runs. */
+  get gateway(): Gateway | null {
+    return this.#gateway;
+  }
+
+  /** Why the gateway is not running as configured (a start failure, an unreadable settings file). */
+  set error(error: { code: string; message: string } | null) {
+    this.#error = error;
+  }
+
+  /** Whether the device has a live stream to the hosted gateway. */
+  isOnline(deviceId: string): boolean {
+    return this.#gateway?.liveNodes().has(deviceId) ?? false;
+  }
+
+  status(remote: { address: string; name: string | null } | null): ChannelResult<'gateway.status'> {
+    const gateway = this.#gateway;
+    const settings = this.#settings.gateway;
+    const shownRemote = gateway === null ? remote : null;
+    return {
+      enabled: settings.enabled,
+      running: gateway !== null,
+      listen: gateway?.listen ?? settings.listen,
+      name: gateway?.name ?? settings.name,
+      ca_fingerprint: gateway?.caFingerprint ?? null,
+      ca_pin: gateway?.caPin ?? null,
+      mtls_required: gateway?.mtlsRequired ?? true,
+      insecure_opt_out: gateway === null ? false : !gateway.mtlsRequired,
+      state_dir: this.stateDir,
+      key_location: gateway?.admin.keyLocation ?? null,
+      error: this.#error,
+      managed: gateway !== null ? 'hosted' : shownRemote !== null ? 'remote' : 'local_state',
+      remote_gateway: shownRemote === null ? null : { address: shownRemote.address, name: shownRemote.name },
+    };
+  }
+
+  /** Runs `op` after every earlier start/stop/configure. */
+  enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#ops.then(op, op);
+    this.#ops = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Starts the gateway if the settings say so (at app start). */
+  startIfEnabled(): Promise<void> {
+    return this.#settings.gateway.enabled ? this.enqueue(() => this.#start()) : Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return this.enqueue(() => this.#stop());
+  }
+
+  /**
+   * Saves the new settings and starts, stops or restarts the gateway to match; `after` runs inside the queue once
+   * the gateway is in its new state. Values are checked before queueing, so a bad one fails at once, changing nothing.
+   */
+  async configure<T>(args: ParsedChannelArgs<'gateway.configure'>, o: { isDisposed: () => boolean; after: () => Promise<T> }): Promise<T> {
+    const listen = args.listen === undefined ? undefined : normalizeListen(args.listen.trim());
+    const name = args.name === undefined ? undefined : normalizeName(args.name);
+    return this.enqueue(async () => {
+      if (o.isDisposed()) throw new PalyraError('unavailable', 'the app is shutting down');
+      // Merged inside the queue: concurrent calls each change only what they name.
+      const current = this.#settings.gateway;
+      const next = { enabled: args.enabled, listen: listen ?? current.listen, name: name === undefined ? current.name : name };
+      await this.#o.settingsFile.save({ ...this.#settings, gateway: next });
+      this.#settings = { ...this.#settings, gateway: next };
+      const started = this.#startedWith;
+      const unchanged = started !== null && started.listen === next.listen && started.name === next.name;
+      if (!next.enabled || !unchanged) await this.#stop();
+      if (next.enabled && !unchanged) await this.#start();
+      if (!next.enabled) this.#error = null;
+      return o.after();
+    });
+  }
+
+  /** A failure is kept in the status, not thrown. */
+  async #start(): Promise<void> {
+    const { listen, name } = this.#settings.gateway;
+    const log = this.#o.log;
+    try {
+      const gateway = await Gateway.start({
+        stateDir: this.stateDir,
+        listen: parseHostPort(listen, { allowPortZero: true }),
+        name,
+        insecureNodeRpcOptOut: false,
+        allowServerGeneratedKeys: false,
+        allowLegacyDeviceIds: false,
+        keychain: this.#o.keychain,
+        log: (line) => {
+          log({ source: 'gateway', ...line });
+        },
+      });
+      gateway.events.on('event', (event: GatewayEvent) => {
+        this.#o.onEvent(event);
+      });
+      this.#gateway = gateway;
+      this.#startedWith = { listen, name };
+      this.#error = null;
+      log({ event: 'gateway.started', listen: gateway.listen });
+    } catch (error) {
+      const e = toPalyraError(error);
+      this.#error = { code: e.code, message: e.message };
+      log({ event: 'gateway.start_failed', code: e.code, message: e.message });
+    }
+  }
+
+  async #stop(): Promise<void> {
+    const gateway = this.#gateway;
+    if (gateway === null) return;
+    this.#gateway = null;
+    this.#startedWith = null;
+    gateway.events.removeAllListeners('event');
+    await gateway.stop();
+    this.#o.log({ event: 'gateway.stopped' });
+  }
+
+  /** The admin for a change: the hosted gateway's, else one on the state dir (created on first use, as the CLI does). */
+  async #writeAdmin(): Promise<GatewayAdmin> {
+    if (this.#gateway !== null) return this.#gateway.admin;
+    this.#standaloneAdmin ??= GatewayAdmin.open({ stateDir: this.stateDir, keychain: this.#o.keychain });
+    let admin: GatewayAdmin;
+    try {
+      admin = await this.#standaloneAdmin;
+    } catch (error) {
+      this.#standaloneAdmin = null;
+      throw error;
+    }
+    await admin.refresh();
+    return admin;
+  }
+
+  /** The admin for a read; null when no gateway state exists yet (looking must not create a CA). */
+  async #readAdmin(): Promise<GatewayAdmin | null> {
+    if (this.#gateway !== null) return this.#gateway.admin;
+    try {
+      await stat(this.stateDir);
+    } catch {
+      return null;
+    }
+    return this.#writeAdmin();
+  }
+}
