@@ -7,9 +7,11 @@
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { PalyraError } from '../core/errors.js';
 import { parseHostPort, formatHostPort } from '../core/net-address.js';
 import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
+import { parseStateDocument } from '../store/state-schema.js';
 
 export const SETTINGS_FILE = 'settings.json';
 const SETTINGS_VERSION = 1;
@@ -46,36 +48,37 @@ export function normalizeName(name: string | null): string | null {
   return trimmed === '' ? null : trimmed;
 }
 
-function corrupt(file: string, problem: string, cause?: unknown): PalyraError {
-  return new PalyraError('state_corrupt', `${file} is invalid: ${problem}; fix or delete it`, {
-    details: { path: file },
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
+/** A listen address that normalizes, with the parser's reason as the issue otherwise. */
+const listenSchema = z.string().transform((text, ctx) => {
+  try {
+    return normalizeListen(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : 'not HOST:PORT' });
+    return z.NEVER;
+  }
+});
+
+const nameSchema = z
+  .string()
+  .nullable()
+  .refine((name) => name === null || name.trim().length <= MAX_NAME_LENGTH, `longer than ${MAX_NAME_LENGTH} characters`)
+  .transform((name) => normalizeName(name));
+
+const settingsSchema = z.looseObject({
+  version: z.literal(SETTINGS_VERSION),
+  gateway: z.looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema }).optional(),
+});
 
 function parseSettings(text: string, file: string): AppSettings {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw corrupt(file, 'not JSON', error);
+    throw new PalyraError('state_corrupt', `${file} is invalid: not JSON; fix or delete it`, { details: { path: file }, cause: error });
   }
-  if (typeof value !== 'object' || value === null) throw corrupt(file, 'not an object');
-  const root = value as Record<string, unknown>;
-  if (root.version !== SETTINGS_VERSION) throw corrupt(file, `unsupported version ${JSON.stringify(root.version)}`);
+  const parsed = parseStateDocument(settingsSchema, value, file);
   const settings = defaultSettings();
-  const gateway = root.gateway;
-  if (gateway === undefined) return settings;
-  if (typeof gateway !== 'object' || gateway === null) throw corrupt(file, 'gateway must be an object');
-  const g = gateway as Record<string, unknown>;
-  if (typeof g.enabled !== 'boolean') throw corrupt(file, 'gateway.enabled must be a boolean');
-  if (typeof g.listen !== 'string') throw corrupt(file, 'gateway.listen must be a string');
-  if (g.name !== null && typeof g.name !== 'string') throw corrupt(file, 'gateway.name must be a string or null');
-  try {
-    settings.gateway = { enabled: g.enabled, listen: normalizeListen(g.listen), name: normalizeName(g.name) };
-  } catch (error) {
-    throw corrupt(file, error instanceof Error ? error.message : 'bad gateway settings', error);
-  }
+  if (parsed.gateway !== undefined) settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
   return settings;
 }
 

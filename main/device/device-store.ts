@@ -17,10 +17,11 @@
 
 import { readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { fromUtf8, utf8 } from '../core/bytes.js';
 import { certificateFingerprint } from '../core/certificates.js';
 import type { ClientKind } from '../core/client-kind.js';
-import { isClientKind } from '../core/client-kind.js';
+import { CLIENT_KINDS } from '../core/client-kind.js';
 import { DeviceIdentity } from '../core/device-identity.js';
 import { isPalyraError, PalyraError } from '../core/errors.js';
 import { isCanonicalId } from '../core/ids.js';
@@ -30,6 +31,7 @@ import { FilesystemSecretStore } from '../store/fs-secret-store.js';
 import type { Keychain } from '../store/keychain.js';
 import { KEYCHAIN_SERVICE, openOsKeychain } from '../store/keychain.js';
 import { withStateLock } from '../store/state-lock.js';
+import { parseStateDocument } from '../store/state-schema.js';
 
 /** Where the device's secrets go (`--keychain os|file`). */
 export type KeychainMode = 'os' | 'file';
@@ -111,37 +113,6 @@ function corrupt(where: string, problem: string, cause?: unknown): PalyraError {
   });
 }
 
-function asObject(value: unknown, where: string, what: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt(where, `${what} must be an object`);
-  return value as Fields;
-}
-
-function stringField(o: Fields, key: string, where: string, pattern?: RegExp): string {
-  const value = o[key];
-  if (typeof value !== 'string' || (pattern !== undefined && !pattern.test(value))) throw corrupt(where, `${key} is malformed`);
-  return value;
-}
-
-function nullableString(o: Fields, key: string, where: string, pattern?: RegExp): string | null {
-  return o[key] === null ? null : stringField(o, key, where, pattern);
-}
-
-function booleanField(o: Fields, key: string, where: string): boolean {
-  const value = o[key];
-  if (typeof value !== 'boolean') throw corrupt(where, `${key} must be a boolean`);
-  return value;
-}
-
-function unixMsField(o: Fields, key: string, where: string): number {
-  const value = o[key];
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw corrupt(where, `${key} must be a unix time in ms`);
-  return value;
-}
-
-function nullableUnixMs(o: Fields, key: string, where: string): number | null {
-  return o[key] === null ? null : unixMsField(o, key, where);
-}
-
 /** A fingerprint that does not belong to its PEM means a bug or an edit; either way the state cannot be trusted. */
 function requireFingerprintOf(pem: string, fingerprint: string, key: string, where: string): void {
   let actual: string;
@@ -153,51 +124,66 @@ function requireFingerprintOf(pem: string, fingerprint: string, key: string, whe
   if (actual !== fingerprint) throw corrupt(where, `${key} is not the fingerprint of its certificate`);
 }
 
-function parseGateway(value: unknown, where: string): DeviceGateway | null {
-  if (value === null) return null;
-  const o = asObject(value, where, 'gateway');
-  const addresses = o.addresses;
-  if (!Array.isArray(addresses) || addresses.length === 0 || !addresses.every((a) => typeof a === 'string' && a.length > 0)) {
-    throw corrupt(where, 'gateway.addresses must be a non-empty list of host:port strings');
-  }
-  const pinnedBy = o.pinned_by;
-  if (pinnedBy !== 'qr' && pinnedBy !== 'tofu') throw corrupt(where, "gateway.pinned_by must be 'qr' or 'tofu'");
-  const gateway: DeviceGateway = {
-    addresses: [...(addresses as string[])],
-    name: nullableString(o, 'name', where),
-    ca_certificate_pem: stringField(o, 'ca_certificate_pem', where),
-    ca_fingerprint: stringField(o, 'ca_fingerprint', where, HEX_SHA256),
-    ca_pin: stringField(o, 'ca_pin', where, BASE64URL_SHA256),
-    pinned_by: pinnedBy,
-  };
-  requireFingerprintOf(gateway.ca_certificate_pem, gateway.ca_fingerprint, 'gateway.ca_fingerprint', where);
-  return gateway;
-}
+const unixMs = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const hexSha256 = z.string().regex(HEX_SHA256, 'expected lowercase hex SHA-256');
+
+const gatewaySchema = z.looseObject({
+  addresses: z.array(z.string().min(1)).min(1, 'expected a non-empty list of host:port strings'),
+  name: z.string().nullable(),
+  ca_certificate_pem: z.string(),
+  ca_fingerprint: hexSha256,
+  ca_pin: z.string().regex(BASE64URL_SHA256, 'expected a base64url SHA-256 pin'),
+  pinned_by: z.enum(['qr', 'tofu']),
+});
+
+const pairingStateSchema = z.looseObject({
+  device_id: z.string().refine(isCanonicalId, 'expected a canonical id'),
+  identity_fingerprint: hexSha256,
+  paired: z.boolean(),
+  revoked: z.boolean(),
+  revoked_reason: z.string().nullable(),
+  gateway: gatewaySchema.nullable(),
+  certificate_pem: z.string().nullable(),
+  certificate_fingerprint: hexSha256.nullable(),
+  cert_expires_at_unix_ms: unixMs.nullable(),
+  cert_issued_at_unix_ms: unixMs.nullable(),
+  client_kind: z.enum(CLIENT_KINDS),
+  paired_at_unix_ms: unixMs.nullable(),
+  updated_at_unix_ms: unixMs,
+});
 
 /**
- * Checks a pairing state's shape and internal consistency (`where` names it in errors: `state_corrupt`) and returns
- * a copy with only the known fields.
+ * Checks a pairing state's shape (a zod schema: `state_corrupt` naming `where` and the field) and internal
+ * consistency (each fingerprint belongs to its certificate), and returns a copy with only the known fields.
  */
 export function parseDevicePairingState(value: unknown, where: string): DevicePairingState {
-  const o = asObject(value, where, 'the state');
-  const deviceId = stringField(o, 'device_id', where);
-  if (!isCanonicalId(deviceId)) throw corrupt(where, 'device_id is not a canonical id');
-  const clientKind = o.client_kind;
-  if (!isClientKind(clientKind)) throw corrupt(where, 'client_kind must be one of cli|desktop|node');
+  const o = parseStateDocument(pairingStateSchema, value, where);
+  const gateway: DeviceGateway | null =
+    o.gateway === null
+      ? null
+      : {
+          addresses: [...o.gateway.addresses],
+          name: o.gateway.name,
+          ca_certificate_pem: o.gateway.ca_certificate_pem,
+          ca_fingerprint: o.gateway.ca_fingerprint,
+          ca_pin: o.gateway.ca_pin,
+          pinned_by: o.gateway.pinned_by,
+        };
+  if (gateway !== null) requireFingerprintOf(gateway.ca_certificate_pem, gateway.ca_fingerprint, 'gateway.ca_fingerprint', where);
   const state: DevicePairingState = {
-    device_id: deviceId,
-    identity_fingerprint: stringField(o, 'identity_fingerprint', where, HEX_SHA256),
-    paired: booleanField(o, 'paired', where),
-    revoked: booleanField(o, 'revoked', where),
-    revoked_reason: nullableString(o, 'revoked_reason', where),
-    gateway: parseGateway(o.gateway, where),
-    certificate_pem: nullableString(o, 'certificate_pem', where),
-    certificate_fingerprint: nullableString(o, 'certificate_fingerprint', where, HEX_SHA256),
-    cert_expires_at_unix_ms: nullableUnixMs(o, 'cert_expires_at_unix_ms', where),
-    cert_issued_at_unix_ms: nullableUnixMs(o, 'cert_issued_at_unix_ms', where),
-    client_kind: clientKind,
-    paired_at_unix_ms: nullableUnixMs(o, 'paired_at_unix_ms', where),
-    updated_at_unix_ms: unixMsField(o, 'updated_at_unix_ms', where),
+    device_id: o.device_id,
+    identity_fingerprint: o.identity_fingerprint,
+    paired: o.paired,
+    revoked: o.revoked,
+    revoked_reason: o.revoked_reason,
+    gateway,
+    certificate_pem: o.certificate_pem,
+    certificate_fingerprint: o.certificate_fingerprint,
+    cert_expires_at_unix_ms: o.cert_expires_at_unix_ms,
+    cert_issued_at_unix_ms: o.cert_issued_at_unix_ms,
+    client_kind: o.client_kind,
+    paired_at_unix_ms: o.paired_at_unix_ms,
+    updated_at_unix_ms: o.updated_at_unix_ms,
   };
   if ((state.certificate_pem === null) !== (state.certificate_fingerprint === null)) {
     throw corrupt(where, 'certificate_pem and certificate_fingerprint must be both set or both null');

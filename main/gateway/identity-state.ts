@@ -8,9 +8,10 @@
  * certificates keep their serial and expiry so a CRL can be built and expired entries pruned.
  */
 
+import { z } from 'zod';
 import type { ClientKind } from '../core/client-kind.js';
-import { isClientKind } from '../core/client-kind.js';
-import { PalyraError } from '../core/errors.js';
+import { CLIENT_KINDS } from '../core/client-kind.js';
+import { parseStateDocument } from '../store/state-schema.js';
 
 export interface CertificateRecord {
   sequence: number;
@@ -130,55 +131,75 @@ export function identityStateToJson(state: IdentityState, generation: number): I
   };
 }
 
-function fail(what: string): never {
-  throw new PalyraError('state_corrupt', `identity state is corrupt: ${what}`);
-}
+const unixMs = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const clientKind = z.enum(CLIENT_KINDS);
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const certificateSchema = z.looseObject({
+  sequence: counter,
+  subject: z.string(),
+  certificate_pem: z.string(),
+  fingerprint: z.string(),
+  serial_hex: z.string(),
+  issued_at_unix_ms: unixMs,
+  expires_at_unix_ms: unixMs,
+});
 
-function checkDevice(id: string, d: unknown): PairedDeviceRecord {
-  if (!isRecord(d) || d.device_id !== id || !isClientKind(d.client_kind) || !isRecord(d.current_certificate)) {
-    fail(`paired device ${id}`);
+const pairedDeviceSchema = z.looseObject({
+  device_id: z.string(),
+  client_kind: clientKind,
+  current_certificate: certificateSchema,
+  certificate_fingerprints: z.array(z.string()).default([]),
+  identity_fingerprint: z.string(),
+  signing_public_key_hex: z.string(),
+  paired_at_unix_ms: unixMs,
+  roles: z.array(z.literal('admin')).default([]),
+});
+
+const revokedDeviceSchema = z.looseObject({
+  device_id: z.string(),
+  reason: z.string(),
+  revoked_at_unix_ms: unixMs,
+  client_kind: clientKind.nullable().default(null),
+  identity_fingerprint: z.string().nullable().default(null),
+  certificate_fingerprint: z.string().nullable().default(null),
+});
+
+const revokedCertificateSchema = z.looseObject({
+  fingerprint: z.string(),
+  serial_hex: z.string(),
+  device_id: z.string().nullable(),
+  reason: z.string(),
+  revoked_at_unix_ms: unixMs,
+  expires_at_unix_ms: unixMs,
+});
+
+/** Each record keyed by its own device id. */
+function keyedByDeviceId<T extends { device_id: string }>(record: Record<string, T>, ctx: z.RefinementCtx): void {
+  for (const [id, value] of Object.entries(record)) {
+    if (value.device_id !== id) ctx.addIssue({ code: 'custom', path: [id, 'device_id'], message: `is ${JSON.stringify(value.device_id.slice(0, 40))}, not its key` });
   }
-  const record = d as unknown as PairedDeviceRecord;
-  if (!Array.isArray(record.certificate_fingerprints)) record.certificate_fingerprints = [];
-  if (!Array.isArray(record.roles)) record.roles = [];
-  return record;
 }
 
-/** Parses a bundle; a missing `generation` reads as 0 (REFERENCE.md §6.4). Structural damage is `state_corrupt`. */
-export function identityStateFromJson(json: unknown): { state: IdentityState; generation: number } {
-  if (!isRecord(json)) fail('bundle is not an object');
-  const generation = json.generation === undefined ? 0 : json.generation;
-  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) fail('generation');
+const bundleSchema = z.looseObject({
+  // A missing generation reads as 0 (REFERENCE.md §6.4).
+  generation: counter.default(0),
+  paired_devices: z.record(z.string(), pairedDeviceSchema).superRefine(keyedByDeviceId).default({}),
+  revoked_devices: z.record(z.string(), revokedDeviceSchema).superRefine(keyedByDeviceId).default({}),
+  revoked_certificates: z.array(revokedCertificateSchema).default([]),
+  revoked_certificate_fingerprints: z.array(z.string()).default([]),
+  ca_sequence: counter.default(0),
+});
+
+/** Parses a bundle; anything that does not match its schema is `state_corrupt` naming the field. */
+export function identityStateFromJson(json: unknown, document = 'identity/state.v1.json'): { state: IdentityState; generation: number } {
+  const bundle = parseStateDocument(bundleSchema, json, document);
   const state = emptyIdentityState();
-  const devices = json.paired_devices ?? {};
-  if (!isRecord(devices)) fail('paired_devices');
-  for (const [id, d] of Object.entries(devices)) state.paired_devices.set(id, checkDevice(id, d));
-  const revoked = json.revoked_devices ?? {};
-  if (!isRecord(revoked)) fail('revoked_devices');
-  for (const [id, r] of Object.entries(revoked)) {
-    if (!isRecord(r) || r.device_id !== id) fail(`revoked device ${id}`);
-    state.revoked_devices.set(id, {
-      client_kind: null,
-      identity_fingerprint: null,
-      certificate_fingerprint: null,
-      ...(r as unknown as Partial<RevokedDeviceRecord>),
-    } as RevokedDeviceRecord);
-  }
-  const certs = json.revoked_certificates ?? [];
-  if (!Array.isArray(certs)) fail('revoked_certificates');
-  for (const c of certs as unknown[]) {
-    if (!isRecord(c) || typeof c.fingerprint !== 'string') fail('revoked certificate');
-    state.revoked_certificates.set(c.fingerprint, c as unknown as RevokedCertificateRecord);
-  }
+  for (const [id, d] of Object.entries(bundle.paired_devices)) state.paired_devices.set(id, d);
+  for (const [id, r] of Object.entries(bundle.revoked_devices)) state.revoked_devices.set(id, r);
+  for (const c of bundle.revoked_certificates) state.revoked_certificates.set(c.fingerprint, c);
   // Fingerprints listed only in the reference field (e.g. a migrated bundle) are kept as revoked forever.
-  const fps = json.revoked_certificate_fingerprints ?? [];
-  if (!Array.isArray(fps)) fail('revoked_certificate_fingerprints');
-  for (const fp of fps as unknown[]) {
-    if (typeof fp !== 'string') fail('revoked certificate fingerprint');
+  for (const fp of bundle.revoked_certificate_fingerprints) {
     if (!state.revoked_certificates.has(fp)) {
       state.revoked_certificates.set(fp, {
         fingerprint: fp,
@@ -190,8 +211,6 @@ export function identityStateFromJson(json: unknown): { state: IdentityState; ge
       });
     }
   }
-  const seq = json.ca_sequence ?? 0;
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) fail('ca_sequence');
-  state.ca_sequence = seq;
-  return { state, generation };
+  state.ca_sequence = bundle.ca_sequence;
+  return { state, generation: bundle.generation };
 }

@@ -8,7 +8,10 @@
 import type { PairingCodeRecord } from '../core/pairing-codes.js';
 import type { PairingRequest } from '../core/pairing-requests.js';
 import type { PinGuessBudgetSnapshot } from '../core/pin-budget.js';
-import { PalyraError } from '../core/errors.js';
+import { z } from 'zod';
+import { CLIENT_KINDS } from '../core/client-kind.js';
+import { PAIRING_REQUEST_STATES } from '../core/pairing-requests.js';
+import { parseStateDocument } from '../store/state-schema.js';
 
 export const RUNTIME_STATE_KEY = 'node-runtime.v1.json';
 
@@ -117,16 +120,82 @@ export function runtimeStateToJson(state: RuntimeState, generation: number): Run
   };
 }
 
-export function runtimeStateFromJson(json: unknown): { state: RuntimeState; generation: number } {
-  const o = json as Partial<RuntimeJson> | null;
-  if (typeof o !== 'object' || o === null || typeof o.generation !== 'number') {
-    throw new PalyraError('state_corrupt', 'pairing runtime state is corrupt');
-  }
+const unixMs = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const clientKind = z.enum(CLIENT_KINDS);
+const method = z.enum(['pin', 'qr']);
+
+const codeSchema = z.looseObject({
+  codeHash: z.string(),
+  method,
+  kind: clientKind.nullable(),
+  issuedBy: z.string(),
+  createdAtUnixMs: unixMs,
+  expiresAtUnixMs: unixMs,
+});
+
+const materialSchema = z.looseObject({
+  certificatePem: z.string(),
+  certificateFingerprint: z.string(),
+  caCertificatePem: z.string(),
+  certExpiresAtUnixMs: unixMs,
+});
+
+const requestSchema = z.looseObject({
+  requestId: z.string(),
+  sessionId: z.string(),
+  deviceId: z.string(),
+  clientKind,
+  method,
+  codeIssuedBy: z.string(),
+  requestedAtUnixMs: unixMs,
+  expiresAtUnixMs: unixMs,
+  approvalId: z.string(),
+  state: z.enum(PAIRING_REQUEST_STATES),
+  decisionReason: z.string().nullable(),
+  decidedAtUnixMs: unixMs.nullable(),
+  identityFingerprint: z.string(),
+  signingPublicKeyHex: z.string(),
+  transcriptHashHex: z.string(),
+  sas: z.string(),
+  sasVerifiable: z.boolean(),
+  completedAtUnixMs: unixMs.nullable(),
+  csrDerB64: z.string().nullable(),
+  material: materialSchema.nullable(),
+  materialDeliveredAtUnixMs: unixMs.nullable(),
+});
+
+const nodeSchema = z.looseObject({
+  deviceId: z.string(),
+  platform: z.string(),
+  capabilities: z.array(z.looseObject({ name: z.string(), available: z.boolean() })),
+  registeredAtUnixMs: unixMs,
+  lastSeenAtUnixMs: unixMs,
+});
+
+const pinBudgetSchema = z.looseObject({
+  version: z.literal(1),
+  trippedAtUnixMs: unixMs.nullable(),
+  globalFailures: z.array(unixMs),
+  sources: z.array(z.looseObject({ source: z.string(), failures: z.array(unixMs) })),
+});
+
+const runtimeSchema = z.looseObject({
+  generation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  codes: z.array(codeSchema).default([]),
+  requests: z.array(requestSchema).default([]),
+  nodes: z.array(nodeSchema).default([]),
+  pin_budget: pinBudgetSchema.nullable().default(null),
+  pin_failures_since_mint: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+});
+
+/** Parses the runtime document; anything that does not match its schema is `state_corrupt` naming the field. */
+export function runtimeStateFromJson(json: unknown, document = RUNTIME_STATE_KEY): { state: RuntimeState; generation: number } {
+  const o = parseStateDocument(runtimeSchema, json, document);
   const state = emptyRuntimeState();
-  for (const c of o.codes ?? []) state.codes.set(c.codeHash, c);
-  for (const r of o.requests ?? []) state.requests.set(r.requestId, r);
-  for (const n of o.nodes ?? []) state.nodes.set(n.deviceId, n);
-  state.pinBudget = o.pin_budget ?? null;
-  state.pinFailuresSinceMint = o.pin_failures_since_mint ?? 0;
+  for (const c of o.codes) state.codes.set(c.codeHash, c);
+  for (const r of o.requests) state.requests.set(r.requestId, r);
+  for (const n of o.nodes) state.nodes.set(n.deviceId, n);
+  state.pinBudget = o.pin_budget;
+  state.pinFailuresSinceMint = o.pin_failures_since_mint;
   return { state, generation: o.generation };
 }
