@@ -126,7 +126,8 @@ export class IdentityManager {
       ...(options.journalKey === undefined ? {} : { journalKey: options.journalKey }),
       ...(options.compactEvery === undefined ? {} : { compactEvery: options.compactEvery }),
     });
-    const audit = options.stateDir === null ? null : await AuditLog.open(options.stateDir);
+    const audit =
+      options.stateDir === null ? null : await AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
     const clock = options.clock ?? Date.now;
     const run = <T>(fn: () => Promise<T>): Promise<T> => runLocked(options.store, options.stateDir, options.lock ?? {}, fn);
     const ca = await run(async () => {
@@ -136,12 +137,26 @@ export class IdentityManager {
         stored = parseStoredCa(await options.store.readSecret(CA_STATE_KEY));
       } catch (e) {
         if (!(e instanceof PalyraError && e.code === 'secret_not_found')) throw e;
+        // The CA is created before the first state is written: state without a CA means the CA file was lost or
+        // removed. Minting a new one would silently orphan every paired device, so refuse instead.
+        if (doc.hasSnapshot) {
+          throw new PalyraError(
+            'ca_missing',
+            `the gateway CA (${CA_STATE_KEY}) is missing but the gateway state exists (${doc.state.paired_devices.size} paired devices); restore the CA from a backup, or move the state directory away to start over`,
+            { details: { key: CA_STATE_KEY } },
+          );
+        }
         stored = await createCertificateAuthority({ now: clock(), commonName: options.caCommonName ?? DEFAULT_CA_COMMON_NAME });
         await options.store.writeSecret(CA_STATE_KEY, serializeCa(stored));
         const loaded = await CertificateAuthority.load(stored);
         await audit?.append('ca_created', { ca_fingerprint: loaded.fingerprint }, clock());
       }
-      if (!doc.hasSnapshot) await doc.commit([{ op: 'set_ca_sequence', value: stored.sequence }]);
+      const initial: IdentityOp[] = [];
+      if (!doc.hasSnapshot) initial.push({ op: 'set_ca_sequence', value: stored.sequence });
+      // Keyed audit starts after whatever unkeyed entries a state from an older version has (none for a new one).
+      if (audit?.keyed === true && doc.state.audit_keyed_from_seq === null) initial.push({ op: 'set_audit_keyed_from', value: (await audit.head()).seq + 1 });
+      if (initial.length > 0) await doc.commit(initial);
+      if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
       return CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
     });
     return new IdentityManager(options, doc, ca, audit);
@@ -156,6 +171,9 @@ export class IdentityManager {
     return this.#withLock(async () => {
       await this.#doc.refresh();
       const now = this.#clock();
+      if (this.#doc.state.audit_keyed_from_seq !== null) this.#audit?.setKeyedFrom(this.#doc.state.audit_keyed_from_seq);
+      // A damaged audit log refuses the mutation before anything changes (the entry could not be recorded).
+      await this.#audit?.head();
       const { ops, result, audit } = await plan(this.#doc.state, now);
       if (ops.length > 0) await this.#doc.commit(ops);
       if (audit !== undefined) await this.#audit?.append(audit[0], audit[1], now);

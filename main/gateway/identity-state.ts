@@ -65,6 +65,12 @@ export interface IdentityState {
   revoked_certificates: Map<string, RevokedCertificateRecord>;
   /** CA leaf counter (REFERENCE.md §1.3), kept here so that issuing a leaf is one journal record. */
   ca_sequence: number;
+  /**
+   * The first audit seq whose entry must be keyed (HMAC). Entries before it were written by a version that did not
+   * key the chain. Kept in this authenticated state so that stripping the keys off a log and recomputing a plain
+   * chain does not verify. null: not decided yet (a state from before keyed audit), set on the next open.
+   */
+  audit_keyed_from_seq: number | null;
 }
 
 export type IdentityOp =
@@ -74,10 +80,11 @@ export type IdentityOp =
   | { op: 'delete_revoked_device'; device_id: string }
   | { op: 'revoke_certificates'; records: RevokedCertificateRecord[] }
   | { op: 'prune_revoked_certificates'; expired_before_unix_ms: number }
-  | { op: 'set_ca_sequence'; value: number };
+  | { op: 'set_ca_sequence'; value: number }
+  | { op: 'set_audit_keyed_from'; value: number };
 
 export function emptyIdentityState(): IdentityState {
-  return { paired_devices: new Map(), revoked_devices: new Map(), revoked_certificates: new Map(), ca_sequence: 0 };
+  return { paired_devices: new Map(), revoked_devices: new Map(), revoked_certificates: new Map(), ca_sequence: 0, audit_keyed_from_seq: null };
 }
 
 export function applyIdentityOp(state: IdentityState, op: IdentityOp): void {
@@ -105,6 +112,10 @@ export function applyIdentityOp(state: IdentityState, op: IdentityOp): void {
     case 'set_ca_sequence':
       state.ca_sequence = Math.max(state.ca_sequence, op.value);
       return;
+    case 'set_audit_keyed_from':
+      // Decided once; never moved later (that would let unkeyed entries in).
+      state.audit_keyed_from_seq ??= op.value;
+      return;
   }
 }
 
@@ -117,6 +128,7 @@ export interface IdentityBundleJson {
   revoked_certificate_fingerprints: string[];
   revoked_certificates: RevokedCertificateRecord[];
   ca_sequence: number;
+  audit_keyed_from_seq: number | null;
 }
 
 export function identityStateToJson(state: IdentityState, generation: number): IdentityBundleJson {
@@ -128,6 +140,7 @@ export function identityStateToJson(state: IdentityState, generation: number): I
     revoked_certificate_fingerprints: [...state.revoked_certificates.keys()].sort(),
     revoked_certificates: [...state.revoked_certificates.values()],
     ca_sequence: state.ca_sequence,
+    audit_keyed_from_seq: state.audit_keyed_from_seq,
   };
 }
 
@@ -189,6 +202,7 @@ const bundleSchema = z.looseObject({
   revoked_certificates: z.array(revokedCertificateSchema).default([]),
   revoked_certificate_fingerprints: z.array(z.string()).default([]),
   ca_sequence: counter.default(0),
+  audit_keyed_from_seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).nullable().default(null),
 });
 
 /** Parses a bundle; anything that does not match its schema is `state_corrupt` naming the field. */
@@ -212,5 +226,6 @@ export function identityStateFromJson(json: unknown, document = 'identity/state.
     }
   }
   state.ca_sequence = bundle.ca_sequence;
+  state.audit_keyed_from_seq = bundle.audit_keyed_from_seq;
   return { state, generation: bundle.generation };
 }

@@ -1,16 +1,21 @@
 /**
- * The hash-chained audit log of security decisions (PROTOCOL.md §5, last bullet): `root/audit.v1.jsonl`, one JSON
- * entry per line, each entry's hash covering the previous hash, so editing, removing or reordering an entry shows.
+ * The keyed, chained audit log of security decisions: `root/audit.v1.jsonl`, one JSON entry per line, each entry's
+ * MAC covering the previous entry's, so editing, removing or reordering an entry shows — and, since the chain is
+ * keyed from the store key, nobody without that key can write a chain that verifies.
  *
- * hash = hex SHA-256(UTF-8 of `prev` (64 hex chars) ‖ canonical JSON of {seq, ts_ms, event, fields}), where canonical
- * JSON sorts object keys; `prev` of the first entry (seq 1) is 64 zeros.
+ * Keyed entries carry `"alg":"hmac-sha256"` and
+ *   hash = hex HMAC-SHA256(K, UTF-8 of `prev` (64 hex chars) ‖ canonical JSON of {event, fields, seq, ts_ms}),
+ *   K = HKDF-SHA256(ikm = store key, salt = empty, info = "palyra audit chain v1", 32 bytes),
+ * where canonical JSON sorts object keys; `prev` of the first entry (seq 1) is 64 zeros. Entries written before the
+ * chain was keyed have no `alg` and hash = hex SHA-256(prev ‖ canonical JSON); they may only precede keyed ones, and
+ * the first keyed entry's MAC covers them.
  *
  * The log is plaintext on purpose (operators read it), so callers pass only non-secret fields: device ids,
  * fingerprints, request ids, outcomes — never PINs, QR tokens, keys or certificates' private parts.
  * Appenders hold the state lock (withStateLock), since the CLI, daemon and app append to the same file.
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -20,6 +25,8 @@ import { ensurePrivateDir, errnoOf, fsyncDir, messageOf, PRIVATE_FILE_MODE } fro
 
 export const AUDIT_LOG_FILE = 'audit.v1.jsonl';
 export const AUDIT_GENESIS_PREV = '0'.repeat(64);
+export const AUDIT_KEYED_ALG = 'hmac-sha256';
+const AUDIT_KEY_INFO = 'palyra audit chain v1';
 
 export type AuditFieldValue = string | number | boolean | null;
 
@@ -30,6 +37,29 @@ export interface AuditEntry {
   fields: Record<string, AuditFieldValue>;
   prev: string;
   hash: string;
+  /** 'hmac-sha256' for keyed entries; absent for entries written before the chain was keyed. */
+  alg?: typeof AUDIT_KEYED_ALG;
+}
+
+/** An entry before it is chained: what a state mutation records (its seq is fixed under the state lock). */
+export interface AuditIntent {
+  event: string;
+  fields: Record<string, AuditFieldValue>;
+}
+
+export interface PreparedAuditEntry extends AuditIntent {
+  seq: number;
+  ts_ms: number;
+}
+
+/** The chain key derived from the store key. */
+export function auditKey(storeKey: Uint8Array): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', storeKey, new Uint8Array(0), AUDIT_KEY_INFO, 32));
+}
+
+/** The keyed MAC of an entry. */
+export function auditEntryMac(key: Uint8Array, prev: string, seq: number, tsMs: number, event: string, fields: Record<string, AuditFieldValue>): string {
+  return createHmac('sha256', key).update(prev + canonicalBody(seq, tsMs, event, fields), 'utf8').digest('hex');
 }
 
 export interface AuditVerification {
@@ -93,6 +123,7 @@ function parseEntry(line: string): AuditEntry | null {
   for (const v of Object.values(fields)) {
     if (v !== null && typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return null;
   }
+  if (e.alg !== undefined && e.alg !== AUDIT_KEYED_ALG) return null;
   return {
     seq: e.seq as number,
     ts_ms: e.ts_ms as number,
@@ -100,6 +131,7 @@ function parseEntry(line: string): AuditEntry | null {
     fields: fields as Record<string, AuditFieldValue>,
     prev: e.prev,
     hash: e.hash,
+    ...(e.alg === AUDIT_KEYED_ALG ? { alg: AUDIT_KEYED_ALG } : {}),
   };
 }
 
@@ -128,25 +160,108 @@ async function readLastLines(handle: FileHandle, size: number, count: number): P
   return { lines: segments.slice(-count), completeEnd: start + lastNewline + 1 };
 }
 
+/** The chain head: the last acknowledged entry's seq and hash (seq 0 and the genesis prev for an empty log). */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
+export const EMPTY_AUDIT_HEAD: AuditHead = { seq: 0, hash: AUDIT_GENESIS_PREV };
+
+/** Assigns seq numbers after `head` to intents recorded at `now`. */
+export function prepareAuditEntries(head: AuditHead, intents: readonly AuditIntent[], now: number): PreparedAuditEntry[] {
+  return intents.map((intent, i) => {
+    validateInput(intent.event, intent.fields, now);
+    return { seq: head.seq + 1 + i, ts_ms: now, event: intent.event, fields: { ...intent.fields } };
+  });
+}
+
 export class AuditLog {
   readonly file: string;
+  /** The chain key; null = unkeyed SHA-256 chain (stores without a key, e.g. tests). */
+  readonly #key: Uint8Array | null;
+  /** Entries from this seq on must be keyed (set from the authenticated state); unkeyed logs: never. */
+  #keyedFromSeq = Number.MAX_SAFE_INTEGER;
 
-  private constructor(file: string) {
+  private constructor(file: string, key: Uint8Array | null) {
     this.file = file;
+    this.#key = key;
   }
 
-  static async open(root: string): Promise<AuditLog> {
+  /** `storeKey`: the state's store key, from which the chain key is derived. */
+  static async open(root: string, options: { storeKey?: Uint8Array } = {}): Promise<AuditLog> {
     await ensurePrivateDir(root);
-    return new AuditLog(path.join(path.resolve(root), AUDIT_LOG_FILE));
+    return new AuditLog(path.join(path.resolve(root), AUDIT_LOG_FILE), options.storeKey === undefined ? null : auditKey(options.storeKey));
+  }
+
+  get keyed(): boolean {
+    return this.#key !== null;
+  }
+
+  /** From the authenticated state: the first seq whose entry must be keyed (entries before it may be unkeyed). */
+  setKeyedFrom(seq: number): void {
+    if (this.#key !== null) this.#keyedFromSeq = seq;
+  }
+
+  #broken(message: string): PalyraError {
+    return new PalyraError('audit_chain_broken', `audit log ${this.file}: ${message}; run 'palyra audit verify' (and 'palyra state repair --accept-loss' to recover)`, {
+      details: { path: this.file },
+    });
+  }
+
+  /** The hash `entry` must carry after `prev`, or null when it is keyed and this log has no key to check it. */
+  #expected(entry: AuditEntry, prev: string): string | null {
+    if (entry.alg === AUDIT_KEYED_ALG) {
+      return this.#key === null ? null : auditEntryMac(this.#key, prev, entry.seq, entry.ts_ms, entry.event, entry.fields);
+    }
+    return auditEntryHash(prev, entry.seq, entry.ts_ms, entry.event, entry.fields);
+  }
+
+  /** Checks the last entry on its own (it parses and its MAC matches its own prev): the cheap check before a write. */
+  #checkLast(line: string | undefined): AuditHead {
+    if (line === undefined) return EMPTY_AUDIT_HEAD;
+    const last = parseEntry(line);
+    if (last === null) throw this.#broken('the last entry does not parse');
+    if (last.alg !== AUDIT_KEYED_ALG && last.seq >= this.#keyedFromSeq) throw this.#broken(`entry ${last.seq} is not keyed`);
+    const expected = this.#expected(last, last.prev);
+    if (expected !== null && expected !== last.hash) throw this.#broken(`entry ${last.seq} does not match its MAC`);
+    return { seq: last.seq, hash: last.hash };
+  }
+
+  /** The chain head, after checking the last entry. A torn final line (never acknowledged) is not an entry. */
+  async head(): Promise<AuditHead> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.file, 'r');
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return EMPTY_AUDIT_HEAD;
+      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error, details: { path: this.file } });
+    }
+    try {
+      const { size } = await handle.stat();
+      const { lines } = await readLastLines(handle, size, 1);
+      return this.#checkLast(lines[0]);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Appends one entry after the last one on disk. The caller holds the state lock. */
+  async append(event: string, fields: AuditEntry['fields'], now: number): Promise<AuditEntry> {
+    validateInput(event, fields, now);
+    const head = await this.head();
+    const [entry] = await this.appendPrepared(prepareAuditEntries(head, [{ event, fields }], now));
+    return entry!;
   }
 
   /**
-   * Appends one entry after the last one on disk (another process may have appended since we last looked) and
-   * fsyncs it. A torn final line, left by a writer killed mid-append, was never acknowledged and is cut off first.
-   * The caller holds withStateLock.
+   * Appends the prepared entries that are not in the file yet (seq above its last one), chained and fsynced; entries
+   * already present are skipped, so replaying a mutation's entries after a crash appends each exactly once. A gap
+   * (an entry missing between the file's last one and these) is `audit_chain_broken`. A torn final line, left by a
+   * writer killed mid-append, was never acknowledged and is cut off first. The caller holds the state lock.
    */
-  async append(event: string, fields: AuditEntry['fields'], now: number): Promise<AuditEntry> {
-    validateInput(event, fields, now);
+  async appendPrepared(entries: readonly PreparedAuditEntry[]): Promise<AuditEntry[]> {
+    if (entries.length === 0) return [];
     let handle: FileHandle | undefined;
     try {
       // Read-write, created if missing, without O_APPEND: a torn tail is truncated and overwritten in place.
@@ -154,23 +269,28 @@ export class AuditLog {
       const { size } = await handle.stat();
       const created = size === 0;
       const { lines, completeEnd } = await readLastLines(handle, size, 1);
-      if (completeEnd < size) await handle.truncate(completeEnd);
-      const last = lines[0] === undefined ? null : parseEntry(lines[0]);
-      if (lines[0] !== undefined && last === null) {
-        throw new PalyraError('audit_chain_broken', `audit log ${this.file} ends with an entry that does not parse`, {
-          details: { path: this.file },
-        });
+      const head = this.#checkLast(lines[0]);
+      const pending = entries.filter((e) => e.seq > head.seq);
+      if (pending.length === 0) return [];
+      let prev = head.hash;
+      let expectedSeq = head.seq + 1;
+      const written: AuditEntry[] = [];
+      for (const e of pending) {
+        if (e.seq !== expectedSeq) throw this.#broken(`entry ${expectedSeq} is missing (the next one to write is ${e.seq})`);
+        const fields = { ...e.fields };
+        const hash =
+          this.#key === null ? auditEntryHash(prev, e.seq, e.ts_ms, e.event, fields) : auditEntryMac(this.#key, prev, e.seq, e.ts_ms, e.event, fields);
+        written.push({ seq: e.seq, ts_ms: e.ts_ms, event: e.event, fields, prev, hash, ...(this.#key === null ? {} : { alg: AUDIT_KEYED_ALG }) });
+        prev = hash;
+        expectedSeq += 1;
       }
-      const seq = last === null ? 1 : last.seq + 1;
-      const prev = last === null ? AUDIT_GENESIS_PREV : last.hash;
-      const ownFields = { ...fields };
-      const entry: AuditEntry = { seq, ts_ms: now, event, fields: ownFields, prev, hash: auditEntryHash(prev, seq, now, event, ownFields) };
-      const line = Buffer.from(`${JSON.stringify(entry)}\n`, 'utf8');
-      await handle.write(line, 0, line.length, completeEnd);
+      if (completeEnd < size) await handle.truncate(completeEnd);
+      const text = Buffer.from(written.map((entry) => `${JSON.stringify(entry)}\n`).join(''), 'utf8');
+      await handle.write(text, 0, text.length, completeEnd);
       await handle.sync();
       // The first entry also created the file: make its directory entry durable too.
       if (created) await fsyncDir(path.dirname(this.file));
-      return entry;
+      return written;
     } catch (error) {
       if (error instanceof PalyraError) throw error;
       throw new PalyraError('store_io_failed', `failed to append to audit log ${this.file}: ${messageOf(error)}`, {
@@ -201,31 +321,51 @@ export class AuditLog {
     }
   }
 
-  /** Recomputes the whole chain; reports the first entry that does not follow from the one before it. */
+  /**
+   * Recomputes the whole chain; reports the first entry that does not follow from the one before it. With a key,
+   * keyed entries are checked by MAC and an unkeyed entry after a keyed one is a break; without one, keyed entries
+   * cannot be checked and the chain is reported as not verified.
+   */
   async verify(): Promise<AuditVerification> {
+    const { head: _head, ...result } = await this.verifyChain();
+    return result;
+  }
+
+  /** verify(), also returning the head of the verified part (for the rollback anchor and `state verify`). */
+  async verifyChain(): Promise<AuditVerification & { head: AuditHead }> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return { ok: true, entries: 0 };
+      if (errnoOf(error) === 'ENOENT') return { ok: true, entries: 0, head: EMPTY_AUDIT_HEAD };
       throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error });
     }
     const lines = text.split('\n');
     lines.pop(); // the text after the last newline: empty, or a torn line that was never acknowledged
     let prev = AUDIT_GENESIS_PREV;
     let expectedSeq = 1;
+    let keyedSeen = false;
     for (const line of lines) {
-      const broken = (reason: string): AuditVerification => ({ ok: false, entries: expectedSeq - 1, brokenAtSeq: expectedSeq, reason });
+      const broken = (reason: string): AuditVerification & { head: AuditHead } => ({
+        ok: false,
+        entries: expectedSeq - 1,
+        brokenAtSeq: expectedSeq,
+        reason,
+        head: { seq: expectedSeq - 1, hash: prev },
+      });
       const entry = parseEntry(line);
       if (entry === null) return broken('entry does not parse');
       if (entry.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}, found ${entry.seq}`);
       if (entry.prev !== prev) return broken('prev does not match the previous entry hash');
-      if (entry.hash !== auditEntryHash(prev, entry.seq, entry.ts_ms, entry.event, entry.fields)) {
-        return broken('hash does not match the entry contents');
-      }
+      if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
+      else if (keyedSeen) return broken('an unkeyed entry follows keyed ones');
+      else if (entry.seq >= this.#keyedFromSeq) return broken(`entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
+      const expected = this.#expected(entry, prev);
+      if (expected === null) return broken('keyed entry, but no store key to check it with');
+      if (entry.hash !== expected) return broken(entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
       prev = entry.hash;
       expectedSeq += 1;
     }
-    return { ok: true, entries: expectedSeq - 1 };
+    return { ok: true, entries: expectedSeq - 1, head: { seq: expectedSeq - 1, hash: prev } };
   }
 }

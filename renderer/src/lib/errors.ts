@@ -89,6 +89,7 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   keychain_locked: 'Your keychain is locked. Unlock your keychain (login keyring) and retry.',
   keychain_unavailable: 'No keychain is available on this system.',
   audit_chain_broken: 'The audit log has been altered: its hash chain is broken.',
+  ca_missing: "The gateway's CA is missing although its state exists. Restore it from a backup, or move the state directory away to start over.",
 
   // gateway and transport
   insecure_opt_out_refused: 'The insecure mode is only allowed on a loopback listen address.',
