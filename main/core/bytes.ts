@@ -1,8 +1,8 @@
-/** Byte helpers shared by the core: encodings, concatenation and constant-time comparison. */
+/** Byte helpers shared by the core: encodings (on @scure/base), concatenation and constant-time comparison. */
 
+import { base64, base64nopad, base64urlnopad, hex, type BytesCoder } from '@scure/base';
 import { PalyraError } from './errors.js';
 
-const HEX = '0123456789abcdef';
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -16,18 +16,12 @@ export function fromUtf8(bytes: Uint8Array): string {
 
 /** Lowercase hex, as every fingerprint and hash on the wire and at rest is written. */
 export function toHex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
-  return out;
+  return hex.encode(bytes);
 }
 
-export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new PalyraError('invalid_argument', 'not a hex string');
-  }
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
+/** Either case in, like the reference; anything but an even number of hex digits is `invalid_argument`. */
+export function fromHex(text: string): Uint8Array {
+  return decodeWith(hex, text, 'hex string');
 }
 
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
@@ -62,66 +56,35 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-// --- base64 (standard alphabet and base64url), no dependency on Buffer so the core also runs in a renderer ------
-
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-function encode64(bytes: Uint8Array, alphabet: string, pad: boolean): string {
-  let out = '';
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += alphabet[(n >> 18) & 63]! + alphabet[(n >> 12) & 63]! + alphabet[(n >> 6) & 63]! + alphabet[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i]! << 16;
-    out += alphabet[(n >> 18) & 63]! + alphabet[(n >> 12) & 63]! + (pad ? '==' : '');
-  } else if (rest === 2) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += alphabet[(n >> 18) & 63]! + alphabet[(n >> 12) & 63]! + alphabet[(n >> 6) & 63]! + (pad ? '=' : '');
-  }
-  return out;
-}
-
-function decode64(text: string, alphabet: string, what: string): Uint8Array {
-  const clean = text.replace(/=+$/, '');
-  if (clean.length % 4 === 1) throw new PalyraError('invalid_argument', `${what} has an invalid length`);
-  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
-  let bits = 0;
-  let value = 0;
-  let o = 0;
-  for (const ch of clean) {
-    const v = alphabet.indexOf(ch);
-    if (v < 0) throw new PalyraError('invalid_argument', `${what} contains an invalid character`);
-    value = (value << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (value >> bits) & 0xff;
-    }
-  }
-  // Reject non-canonical encodings (leftover bits must be zero) so one value has one spelling.
-  if ((value & ((1 << bits) - 1)) !== 0) throw new PalyraError('invalid_argument', `${what} is not canonical`);
-  return out;
-}
+// --- base64 (standard alphabet and base64url) on @scure/base, no dependency on Buffer so the core also runs in a
+// renderer. Decoding is canonical: the leftover bits of the last character must be zero, so one value has one
+// spelling.
 
 /** Standard alphabet; `pad` false gives the reference's "standard, no padding" form (REFERENCE.md §1.2). */
 export function toBase64(bytes: Uint8Array, pad = true): string {
-  return encode64(bytes, B64, pad);
+  return (pad ? base64 : base64nopad).encode(bytes);
 }
 
+/** Padded or unpadded; padding, when present, must be the exact padding of the length. */
 export function fromBase64(text: string): Uint8Array {
-  return decode64(text, B64, 'base64');
+  return decodeWith(text.endsWith('=') ? base64 : base64nopad, text, 'base64');
 }
 
 /** base64url without padding (CA pins in pairing URIs). */
 export function toBase64Url(bytes: Uint8Array): string {
-  return encode64(bytes, B64URL, false);
+  return base64urlnopad.encode(bytes);
 }
 
 export function fromBase64Url(text: string): Uint8Array {
   if (text.includes('=')) throw new PalyraError('invalid_argument', 'base64url must not be padded');
-  return decode64(text, B64URL, 'base64url');
+  return decodeWith(base64urlnopad, text, 'base64url');
+}
+
+function decodeWith(coder: BytesCoder, text: string, what: string): Uint8Array {
+  if (typeof text !== 'string') throw new PalyraError('invalid_argument', `${what} must be a string`);
+  try {
+    return coder.decode(text);
+  } catch (cause) {
+    throw new PalyraError('invalid_argument', `not a valid ${what}`, { cause });
+  }
 }

@@ -11,7 +11,8 @@ import {
 } from '@peculiar/x509';
 import { constantTimeEqual } from './bytes.js';
 import { DEVICE_URI_PREFIX } from './certificates.js';
-import { derChildren, derContent, ecdsaDerSignatureToRaw, requireSignedDerShape } from './der.js';
+import { p256Verify } from './crypto.js';
+import { derChildren, derContent, requireSignedDerShape } from './der.js';
 import { PalyraError } from './errors.js';
 import { validateCanonicalId } from './ids.js';
 import { isP256Key, P256_KEY_ALGORITHM, P256_SIGNING_ALGORITHM, subtleCrypto } from './x509-keys.js';
@@ -21,8 +22,6 @@ export const MAX_CSR_DER_BYTES = 4096;
 export const DEVICE_ORGANIZATION = 'Palyra';
 /** AlgorithmIdentifier DER of ecdsa-with-SHA256 (OID 1.2.840.10045.4.3.2, parameters absent per RFC 5758). */
 const ECDSA_WITH_SHA256_DER = Uint8Array.of(0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02);
-/** Byte length of a P-256 scalar. */
-const P256_SCALAR_BYTES = 32;
 
 export function deviceCommonName(deviceId: string): string {
   return `Palyra Device ${deviceId}`;
@@ -79,6 +78,14 @@ function splitSignedCsr(der: Uint8Array): { tbs: Uint8Array; algorithm: Uint8Arr
   return { tbs, algorithm, signature };
 }
 
+/** The SEC1 point inside a SubjectPublicKeyInfo: the BIT STRING's content after its unused-bits octet (0). */
+function spkiPublicPoint(spkiDer: Uint8Array): Uint8Array | undefined {
+  const bits = derChildren(spkiDer)?.[1];
+  const content = bits === undefined || bits[0] !== 0x03 ? undefined : derContent(bits);
+  if (content === undefined || content[0] !== 0) return undefined;
+  return content.subarray(1);
+}
+
 /** Accepts only a well-formed P-256 / ecdsa-with-SHA256 request whose self-signature verifies; else csr_invalid. */
 export async function parseAndVerifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
   if (!(der instanceof Uint8Array) || der.length === 0 || der.length > MAX_CSR_DER_BYTES) {
@@ -100,16 +107,15 @@ export async function parseAndVerifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
   if (keyAlgorithm.name !== 'ECDSA' || keyAlgorithm.namedCurve !== 'P-256') {
     throw invalid('CSR key must be ECDSA P-256');
   }
-  const rawSignature = ecdsaDerSignatureToRaw(signature, P256_SCALAR_BYTES);
-  if (rawSignature === undefined) throw invalid('CSR signature is not a DER ECDSA P-256 signature');
+  const point = spkiPublicPoint(spkiDer);
+  if (point === undefined) throw invalid('CSR key is not an ECDSA P-256 point');
+  // p256Verify takes only the strict DER form of the signature, so exactly one spelling of a CSR verifies.
+  if (!p256Verify(signature, tbs, point, 'der')) throw invalid('CSR self-signature does not verify');
   let publicKey: CryptoKey;
-  let verified: boolean;
   try {
     publicKey = await subtleCrypto().importKey('spki', new Uint8Array(spkiDer), P256_KEY_ALGORITHM, true, ['verify']);
-    verified = await subtleCrypto().verify(P256_SIGNING_ALGORITHM, publicKey, new Uint8Array(rawSignature), new Uint8Array(tbs));
   } catch (cause) {
-    throw invalid('CSR key or signature is malformed', cause);
+    throw invalid('CSR key is malformed', cause);
   }
-  if (!verified) throw invalid('CSR self-signature does not verify');
   return { publicKey, spkiDer, subject };
 }

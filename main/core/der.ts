@@ -107,28 +107,3 @@ export function decodeDerInteger(bytes: Uint8Array): number | undefined {
   for (let i = 2; i < bytes.length; i++) value = value * 256 + bytes[i]!;
   return Number.isSafeInteger(value) ? value : undefined;
 }
-
-/**
- * Strict DER ECDSA-Sig-Value (SEQUENCE { r INTEGER, s INTEGER }) → WebCrypto's raw r‖s of `size`-byte halves.
- * Undefined for any other spelling: the X.509 library's own decoder tolerates wrong tags and lengths.
- */
-export function ecdsaDerSignatureToRaw(signature: Uint8Array, size: number): Uint8Array | undefined {
-  if (signature[0] !== DER_SEQUENCE || derElementLength(signature) !== signature.length) return undefined;
-  const parts = derChildren(signature);
-  if (parts?.length !== 2) return undefined;
-  const raw = new Uint8Array(size * 2);
-  for (const [i, part] of parts.entries()) {
-    const length = part[1]!;
-    // INTEGER, short-form length, positive and minimal (a leading 0x00 only before a byte with the high bit set).
-    if (part[0] !== 0x02 || length === 0 || length >= 0x80 || part.length !== 2 + length) return undefined;
-    let value = part.subarray(2);
-    if (value[0]! >= 0x80) return undefined;
-    if (value[0] === 0 && value.length > 1) {
-      if (value[1]! < 0x80) return undefined;
-      value = value.subarray(1);
-    }
-    if (value.length > size) return undefined;
-    raw.set(value, i * size + size - value.length);
-  }
-  return raw;
-}

@@ -3,9 +3,9 @@
  * pairing with its commitment (PROTOCOL.md §3).
  */
 
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, fromBase64, fromUtf8, toBase64, toHex, utf8 } from './bytes.js';
+import { ed25519PublicKey, ed25519Sign, x25519PublicKey } from './crypto.js';
 import { PalyraError } from './errors.js';
 import { deviceIdFromPublicKey, validateCanonicalId } from './ids.js';
 
@@ -58,7 +58,7 @@ export class DeviceIdentity {
 
   private constructor(seed: Uint8Array) {
     this.#seed = Uint8Array.from(requireBytes(seed, ED25519_SEED_LENGTH, 'invalid_key_material', 'Ed25519 seed'));
-    this.#signingPublicKey = ed25519.getPublicKey(this.#seed);
+    this.#signingPublicKey = ed25519PublicKey(this.#seed);
     this.deviceId = deviceIdFromPublicKey(this.#signingPublicKey);
     this.fingerprint = identityFingerprint(this.#signingPublicKey);
   }
@@ -110,7 +110,7 @@ export class DeviceIdentity {
 
   sign(message: Uint8Array): Uint8Array {
     if (!(message instanceof Uint8Array)) throw new PalyraError('invalid_argument', 'message must be bytes');
-    return ed25519.sign(message, this.#seed);
+    return ed25519Sign(message, this.#seed);
   }
 
   /** The seed itself, for the keychain; the only way it leaves this object besides `serialize`. */
@@ -174,7 +174,7 @@ export function generatePairingKeyExchange(): PairingKeyExchange {
 /** Rebuilds a key pair from its private half (test vectors, or a device resuming a session). */
 export function pairingKeyExchangeFromPrivate(privateKey: Uint8Array): PairingKeyExchange {
   const secret = Uint8Array.from(requireBytes(privateKey, X25519_KEY_LENGTH, 'invalid_key_material', 'X25519 private key'));
-  const publicKey = x25519.getPublicKey(secret);
+  const publicKey = x25519PublicKey(secret);
   const redacted = (): { publicKeyHex: string; privateKey: string } => ({ publicKeyHex: toHex(publicKey), privateKey: '<redacted>' });
   return Object.defineProperties(
     { privateKey: secret, publicKey },

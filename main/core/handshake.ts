@@ -4,13 +4,11 @@
  * test/vectors.
  */
 
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, constantTimeEqual, toHex, u32le, utf8 } from './bytes.js';
 import { isClientKind, type ClientKind } from './client-kind.js';
+import { ed25519Verify, hkdfSha256, isEd25519PublicKey, x25519 } from './crypto.js';
 import {
-  ED25519_PUBLIC_KEY_LENGTH,
   X25519_KEY_LENGTH,
   pairingKeyExchangeFromPrivate,
   type DeviceIdentity,
@@ -99,25 +97,17 @@ export function deriveTranscriptMac(input: { sharedSecret: Uint8Array; challenge
   const ikm = requireBytes(input.sharedSecret, X25519_KEY_LENGTH, 'shared secret');
   const salt = requireBytes(input.challenge, CHALLENGE_LENGTH, 'challenge');
   if (!(input.context instanceof Uint8Array)) throw new PalyraError('invalid_argument', 'transcript context must be bytes');
-  return hkdf(sha256, ikm, salt, input.context, TRANSCRIPT_MAC_LENGTH);
+  return hkdfSha256(ikm, salt, input.context, TRANSCRIPT_MAC_LENGTH);
 }
 
 /**
  * X25519 that refuses low-order public keys. The reference accepts an all-zero shared secret; we reject it
- * (`weak_key_exchange`): a peer sending a low-order point would otherwise fix the MAC input to zeros.
+ * (`weak_key_exchange`, see crypto.ts): a peer sending a low-order point would otherwise fix the MAC input to zeros.
  */
 export function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   requireBytes(privateKey, X25519_KEY_LENGTH, 'X25519 private key');
   requireBytes(publicKey, X25519_KEY_LENGTH, 'X25519 public key');
-  let shared: Uint8Array;
-  try {
-    // noble refuses the low-order inputs before the ladder, exactly the set whose output would be all zero.
-    shared = x25519.getSharedSecret(privateKey, publicKey);
-  } catch (cause) {
-    throw new PalyraError('weak_key_exchange', undefined, { cause });
-  }
-  if (shared.every((b) => b === 0)) throw new PalyraError('weak_key_exchange');
-  return shared;
+  return x25519(privateKey, publicKey);
 }
 
 /** transcript_hash = SHA-256(mac): the hash of the 32-byte MAC, not of the transcript (§2.5). */
@@ -126,28 +116,17 @@ export function transcriptHash(mac: Uint8Array): Uint8Array {
 }
 
 /**
- * Strict RFC 8032 Ed25519: S < L and canonical point encodings are required (noble with zip215 off). Unlike
- * dalek's `verify` we also refuse small-order public keys: for those anyone can forge signatures, and no honest
- * device has one. Never throws: malformed input is simply not a valid signature.
+ * Strict RFC 8032 Ed25519 (crypto.ts `ed25519Verify`): S < L, canonical point encodings, and, unlike dalek's
+ * `verify`, no small-order public keys: for those anyone can forge signatures, and no honest device has one. Never
+ * throws: malformed input is simply not a valid signature.
  */
 export function verifyEd25519Strict(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
-  if (!(signature instanceof Uint8Array) || !(message instanceof Uint8Array) || !(publicKey instanceof Uint8Array)) return false;
-  if (signature.length !== ED25519_SIGNATURE_LENGTH || publicKey.length !== ED25519_PUBLIC_KEY_LENGTH) return false;
-  try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    return false;
-  }
+  return ed25519Verify(signature, message, publicKey);
 }
 
 /** A canonical encoding of a point of large order; step 9 of the server's verification. */
 export function isValidEd25519PublicKey(publicKey: Uint8Array): boolean {
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_LENGTH) return false;
-  try {
-    return !ed25519.Point.fromBytes(publicKey, false).isSmallOrder();
-  } catch {
-    return false;
-  }
+  return isEd25519PublicKey(publicKey);
 }
 
 /** The device → gateway hello, field for field as the reference's DevicePairingHello (§1.9). */

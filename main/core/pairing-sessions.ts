@@ -4,9 +4,9 @@
  * device ids, X25519 commitment, no all-zero shared secret). Never persisted: a restart drops in-flight sessions.
  */
 
-import { x25519 } from '@noble/curves/ed25519.js';
 import { constantTimeEqual, toHex, utf8 } from './bytes.js';
 import { isClientKind, type ClientKind } from './client-kind.js';
+import { x25519PublicKey } from './crypto.js';
 import { X25519_KEY_LENGTH, identityFingerprint, x25519Commitment } from './device-identity.js';
 import { PalyraError } from './errors.js';
 import {
@@ -232,7 +232,7 @@ export class PairingSessionRegistry {
       protocolVersion: PAIRING_PROTOCOL_VERSION,
       clientKind: input.clientKind,
       method: { kind: method.kind },
-      gatewayEphemeralPublic: x25519.getPublicKey(gatewaySecret),
+      gatewayEphemeralPublic: x25519PublicKey(gatewaySecret),
       challenge: randomBytes(CHALLENGE_LENGTH),
       expiresAtUnixMs: now + this.#windowMs,
     };

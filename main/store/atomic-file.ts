@@ -38,7 +38,17 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   }
 }
 
-/** Makes a rename/link/unlink in `dir` durable. Windows cannot open a directory for fsync, and renames there are already durable enough for NTFS. */
+/**
+ * Errors that mean "this platform or file system cannot fsync a directory", not "the write failed": Windows refuses
+ * to open a directory (EPERM, EISDIR), and some file systems reject fsync on one (EINVAL, ENOTSUP).
+ */
+const DIRECTORY_SYNC_UNSUPPORTED = new Set(['EPERM', 'EISDIR', 'EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/**
+ * Makes a rename/link/unlink in `dir` durable. Every directory fsync in the store goes through here. Skipped on
+ * Windows, where a directory cannot be opened for fsync and NTFS renames are already durable enough; elsewhere a
+ * file system that cannot sync directories is tolerated the same way, and any other failure is `store_io_failed`.
+ */
 export async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   let handle: FileHandle | undefined;
@@ -46,6 +56,7 @@ export async function fsyncDir(dir: string): Promise<void> {
     handle = await open(dir, 'r');
     await handle.sync();
   } catch (error) {
+    if (DIRECTORY_SYNC_UNSUPPORTED.has(errnoOf(error) ?? '')) return;
     throw ioError('failed to fsync directory', dir, error);
   } finally {
     await handle?.close();

@@ -6,11 +6,11 @@
  * fallback: a file without the magic is refused, since accepting it would let anyone with write access forge state.
  */
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { toHex, utf8 } from '../core/bytes.js';
 import { PalyraError } from '../core/errors.js';
+import { AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, open, seal } from './aead.js';
 import { ensurePrivateDir, errnoOf, fsyncDir, messageOf, writeFileAtomic } from './atomic-file.js';
 import type { Keychain } from './keychain.js';
 import { openOsKeychain } from './keychain.js';
@@ -20,10 +20,9 @@ import { resolveStoreKey, STORE_KEY_LENGTH } from './store-key.js';
 
 /** `IDS1`: marks an encrypted store file (REFERENCE.md §2.1). */
 export const STORE_MAGIC = new Uint8Array([0x49, 0x44, 0x53, 0x31]);
-export const STORE_NONCE_LENGTH = 12;
-export const STORE_TAG_LENGTH = 16;
+export const STORE_NONCE_LENGTH = AEAD_NONCE_LENGTH;
+export const STORE_TAG_LENGTH = AEAD_TAG_LENGTH;
 const HEADER_LENGTH = STORE_MAGIC.length + STORE_NONCE_LENGTH;
-const CIPHER = 'aes-256-gcm';
 
 export interface SecretFileStat {
   mtimeMs: number;
@@ -40,11 +39,11 @@ export interface FilesystemSecretStoreOptions {
 
 /** Encrypts `plaintext` for the logical `key` into the on-disk format. */
 export function sealStoreRecord(storeKey: Uint8Array, key: string, plaintext: Uint8Array): Uint8Array {
-  const nonce = randomBytes(STORE_NONCE_LENGTH);
-  const cipher = createCipheriv(CIPHER, storeKey, nonce, { authTagLength: STORE_TAG_LENGTH });
-  cipher.setAAD(utf8(key));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([STORE_MAGIC, nonce, body, cipher.getAuthTag()]);
+  const sealed = seal(storeKey, plaintext, utf8(key));
+  const out = new Uint8Array(STORE_MAGIC.length + sealed.length);
+  out.set(STORE_MAGIC, 0);
+  out.set(sealed, STORE_MAGIC.length);
+  return out;
 }
 
 /** Decrypts a store file's bytes; `file` only names the file in errors. */
@@ -61,16 +60,8 @@ export function openStoreRecord(storeKey: Uint8Array, key: string, record: Uint8
       details: { path: file, length: record.length },
     });
   }
-  const nonce = record.subarray(STORE_MAGIC.length, HEADER_LENGTH);
-  const body = record.subarray(HEADER_LENGTH, record.length - STORE_TAG_LENGTH);
-  const tag = record.subarray(record.length - STORE_TAG_LENGTH);
   try {
-    const decipher = createDecipheriv(CIPHER, storeKey, nonce, { authTagLength: STORE_TAG_LENGTH });
-    decipher.setAAD(utf8(key));
-    decipher.setAuthTag(tag);
-    const plain = Buffer.concat([decipher.update(body), decipher.final()]);
-    // A view, not a copy: snapshots of large fleets are megabytes.
-    return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
+    return open(storeKey, record.subarray(STORE_MAGIC.length), utf8(key));
   } catch (error) {
     throw new PalyraError('store_decrypt_failed', `failed to decrypt identity store payload at rest: ${file}`, {
       cause: error,

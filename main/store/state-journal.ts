@@ -14,17 +14,16 @@
  * Callers hold the state lock around `refresh` and `commit` (see state-lock.ts).
  */
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { open, stat, truncate } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
+import { AEAD_KEY_LENGTH, AEAD_OVERHEAD, open as openSealed, seal } from './aead.js';
+import { fsyncDir } from './atomic-file.js';
 import type { SecretStore } from './secret-store.js';
 
 const JOURNAL_MAGIC = Buffer.from('IDJ1', 'ascii');
 const FRAME_HEADER = 12; // u32 length + u64 generation
-const NONCE = 12;
-const TAG = 16;
 /** Records between snapshots; a compaction costs about one full bundle write. */
 export const DEFAULT_COMPACT_EVERY = 512;
 
@@ -100,7 +99,7 @@ export class JournaledState<S, Op> {
     this.#codec = options.codec;
     this.#compactEvery = Math.max(1, options.compactEvery ?? DEFAULT_COMPACT_EVERY);
     const key = options.journalKey !== undefined && isStatable(options.store) ? options.journalKey : null;
-    if (key !== null && key.length !== 32) throw new PalyraError('internal', 'journal key must be 32 bytes');
+    if (key !== null && key.length !== AEAD_KEY_LENGTH) throw new PalyraError('internal', 'journal key must be 32 bytes');
     const journaled = key !== null;
     this.#key = key;
     this.#journalFile = journaled ? (options.store as StatableSecretStore).pathFor(`${options.snapshotKey}.journal`) : null;
@@ -235,7 +234,7 @@ export class JournaledState<S, Op> {
         const length = buf.readUInt32BE(pos);
         const generation = Number(buf.readBigUInt64BE(pos + 4));
         const end = pos + FRAME_HEADER + length;
-        if (length < NONCE + TAG || end > buf.length) {
+        if (length < AEAD_OVERHEAD || end > buf.length) {
           this.#tornTail = true;
           break;
         }
@@ -271,25 +270,18 @@ export class JournaledState<S, Op> {
   }
 
   #open(generation: number, payload: Buffer): Op[] {
-    const decipher = createDecipheriv('aes-256-gcm', this.#key!, payload.subarray(0, NONCE));
-    decipher.setAAD(this.#aad(generation));
-    decipher.setAuthTag(payload.subarray(payload.length - TAG));
-    const plain = Buffer.concat([decipher.update(payload.subarray(NONCE, payload.length - TAG)), decipher.final()]);
-    const ops = JSON.parse(plain.toString('utf8')) as unknown;
+    const plain = openSealed(this.#key!, payload, this.#aad(generation));
+    const ops = JSON.parse(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8')) as unknown;
     if (!Array.isArray(ops)) throw new PalyraError('state_corrupt', 'journal record is not a list of operations');
     return ops as Op[];
   }
 
   #seal(generation: number, ops: readonly Op[]): Buffer {
-    const nonce = randomBytes(NONCE);
-    const cipher = createCipheriv('aes-256-gcm', this.#key!, nonce);
-    cipher.setAAD(this.#aad(generation));
-    const ct = Buffer.concat([cipher.update(Buffer.from(JSON.stringify(ops), 'utf8')), cipher.final()]);
-    const tag = cipher.getAuthTag();
+    const sealed = seal(this.#key!, Buffer.from(JSON.stringify(ops), 'utf8'), this.#aad(generation));
     const header = Buffer.alloc(FRAME_HEADER);
-    header.writeUInt32BE(NONCE + ct.length + TAG, 0);
+    header.writeUInt32BE(sealed.length, 0);
     header.writeBigUInt64BE(BigInt(generation), 4);
-    return Buffer.concat([header, nonce, ct, tag]);
+    return Buffer.concat([header, sealed]);
   }
 
   /**
@@ -369,16 +361,8 @@ export class JournaledState<S, Op> {
     } finally {
       await handle.close();
     }
-    if (this.#journalStamp === null) await syncDir(path.dirname(file));
+    // The first append created the file: make its directory entry durable (guarded where directories cannot be opened).
+    if (this.#journalStamp === null) await fsyncDir(path.dirname(file));
     this.#journalStamp = await stampOf(file);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -22,7 +22,7 @@ const NODE_BUILTIN = /^node:/;
 
 /** What each layer may import: other layers, packages (exact name or prefix ending in '/'), and type-only layers. */
 export const RULES = {
-  core: { layers: ['core'], packages: ['@noble/', '@peculiar/x509', 'reflect-metadata'] },
+  core: { layers: ['core'], packages: ['@noble/', '@scure/base', '@peculiar/x509', 'reflect-metadata'] },
   store: {
     layers: ['core', 'store'],
     packages: ['node:fs', 'node:fs/promises', 'node:path', 'node:crypto', 'keytar', 'zod'],

@@ -1,4 +1,5 @@
-// Reproduces every field of design/vectors/handshake-v1.json (two independent implementations computed it).
+// Reproduces every field of the protocol's reference vectors, handshake-v1.json (vendored beside this file; two
+// independent implementations computed it).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,8 +24,7 @@ import { deviceIdFromPublicKey } from '../../main/core/ids.js';
 import { computeSas } from '../../main/core/sas.js';
 import type { VectorIdentity } from './independent-impl.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const vectorsPath = path.resolve(root, '../shared/design/vectors/handshake-v1.json');
+const vectorsPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'handshake-v1.json');
 
 interface SharedCase {
   name: string;
@@ -52,7 +52,7 @@ const vectors = JSON.parse(readFileSync(vectorsPath, 'utf8')) as SharedVectors;
 const { keys } = vectors;
 const identity = DeviceIdentity.fromSeed(fromHex(keys.device_ed25519_seed));
 
-describe('shared handshake v1 vectors: keys and identity', () => {
+describe('reference handshake v1 vectors: keys and identity', () => {
   it('holds three cases', () => {
     expect(vectors.cases.map((c) => c.name)).toEqual(['qr-desktop', 'pin-node', 'pin-cli']);
   });
@@ -79,7 +79,7 @@ describe('shared handshake v1 vectors: keys and identity', () => {
   });
 });
 
-describe.each(vectors.cases)('shared handshake v1 vector $name', (c) => {
+describe.each(vectors.cases)('reference handshake v1 vector $name', (c) => {
   const clientKind = parseClientKind(c.client_kind);
   const challenge = fromHex(c.challenge);
   const gatewayEphemeralPublic = fromHex(keys.gateway_ephemeral_x25519_public);
