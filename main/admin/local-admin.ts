@@ -169,19 +169,33 @@ export class LocalAdminTarget implements AdminTarget {
   }
 }
 
-/** A source that opens the state dir once, on first use (the CLI's: reads create the state too, as they always did). */
+/**
+ * A source over a state dir that opens it once per kind of use: reads load an existing state without the lock and
+ * create nothing (null when there is none); the first write opens it for changes, creating it as the gateway does.
+ */
 export function stateDirSource(o: {
   stateDir: string;
   open: () => Promise<GatewayAdmin>;
+  openExisting: () => Promise<GatewayAdmin | null>;
   runningGateway: () => Promise<{ listen: string; name: string | null } | null>;
 }): LocalAdminSource {
-  let admin: Promise<GatewayAdmin> | null = null;
-  const opened = (): Promise<GatewayAdmin> => {
-    admin ??= o.open().catch((error: unknown) => {
-      admin = null;
+  let writer: Promise<GatewayAdmin> | null = null;
+  let reader: Promise<GatewayAdmin | null> | null = null;
+  // A failed open is forgotten, so the next call tries again.
+  const forWrite = (): Promise<GatewayAdmin> => {
+    writer ??= o.open().catch((error: unknown) => {
+      writer = null;
       throw error;
     });
-    return admin;
+    return writer;
   };
-  return { stateDir: o.stateDir, forWrite: opened, forRead: opened, runningGateway: o.runningGateway };
+  const forRead = (): Promise<GatewayAdmin | null> => {
+    if (writer !== null) return writer;
+    reader ??= o.openExisting().catch((error: unknown) => {
+      reader = null;
+      throw error;
+    });
+    return reader;
+  };
+  return { stateDir: o.stateDir, forWrite, forRead, runningGateway: o.runningGateway };
 }

@@ -53,6 +53,7 @@ export function localAdminTarget(args: ParsedCommand, context: CliContext): Loca
   const source = stateDirSource({
     stateDir,
     open: async () => GatewayAdmin.open({ stateDir, keychain: (await chooseKeychain(context.env)).keychain }),
+    openExisting: async () => GatewayAdmin.openExisting({ stateDir, keychain: (await chooseKeychain(context.env)).keychain }),
     runningGateway: async () => {
       const running = await readRunningGateway(stateDir);
       return running === null ? null : { listen: running.listen, name: running.name ?? null };

@@ -5,6 +5,7 @@
  * under the state lock and audited.
  */
 
+import { stat } from 'node:fs/promises';
 import type { ClientKind } from '../core/client-kind.js';
 import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
@@ -24,7 +25,7 @@ import { FilesystemSecretStore } from '../store/fs-secret-store.js';
 import type { Keychain } from '../store/keychain.js';
 import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
-import { resolveStoreKey } from '../store/store-key.js';
+import { findStoreKey, resolveStoreKey } from '../store/store-key.js';
 import { JournaledState } from '../store/state-journal.js';
 import type { JournalCodec } from '../store/state-journal.js';
 import { IdentityManager } from './identity-manager.js';
@@ -131,6 +132,34 @@ export class GatewayAdmin {
     const { key, location } = await resolveStoreKey(options.stateDir, options.keychain);
     const store = await FilesystemSecretStore.open(options.stateDir, { key });
     return GatewayAdmin.openWithStore({ ...options, store, journalKey: key, keyLocation: location });
+  }
+
+  /**
+   * The existing gateway state of `stateDir`, loaded without the lock and without creating or writing anything
+   * (no key, no CA, no lock marker): for read-only commands. null when there is no gateway state there.
+   */
+  static async openExisting(options: GatewayAdminOptions): Promise<GatewayAdmin | null> {
+    try {
+      await stat(options.stateDir);
+    } catch {
+      return null;
+    }
+    const found = await findStoreKey(options.stateDir, options.keychain);
+    if (found === null) return null;
+    const store = await FilesystemSecretStore.open(options.stateDir, { key: found.key });
+    const clock = options.clock ?? Date.now;
+    const identity = await IdentityManager.openExisting({
+      store,
+      stateDir: options.stateDir,
+      clock,
+      journalKey: found.key,
+      ...(options.lock === undefined ? {} : { lock: options.lock }),
+      ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
+    });
+    if (identity === null) return null;
+    const runtime = new JournaledState<RuntimeState, RuntimeOp>({ store, snapshotKey: RUNTIME_STATE_KEY, codec: runtimeCodec, journalKey: found.key });
+    await runtime.refresh();
+    return new GatewayAdmin({ identity, store, stateDir: options.stateDir, runtime, clock, lock: options.lock ?? {}, keyLocation: found.location });
   }
 
   /** For tests and throwaway gateways: any SecretStore; `stateDir` null means in-memory locking and no audit log. */

@@ -162,6 +162,33 @@ export class IdentityManager {
     return new IdentityManager(options, doc, ca, audit);
   }
 
+  /**
+   * Loads an existing state without the lock and without writing anything (read-only commands: they work beside a
+   * running gateway and on a full disk). null when there is no state yet; a state without its CA is `ca_missing`.
+   */
+  static async openExisting(options: IdentityManagerOptions): Promise<IdentityManager | null> {
+    const doc = new JournaledState<IdentityState, IdentityOp>({
+      store: options.store,
+      snapshotKey: IDENTITY_STATE_KEY,
+      codec: identityCodec,
+      ...(options.journalKey === undefined ? {} : { journalKey: options.journalKey }),
+      ...(options.compactEvery === undefined ? {} : { compactEvery: options.compactEvery }),
+    });
+    await doc.refresh();
+    if (!doc.hasSnapshot) return null;
+    let stored: StoredCertificateAuthority;
+    try {
+      stored = parseStoredCa(await options.store.readSecret(CA_STATE_KEY));
+    } catch (e) {
+      if (!(e instanceof PalyraError && e.code === 'secret_not_found')) throw e;
+      throw new PalyraError('ca_missing', `the gateway CA (${CA_STATE_KEY}) is missing but the gateway state exists`, { details: { key: CA_STATE_KEY } });
+    }
+    const audit = options.stateDir === null ? null : await AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
+    if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
+    const ca = await CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
+    return new IdentityManager(options, doc, ca, audit);
+  }
+
   #withLock<T>(fn: () => Promise<T>): Promise<T> {
     return runLocked(this.#store, this.#stateDir, this.#lockOptions, fn);
   }

@@ -185,6 +185,28 @@ async function findKey(
   return fromFile === null ? null : { key: fromFile, location: 'file' };
 }
 
+/**
+ * The existing store key of `root`, without creating anything (read-only commands on a full disk, and never a key
+ * for a state that does not exist): null when `root` has no key at all. Same precedence as resolveStoreKey.
+ */
+export async function findStoreKey(root: string, keychain: Keychain | null): Promise<{ key: Uint8Array; location: StoreKeyLocation } | null> {
+  const file = path.join(root, STORE_KEY_FILE);
+  if (keychain === null) {
+    if (await exists(path.join(root, STORE_KEY_KEYCHAIN_MARKER))) {
+      throw new PalyraError('keychain_unavailable', `the store key of ${root} is kept in the OS keychain, which is not available to this process`, {
+        details: { path: root },
+      });
+    }
+    const key = await readKeyFile(file);
+    return key === null ? null : { key, location: 'file' };
+  }
+  const found = await findKey(keychain, await storeKeyAccount(root), file);
+  if (found === null && (await exists(path.join(root, STORE_KEY_KEYCHAIN_MARKER)))) {
+    throw new PalyraError('keychain_unavailable', `the store key of ${root} was kept in an OS keychain that does not have it now`, { details: { path: root } });
+  }
+  return found;
+}
+
 /** Removes a store key from the keychain (tests and `reset` flows); the key file is the caller's to delete. */
 export async function forgetKeychainStoreKey(root: string, keychain: Keychain): Promise<boolean> {
   return keychain.delete(KEYCHAIN_SERVICE, await storeKeyAccount(root));
