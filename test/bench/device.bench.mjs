@@ -1,6 +1,10 @@
-// Device-side benchmarks (issue 4): scan-to-paired time with automatic approval, and reconnect time after a gateway
-// restart. Against dist/ (`npm run bench` builds first). No assertions: tables with ratios to a baseline measured here.
+// Device-side benchmarks (issue 4): scan-to-paired time with automatic approval, reconnect time after a gateway
+// restart, and how soon the agent reacts: to a revocation pushed on its stream, to stop() while a connect attempt
+// hangs, to a pairing cancelled during the status long-poll (figures the integration tests do not assert).
+// Against dist/ (`npm run bench` builds first). No assertions: tables with ratios to a baseline measured here.
+// Options: --only=pairing,reconnect,reactions
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fmtMs, fmtRatio, printTable, section, summarize } from './lib.mjs';
@@ -17,6 +21,9 @@ const { createGatewayChannelCredentials, createNodeServiceClient } = await impor
 const PAIRINGS = 50;
 const WARMUP = 5;
 const RESTARTS = 10;
+const REACTIONS = 12;
+const option = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const only = option('only')?.split(',') ?? ['pairing', 'reconnect', 'reactions'];
 
 const dirs = [];
 async function tempDir(prefix) {
@@ -76,11 +83,139 @@ async function scanToPaired(gateway) {
   return { pairing: summarize(samples), baseline: summarize(baseline) };
 }
 
+/** A paired agent on a fresh device directory (approval automatic), not started. */
+async function pairedAgent(gateway) {
+  const store = await DeviceStore.open({ deviceDir: await tempDir('palyra-bench-agent-'), keychain: 'file' });
+  const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'node', issuedBy: 'bench', gatewayAddresses: [gateway.listen], gatewayName: null });
+  const { deviceId } = await pairDevice({
+    store,
+    target: { method: 'qr', uri: parsePairingUri(minted.uri, { now: Date.now() }) },
+    kind: 'node',
+    onProgress: (event) => {
+      if (event.type === 'awaiting_approval') void gateway.admin.approve(event.request_id);
+    },
+  });
+  const agent = await DeviceAgent.open({ deviceDir: store.deviceDir, keychain: 'file', heartbeatMs: 1000 });
+  return { agent, store, deviceId };
+}
+
+/** Resolves with performance.now() at the first agent event that matches. */
+function nextAgentEvent(agent, match) {
+  return new Promise((resolve) => {
+    const off = agent.on((event) => {
+      if (match(event)) {
+        off();
+        resolve(performance.now());
+      }
+    });
+  });
+}
+
+const isOnline = (event) => event.type === 'connection' && event.state === 'online';
+
+async function reactionsSection(gateway) {
+  const client = createNodeServiceClient(gateway.listen, createGatewayChannelCredentials({ caCertificatePem: gateway.caCertificatePem }));
+  const baseline = [];
+  const revoked = [];
+  const stopOnline = [];
+  const stopHung = [];
+  const cancelled = [];
+  // A listener that accepts TCP and never answers the TLS handshake: a connect attempt to it hangs.
+  const sockets = new Set();
+  const silent = net.createServer((socket) => sockets.add(socket));
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentAddress = `127.0.0.1:${silent.address().port}`;
+  try {
+    for (let i = 0; i < REACTIONS + 2; i++) {
+      const keep = i >= 2;
+      baseline.push(await roundTrip(client));
+
+      // Revocation pushed on the open stream → the agent's 'revoked' event (and its state recorded).
+      const a = await pairedAgent(gateway);
+      let online = nextAgentEvent(a.agent, isOnline);
+      a.agent.start();
+      await online;
+      const gotRevoked = nextAgentEvent(a.agent, (e) => e.type === 'revoked');
+      const revokeCalled = performance.now();
+      await gateway.admin.revokeDevice(a.deviceId, 'bench');
+      const revokedAt = await gotRevoked;
+      if (keep) revoked.push(revokedAt - revokeCalled);
+      await a.agent.stop();
+
+      // stop() while online (baseline for stop) and while a connect attempt hangs on the silent address.
+      const b = await pairedAgent(gateway);
+      online = nextAgentEvent(b.agent, isOnline);
+      b.agent.start();
+      await online;
+      let t0 = performance.now();
+      await b.agent.stop();
+      if (keep) stopOnline.push(performance.now() - t0);
+      const state = await b.store.readState();
+      await b.store.writeState({ ...state, gateway: { ...state.gateway, addresses: [silentAddress] } });
+      const accepted = new Promise((resolve) => silent.once('connection', resolve));
+      b.agent.start();
+      await accepted;
+      t0 = performance.now();
+      await b.agent.stop();
+      if (keep) stopHung.push(performance.now() - t0);
+
+      // A pairing cancelled while its status long-poll is held by the gateway → pairDevice rejects.
+      const store = await DeviceStore.open({ deviceDir: await tempDir('palyra-bench-dev-'), keychain: 'os', osKeychain: new MemoryKeychain() });
+      const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'desktop', issuedBy: 'bench', gatewayAddresses: [gateway.listen], gatewayName: null });
+      const status = gateway.pairing.status.bind(gateway.pairing);
+      let polled;
+      const inPoll = new Promise((resolve) => (polled = resolve));
+      gateway.pairing.status = (input) => {
+        polled();
+        return status(input);
+      };
+      const controller = new AbortController();
+      const pairing = pairDevice({ store, target: { method: 'qr', uri: parsePairingUri(minted.uri, { now: Date.now() }) }, kind: 'desktop', signal: controller.signal });
+      await inPoll;
+      delete gateway.pairing.status;
+      t0 = performance.now();
+      controller.abort();
+      await pairing.catch(() => undefined);
+      if (keep) cancelled.push(performance.now() - t0);
+      // Release the held call.
+      const pending = gateway.admin.listRequests().find((r) => r.state === 'pending_approval');
+      if (pending !== undefined) await gateway.admin.reject(pending.request_id, 'bench');
+    }
+  } finally {
+    client.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+  const base = summarize(baseline.slice(2));
+  const rows = [
+    { what: 'baseline: one unary round trip on a warm TLS channel', s: base },
+    { what: 'admin.revokeDevice called → agent reports revoked (pushed on its stream)', s: summarize(revoked) },
+    { what: 'agent.stop() while online', s: summarize(stopOnline) },
+    { what: 'agent.stop() while a connect attempt hangs (TLS never answered)', s: summarize(stopHung) },
+    { what: 'abort() during the status long-poll → pairDevice rejected (cancelled)', s: summarize(cancelled) },
+  ];
+  printTable({
+    title: `Agent and pairing reactions (${REACTIONS} samples per row after 2 warm-up; in-process gateway on 127.0.0.1)`,
+    columns: [
+      { key: 'what', label: 'measure' },
+      { key: 'p50', label: 'p50' },
+      { key: 'p99', label: 'p99' },
+      { key: 'max', label: 'max' },
+      { key: 'ratio', label: 'p50 vs round trip' },
+    ],
+    rows: rows.map((r, i) => ({ what: r.what, p50: fmtMs(r.s.p50), p99: fmtMs(r.s.p99), max: fmtMs(r.s.max), ratio: i === 0 ? '1.00× (baseline)' : fmtRatio(r.s.p50, base.p50) })),
+    notes: [
+      'the integration tests check that each of these happens (and in which order), under a 20 s liveness deadline; the figures are here',
+      'the hung connect attempt would otherwise last the session RPC timeout (10 s); the held long-poll up to 25 s',
+    ],
+  });
+}
+
 async function main() {
   const stateDir = await tempDir('palyra-bench-gw-');
   let gateway = await startGateway(stateDir);
   try {
-    await section('1. Scan to paired', async () => {
+    if (only.includes('pairing')) await section('1. Scan to paired', async () => {
       const { pairing, baseline } = await scanToPaired(gateway);
       printTable({
         title: `Scan → paired with automatic approval (${PAIRINGS} pairings after ${WARMUP} warm-up; in-process gateway on 127.0.0.1)`,
@@ -107,7 +242,7 @@ async function main() {
       });
     });
 
-    await section('2. Reconnect after a gateway restart', async () => {
+    if (only.includes('reconnect')) await section('2. Reconnect after a gateway restart', async () => {
       const port = gateway.port;
       const store = await DeviceStore.open({ deviceDir: await tempDir('palyra-bench-agent-'), keychain: 'file' });
       const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'node', issuedBy: 'bench', gatewayAddresses: [gateway.listen], gatewayName: null });
@@ -176,6 +311,8 @@ async function main() {
         ],
       });
     });
+
+    if (only.includes('reactions')) await section('3. Revocation, stop and cancel: how soon', () => reactionsSection(gateway));
   } finally {
     await gateway.stop();
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });

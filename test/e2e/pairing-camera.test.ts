@@ -26,10 +26,8 @@ const DOCS_SCREENSHOT = path.join(repoRoot, 'docs', 'screenshots', 'pairing.png'
 const DOCS_MAX_BYTES = 300 * 1024;
 const GATEWAY_NAME = 'E2E Gateway';
 
-/** Bounds for steps that involve the network, the camera or key generation on a loaded 2-core machine. */
+/** Liveness bounds for steps that involve the network, the camera or key generation on a loaded 2-core machine. */
 const STEP_TIMEOUT_MS = 20_000;
-/** The revocation must reach B within 1 s; asserted generously. */
-const REVOKED_BANNER_BOUND_MS = 3_000;
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(OUTPUT_DIR, `${name}.png`) });
@@ -138,12 +136,10 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     const pageB = await openApp(browserB.context, appB.url);
     const scanStatus = pageB.getByTestId('scan-status');
     expect(await scanStatus.getAttribute('data-state')).toBe('off');
-    const cameraStartedAt = Date.now();
     await pageB.getByTestId('camera-start').click();
 
     // The scanner finds the code by itself; nothing is sent to the gateway until the click on pair-confirm.
     await pageB.getByTestId('scan-result').waitFor({ timeout: STEP_TIMEOUT_MS });
-    console.log(`scan: click on Start camera → scan result shown in ${Date.now() - cameraStartedAt} ms (camera start included)`);
     expect(await pageB.getByTestId('scan-result').getAttribute('data-type')).toBe('uri');
     expect((await pageB.getByTestId('scan-gateway-name').textContent())?.trim()).toBe(GATEWAY_NAME);
     expect((await pageB.getByTestId('scan-gateway-addresses').textContent())?.trim()).toBe(listen);
@@ -210,32 +206,14 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     await shot(pageB, '09-b-device-online');
 
     // --- A revokes; B shows the revoked banner ---------------------------------------------------------------------
-    // B records, in the page, when the banner appears (same machine clock as ours).
-    await pageB.evaluate(() => {
-      const w = window as unknown as { __revokedAt?: number };
-      const check = (): boolean => {
-        if (document.querySelector('[data-testid=revoked-banner]') === null) return false;
-        w.__revokedAt ??= Date.now();
-        return true;
-      };
-      if (!check()) {
-        const observer = new MutationObserver(() => {
-          if (check()) observer.disconnect();
-        });
-        observer.observe(document.body, { childList: true, subtree: true });
-      }
-    });
+    // B stays on its Device view with its connection open: the banner comes from the revocation pushed over it (how
+    // soon is a figure of test/bench/gateway.bench.mjs, not asserted here).
     await deviceRow.getByTestId('device-revoke').click();
     const dialog = pageA.locator('[data-testid=confirm-dialog][open]');
-    await dialog.waitFor({ timeout: 5_000 });
+    await dialog.waitFor({ timeout: STEP_TIMEOUT_MS });
     await dialog.getByTestId('revoke-reason').fill('end-to-end test');
-    const revokedClickAt = Date.now();
     await dialog.getByTestId('confirm-accept').click();
     await pageB.getByTestId('revoked-banner').waitFor({ timeout: STEP_TIMEOUT_MS });
-    const revokedAt = await pageB.evaluate(() => (window as unknown as { __revokedAt?: number }).__revokedAt ?? Date.now());
-    const elapsed = revokedAt - revokedClickAt;
-    console.log(`revocation: A's click on Revoke → B's revoked banner in ${elapsed} ms (target ≤ 1000 ms, asserted ≤ ${REVOKED_BANNER_BOUND_MS} ms)`);
-    expect(elapsed).toBeLessThanOrEqual(REVOKED_BANNER_BOUND_MS);
     await shot(pageB, '10-b-revoked');
 
     await expect.poll(() => pageA.locator(`[data-testid=device-row][data-device-id="${deviceId}"]`).count(), { timeout: STEP_TIMEOUT_MS }).toBe(0);

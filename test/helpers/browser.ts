@@ -130,7 +130,7 @@ export async function openApp(context: BrowserContext, url: string): Promise<Pag
 /** Goes to one of the app's routes through its navigation, as a person would. */
 export async function navigate(page: Page, route: 'pair' | 'device' | 'gateway' | 'devices' | 'revocation'): Promise<void> {
   await page.getByTestId(`nav-${route}`).click();
-  await page.waitForFunction((r) => window.location.hash === `#/${r}`, route, { timeout: 5_000 });
+  await page.waitForFunction((r) => window.location.hash === `#/${r}`, route, { timeout: 15_000 });
 }
 
 let appBuilt: Promise<void> | null = null;

@@ -143,8 +143,6 @@ export async function registerNodeStatus(client: NodeServiceClient, deviceId: st
 }
 
 export interface StreamEnd {
-  /** performance.now() when the client saw the stream end. */
-  readonly at: number;
   readonly how: 'error' | 'end';
   readonly code: grpc.status | null;
 }
@@ -166,11 +164,11 @@ export function openEventStream(client: NodeServiceClient, deviceId: string): Ev
   const ended = new Promise<StreamEnd>((resolve) => {
     call.on('error', (error: grpc.ServiceError) => {
       open = false;
-      resolve({ at: performance.now(), how: 'error', code: error.code });
+      resolve({ how: 'error', code: error.code });
     });
     call.on('end', () => {
       open = false;
-      resolve({ at: performance.now(), how: 'end', code: null });
+      resolve({ how: 'end', code: null });
     });
   });
   call.on('data', (response: NodeEventResponse__Output) => {

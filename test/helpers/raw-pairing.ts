@@ -38,6 +38,7 @@ import type {
 } from '../../main/rpc/node-service.js';
 import { ERROR_CODE_METADATA_KEY } from '../../main/rpc/rpc-errors.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../../main/rpc/tls-client.js';
+import { waitFor } from './wait.js';
 
 /** Bound on every call made through these helpers, so a hang fails as DEADLINE_EXCEEDED, not as a stuck suite. */
 export const RAW_CALL_DEADLINE_MS = 10_000;
@@ -312,23 +313,18 @@ export function nodeEvent(deviceId: string, eventName: string, payload: unknown 
 
 /** Heartbeats on `stream` (bounded) until the gateway piggybacks a capability dispatch on a response. */
 export async function nextDispatch(stream: RawEventStream, deviceId: string): Promise<NodeCapabilityDispatch__Output> {
-  for (let i = 0; i < 200; i++) {
-    const response = await stream.roundTrip(nodeEvent(deviceId, 'node.heartbeat'));
-    if (response.dispatch !== null) return response.dispatch;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('no dispatch arrived');
+  return waitFor(async () => (await stream.roundTrip(nodeEvent(deviceId, 'node.heartbeat'))).dispatch, { what: 'a capability dispatch on a heartbeat response' });
 }
 
 /**
  * Registers the node and opens its event stream (accepted `node.started`), registering cleanups; `ended` resolves
- * with the stream's failure and `endedAt()` tells when (performance.now()), for revocation-latency measurements.
+ * with the stream's failure.
  */
 export async function openRegisteredStream(
   client: NodeServiceClient,
   deviceId: string,
   cleanups: (() => unknown)[],
-): Promise<{ ended: RawEventStream['ended']; endedAt: () => number }> {
+): Promise<{ ended: RawEventStream['ended'] }> {
   await ok(rpc.register(client, { v: 1, device_id: { ulid: deviceId }, platform: 'test' }));
   const stream = openRawStream(client);
   cleanups.push(() => {
@@ -336,10 +332,5 @@ export async function openRegisteredStream(
   });
   const first = await stream.roundTrip(nodeEvent(deviceId, 'node.started'));
   if (!first.accepted) throw new Error('node.started was not accepted');
-  let at = 0;
-  const ended = stream.ended.then((failure) => {
-    at = performance.now();
-    return failure;
-  });
-  return { ended, endedAt: () => at };
+  return { ended: stream.ended };
 }

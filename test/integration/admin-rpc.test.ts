@@ -20,10 +20,9 @@ import { runCli } from '../helpers/cli.js';
 import { openTestDevice, pairWithAutoApproval, startGateway } from '../helpers/gateway.js';
 import { certifiedClient, failureOf, nodeEvent, ok, openRawStream, rpc } from '../helpers/raw-pairing.js';
 import type { RpcFailure, RpcOutcome } from '../helpers/raw-pairing.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const CALL_MS = 10_000;
-/** Generous bound on a loaded 2-core machine; the gateway's target is ≤ 100 ms once it sees the change. */
-const ROLE_LOSS_BOUND_MS = 2_000;
 const ISOLATED: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -167,8 +166,7 @@ async function grantAdmin(stateDir: string, deviceId: string): Promise<void> {
 
 /** Waits (bounded) until the in-process gateway has loaded the role change made by another process. */
 async function untilAdmin(gateway: Gateway, deviceId: string, admin: boolean): Promise<void> {
-  for (let i = 0; i < 200 && gateway.admin.isAdmin(deviceId) !== admin; i++) await new Promise((r) => setTimeout(r, 20));
-  expect(gateway.admin.isAdmin(deviceId)).toBe(admin);
+  await waitFor(() => gateway.admin.isAdmin(deviceId) === admin, { what: `the gateway to see ${deviceId} ${admin ? 'granted' : 'without'} the admin role` });
 }
 
 describe('palyra.admin.v1.GatewayAdmin authorisation', () => {
@@ -272,10 +270,7 @@ describe('palyra.admin.v1.GatewayAdmin operations', () => {
     await events.next((e) => e.type === 'node.online' && e.device_id === paired.deviceId);
     const revoked = await ok(call<RevokeDeviceResponse__Output>((md, o, cb) => client.RevokeDevice({ device_id: paired.deviceId, reason: 'remote test' }, md, o, cb)));
     expect(revoked.device).toMatchObject({ status: 'revoked', revoked_reason: 'remote test' });
-    const streamEnd = await Promise.race([stream.ended, new Promise<'timeout'>((r) => setTimeout(() => {
-      r('timeout');
-    }, 5_000))]);
-    expect(streamEnd).not.toBe('timeout');
+    await withDeadline(stream.ended, { what: "the remotely revoked device's stream to end" });
     await events.next((e) => e.type === 'device.revoked' && e.device_id === paired.deviceId && e.reason === 'remote test');
 
     const audit = await ok(call<GetAuditLogResponse__Output>((md, o, cb) => client.GetAuditLog({ tail: 50 }, md, o, cb)));
@@ -284,12 +279,12 @@ describe('palyra.admin.v1.GatewayAdmin operations', () => {
 
     // The admin device itself revoked: a new connection with its certificate fails at the handshake.
     await gateway.admin.revokeDevice(adminDevice.deviceId, 'lost');
-    await new Promise((r) => setTimeout(r, 100));
+    // Its open WatchEvents stream ends first (the revocation closed its connection); a new connection is refused.
+    expect(await withDeadline(events.ended, { what: "the revoked admin's WatchEvents stream to end" })).not.toBeNull();
     const fresh = adminClient(gateway, adminDevice);
     const refused = await call((md, o, cb) => fresh.ListDevices({}, md, o, cb));
     expect(refused.ok).toBe(false);
     if (!refused.ok) expect(refused.error.code).toBe(grpc.status.UNAVAILABLE);
-    expect(await events.ended).not.toBeNull();
   }, 90_000);
 
   it('ends a WatchEvents stream promptly when `palyra devices revoke-admin` withdraws the role, and refuses the next call', async () => {
@@ -300,22 +295,11 @@ describe('palyra.admin.v1.GatewayAdmin operations', () => {
     const client = adminClient(gateway, adminDevice);
     const events = watch(client);
     await events.established;
-    let endedAt = 0;
-    const ended = events.ended.then((failure) => {
-      endedAt = performance.now();
-      return failure;
-    });
 
     const revoke = await runCli(['devices', 'revoke-admin', adminDevice.deviceId, '--state-dir', stateDir]);
-    const exitedAt = performance.now();
     expect(revoke.code, revoke.stderr).toBe(0);
-    const failure = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => {
-      r('timeout');
-    }, 10_000))]);
-    expect(failure).not.toBe('timeout');
-    const elapsed = endedAt - exitedAt;
-    console.log(`WatchEvents ended ${elapsed.toFixed(1)} ms after \`palyra devices revoke-admin\` exited`);
-    expect(elapsed).toBeLessThan(ROLE_LOSS_BOUND_MS);
+    // The gateway ends the stream itself once it sees the change (how soon: test/bench/admin.bench.mjs).
+    const failure = await withDeadline(events.ended, { what: 'WatchEvents to end after the role was withdrawn' });
     expect(failure).toMatchObject({ code: grpc.status.PERMISSION_DENIED, palyraCode: 'permission_denied', details: 'admin role required' });
 
     // Still paired and connected, but no longer an admin: the next call on the same connection is refused.

@@ -270,6 +270,7 @@ describe('every channel through the host', () => {
     // it had already failed against the closed port. Exactly one terminal event either way.
     const failed = await a.client.next('device.pairing', (p) => p.progress.type === 'failed', 10_000);
     expect(failed.progress).toMatchObject({ code: expect.stringMatching(/^(cancelled|gateway_unreachable|tls_handshake_failed|unavailable)$/) });
+    // A negative check (no second terminal event): a short pause, since no later event would prove its absence.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(a.client.received('device.pairing').filter((p) => p.progress.type === 'failed')).toHaveLength(1);
   });

@@ -13,9 +13,7 @@ import type { GatewayProcess } from '../helpers/cli.js';
 import { openTestDevice } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/identity.js';
 import { certifiedClient, openRegisteredStream } from '../helpers/raw-pairing.js';
-
-/** Generous bound for a loaded 2-core machine, from the CLI's exit to the end of the revoked device's stream. */
-const REVOCATION_BOUND_MS = 1000;
+import { withDeadline } from '../helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -151,24 +149,13 @@ describe('palyra pairing/devices against a remote gateway', () => {
     cleanups.push(() => {
       client.close();
     });
-    const { ended, endedAt: streamEndedAt } = await openRegisteredStream(client, paired.deviceId, cleanups);
-    const revokeStartedAt = performance.now();
+    const { ended } = await openRegisteredStream(client, paired.deviceId, cleanups);
     const revoked = await runCliJson(['devices', 'revoke', paired.deviceId, '--reason', 'lost', ...remote]);
-    const exitedAt = performance.now();
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.json).toMatchObject({ device_id: paired.deviceId, status: 'revoked' });
-    const failure = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => {
-        r('timeout');
-      }, 10_000))]);
-    expect(failure).not.toBe('timeout');
-    const endedAt = streamEndedAt();
-    const sinceExit = endedAt - exitedAt;
-    console.log(
-      `revoked device's stream ended ${sinceExit.toFixed(1)} ms after the remote \`palyra devices revoke\` exited ` +
-        `(${(endedAt - revokeStartedAt).toFixed(1)} ms after it was spawned; negative: before its exit was seen)`,
-    );
-    expect(sinceExit).toBeLessThan(REVOCATION_BOUND_MS);
-    expect([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]).toContain(failure === 'timeout' ? null : failure?.code);
+    // The gateway ends the stream itself (how soon: the remote row of test/bench/admin.bench.mjs).
+    const failure = await withDeadline(ended, { what: "the revoked device's stream to end" });
+    expect([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]).toContain(failure?.code);
 
     // After the revocation the gateway refuses the approval for the device's ban, printed exactly as locally.
     const afterBan = await runCli(['pairing', 'approve', pending.request_id, ...remote]);

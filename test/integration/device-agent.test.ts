@@ -14,6 +14,7 @@ import type { NodeEventResponse__Output } from '../../main/rpc/node-service.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../../main/rpc/tls-client.js';
 import { MemoryKeychain } from '../../main/store/keychain.js';
 import { tempDir } from '../helpers/identity.js';
+import { withDeadline } from '../helpers/wait.js';
 
 /** Generous bound for anything that should take milliseconds on an idle machine. */
 const SOON_MS = 10_000;
@@ -275,7 +276,6 @@ describe('device agent: connection, revocation, renewal, expiry, unpair', () => 
     await g.gateway.stop();
     await waitForAgent(t, (e) => e.type === 'connection' && e.state === 'offline', SOON_MS, 'offline');
     const before = t.events.length;
-    const restartedAt = performance.now();
     const restarted = await Gateway.start({
       stateDir: g.stateDir,
       listen: { host: '127.0.0.1', port },
@@ -289,8 +289,7 @@ describe('device agent: connection, revocation, renewal, expiry, unpair', () => 
     // The gateway accepts connections before start() resolves, so the node may already be back at this point.
     await waitFor(t.events.slice(before), (l) => t.agent.on(l), isOnline, 15_000, 'online after restart');
     await until(() => restarted.liveNodes().has(t.deviceId), 'the restarted gateway to have the node live');
-    const reconnectMs = performance.now() - restartedAt;
-    console.log(`agent back online ${reconnectMs.toFixed(0)} ms after the gateway restart began (start-up included; backoff 200 ms → 10 s, full jitter)`);
+    // How long the reconnect takes is reported by test/bench/device.bench.mjs, not asserted here.
     const echo = await restarted.executeCapability({ deviceId: t.deviceId, capability: 'echo', input: 'again' });
     expect(decode(echo.outputJson)).toBe('again');
     // The gateway was unreachable, never refusing: no revocation was inferred.
@@ -301,13 +300,12 @@ describe('device agent: connection, revocation, renewal, expiry, unpair', () => 
   it('stops and records the revocation when the operator revokes the device', async () => {
     const g = await newGateway();
     const t = await onlineAgent(g);
-    const started = performance.now();
     await g.gateway.admin.revokeDevice(t.deviceId, 'lost laptop');
-    const revoked = await waitForAgent(t, (e) => e.type === 'revoked', 2_000, 'revoked within 2 s');
-    const elapsed = performance.now() - started;
-    console.log(`agent reported the revocation ${elapsed.toFixed(0)} ms after it was made (in-process gateway)`);
-    // The stream ended with PERMISSION_DENIED and palyra-error-code device_revoked; its message is the reason.
+    const revoked = await waitForAgent(t, (e) => e.type === 'revoked', SOON_MS, 'revoked');
+    // Pushed on the open stream, not found out at a later handshake: the stream ended with PERMISSION_DENIED and
+    // palyra-error-code device_revoked (its message is the reason), and the agent never tried to connect again.
     expect(revoked).toEqual({ type: 'revoked', reason: 'device is revoked' });
+    expect(t.events.filter((e) => e.type === 'connection' && e.state === 'connecting')).toHaveLength(1);
     const state = await t.agent.store.readState();
     expect(state).toMatchObject({ revoked: true, paired: false });
     expect(await t.agent.status()).toMatchObject({ revoked: true, paired: false, connection: 'offline' });
@@ -337,14 +335,19 @@ describe('device agent: connection, revocation, renewal, expiry, unpair', () => 
     );
     const state = (await t.agent.store.readState())!;
     await t.agent.store.writeState({ ...state, gateway: { ...state.gateway!, addresses: [`127.0.0.1:${(silent.address() as net.AddressInfo).port}`] } });
+    const accepted = new Promise<void>((resolve) => silent.once('connection', () => { resolve(); }));
     t.agent.start();
     await waitForAgent(t, (e) => e.type === 'connection' && e.state === 'connecting');
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const started = performance.now();
-    await t.agent.stop();
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(2_000);
+    // The TCP connection is open and its TLS handshake will never be answered: the attempt hangs from here on.
+    await withDeadline(accepted, { what: 'the connect attempt to reach the silent address' });
+    const fromStop = t.events.length;
+    await withDeadline(t.agent.stop(), { what: 'agent.stop() while a connect attempt hangs' });
+    expect(t.agent.running).toBe(false);
     expect((await t.agent.status()).connection).toBe('offline');
+    // stop() did not wait for the hung attempt to give up: a failed attempt is reported as offline with a retry delay,
+    // and none was, before or after; the only transition is the stop's own offline.
+    expect(t.events.filter((e) => e.type === 'connection' && e.retry_in_ms !== undefined)).toEqual([]);
+    expect(t.events.slice(fromStop).filter((e) => e.type === 'connection')).toEqual([{ type: 'connection', state: 'offline' }]);
   });
 
   it('finds out at the next handshake that it was revoked while it was offline', async () => {
@@ -379,7 +382,8 @@ describe('device agent: connection, revocation, renewal, expiry, unpair', () => 
     const offlineBefore = g.events.filter((e) => e.type === 'node.offline').length;
     const renewed = await waitForAgent(t, (e) => e.type === 'renewed', 25_000, 'renewed');
     const renewedAt = Date.now();
-    expect(renewedAt).toBeLessThan(before.cert_expires_at_unix_ms!);
+    // Before expiry: the renewal went over mTLS with the old certificate, which the gateway accepts only while valid,
+    // and the node never went offline (checked below).
     const after = (await t.agent.store.readState())!;
     expect(after.certificate_fingerprint).not.toBe(before.certificate_fingerprint);
     expect(renewed).toEqual({ type: 'renewed', cert_expires_at_unix_ms: after.cert_expires_at_unix_ms });

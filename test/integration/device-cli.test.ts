@@ -40,7 +40,7 @@ interface Watched {
   child: ChildProcessWithoutNullStreams;
   lines: string[];
   stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first stdout line that matches (lines already printed count), or fails after `ms`. */
   waitForLine: (match: (line: string) => boolean, what: string, ms?: number) => Promise<string>;
 }
@@ -64,11 +64,11 @@ function watch(args: string[]): Watched {
     for (const w of [...waiters]) w();
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('close', (code, signal) => {
       done = true;
       for (const w of [...waiters]) w();
-      resolve({ code, signal, at: performance.now() });
+      resolve({ code, signal });
     });
   });
   cleanups.push(async () => {
@@ -103,7 +103,7 @@ function watch(args: string[]): Watched {
   return { child, lines, stderr: () => stderr, exited, waitForLine };
 }
 
-async function exitWithin(w: Watched, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }> {
+async function exitWithin(w: Watched, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
@@ -166,20 +166,16 @@ describe('palyra device (processes)', () => {
     const devices = await runCliJson(['devices', 'list', '--state-dir', stateDir]);
     expect((devices.json as { devices: { device_id: string; capabilities: string[] }[] }).devices.find((d) => d.device_id === deviceId)?.capabilities).toContain('echo');
 
-    const revokeStarted = performance.now();
     const revoke = await runCli(['devices', 'revoke', deviceId, '--state-dir', stateDir]);
     expect(revoke.code, revoke.stderr).toBe(0);
-    const revokedAt = performance.now();
-    const exit = await exitWithin(run, 10_000);
-    const elapsed = exit.at - revokedAt;
-    console.log(
-      `palyra device run exited ${elapsed.toFixed(0)} ms after 'palyra devices revoke' returned ` +
-        `(${(exit.at - revokeStarted).toFixed(0)} ms after it was started, process start-up included)`,
-    );
+    const exit = await exitWithin(run, PROCESS_WAIT_MS);
     expect(exit.code).toBe(1);
-    expect(elapsed).toBeLessThan(3_000);
     expect(run.stderr()).toMatch(/^error\[device_revoked\]: /m);
-    expect(run.lines.map((l) => JSON.parse(l) as { type: string }).some((e) => e.type === 'revoked')).toBe(true);
+    // Pushed over the open stream (the gateway's own "device is revoked"), not found out at a later reconnect: the
+    // agent connected once and never tried again (how soon: test/bench/device.bench.mjs).
+    const printed = run.lines.map((l) => JSON.parse(l) as { type: string; state?: string; reason?: string });
+    expect(printed.filter((e) => e.type === 'revoked')).toEqual([expect.objectContaining({ reason: 'device is revoked' })]);
+    expect(printed.filter((e) => e.type === 'connection' && e.state === 'connecting')).toHaveLength(1);
 
     const after = await runCliJson(['device', 'status', '--device-dir', deviceDir, '--keychain', 'file']);
     expect(after.json).toMatchObject({ device_id: deviceId, paired: false });
@@ -210,7 +206,7 @@ describe('palyra device (processes)', () => {
     const run = watch(['device', 'run', '--device-dir', deviceDir, '--keychain', 'file']);
     await run.waitForLine((l) => l.includes('"state":"online"'), 'the online event');
     run.child.kill('SIGTERM');
-    const exit = await exitWithin(run, 5_000);
+    const exit = await exitWithin(run, PROCESS_WAIT_MS);
     expect(exit.code, run.stderr()).toBe(0);
     expect(JSON.parse(run.lines.at(-1)!)).toEqual({ type: 'stopped', signal: 'SIGTERM' });
 

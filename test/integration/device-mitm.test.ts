@@ -23,6 +23,7 @@ import { callUnary } from '../../main/rpc/rpc-errors.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../../main/rpc/tls-client.js';
 import { MemoryKeychain } from '../../main/store/keychain.js';
 import { tempDir } from '../helpers/identity.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SERVER_NAME = 'palyrad-node-rpc';
 const cleanups: (() => Promise<void>)[] = [];
@@ -176,11 +177,10 @@ describe('PIN pairing through a MITM that terminates TLS and pairs on with the r
       () => 'paired',
       (e: unknown) => (e as { code?: string }).code,
     );
-    const deadline = Date.now() + 10_000;
-    while (!events.some((e) => e.type === 'awaiting_approval') || !attackerEvents.some((e) => e.type === 'awaiting_approval')) {
-      if (Date.now() > deadline) throw new Error(`both legs should be pending; device ${JSON.stringify(events)} attacker ${JSON.stringify(attackerEvents)}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => events.some((e) => e.type === 'awaiting_approval') && attackerEvents.some((e) => e.type === 'awaiting_approval'), {
+      what: 'both legs to be pending',
+      detail: () => `device ${JSON.stringify(events)} attacker ${JSON.stringify(attackerEvents)}`,
+    });
     const deviceSas = events.flatMap((e) => (e.type === 'awaiting_approval' ? [e.sas] : []))[0]!;
     const operatorView = real.admin.listRequests({ state: 'pending_approval' });
     expect(operatorView).toHaveLength(1);

@@ -19,9 +19,7 @@ import { openTestDevice } from '../helpers/gateway.js';
 import { randomVerifiedDevice, tempDir } from '../helpers/identity.js';
 import { certifiedClient, openRegisteredStream, rpc } from '../helpers/raw-pairing.js';
 import type { RpcOutcome } from '../helpers/raw-pairing.js';
-
-/** Generous bound for a loaded 2-core machine; the target is ≤ 100 ms from the CLI's exit. */
-const REVOCATION_BOUND_MS = 1000;
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -63,23 +61,22 @@ async function registerWith(endpoint: { listen: string; caCertificatePem: string
   }
 }
 
-/** Spawns `palyra …` and resolves with when it exited (performance.now()) and its exit code. */
-function spawnTimed(args: string[]): { spawnedAt: number; exited: Promise<{ at: number; code: number | null; stderr: string }> } {
-  const spawnedAt = performance.now();
+/** Spawns `palyra …` and resolves with its exit code and stderr. */
+function spawnCli(args: string[]): { exited: Promise<{ code: number | null; stderr: string }> } {
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/palyra.js'), ...args], { cwd: repoRoot, env: cliEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ at: number; code: number | null; stderr: string }>((resolve, reject) => {
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`palyra ${args.join(' ')} did not exit within 20 s`));
     }, 20_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ at: performance.now(), code, stderr });
+      resolve({ code, stderr });
     });
   });
-  return { spawnedAt, exited };
+  return { exited };
 }
 
 describe('revocation by another process', () => {
@@ -114,22 +111,16 @@ describe('revocation by another process', () => {
     cleanups.push(() => {
       client.close();
     });
-    const { ended, endedAt } = await openRegisteredStream(client, paired.deviceId, cleanups);
+    const { ended } = await openRegisteredStream(client, paired.deviceId, cleanups);
 
-    const revoke = spawnTimed(['devices', 'revoke', paired.deviceId, '--reason', 'lost', '--state-dir', stateDir]);
+    const revoke = spawnCli(['devices', 'revoke', paired.deviceId, '--reason', 'lost', '--state-dir', stateDir]);
     const exit = await revoke.exited;
     expect(exit.code, exit.stderr).toBe(0);
-    const failure = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => {
-      r('timeout');
-    }, 10_000))]);
-    expect(failure).not.toBe('timeout');
-    const streamEndedAt = endedAt();
-    const fromExit = streamEndedAt - exit.at;
-    const fromSpawn = streamEndedAt - revoke.spawnedAt;
-    console.log(`stream closed ${fromExit.toFixed(1)} ms after \`palyra devices revoke\` exited (${fromSpawn.toFixed(1)} ms after it was spawned)`);
-    expect(fromExit).toBeLessThan(REVOCATION_BOUND_MS);
+    // The gateway child sees the change in its state directory and ends the stream itself, with no traffic from the
+    // device (how soon: the CLI row of test/bench/gateway.bench.mjs's revocation table).
+    const failure = await withDeadline(ended, { what: "the revoked device's stream to end" });
     // PERMISSION_DENIED is sent first; the socket is closed right after, so a loaded machine may show the close.
-    expect([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]).toContain(failure === 'timeout' ? null : failure?.code);
+    expect([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]).toContain(failure?.code);
 
     // A new handshake with the revoked certificate fails (connection refused at TLS, or the call denied).
     const again = await registerWith(endpoint, paired.deviceId, state.certificate_pem!, privateKeyPem);
@@ -172,11 +163,6 @@ describe('revocation by another process', () => {
 });
 
 /** The first stdout line of `gateway` matching, waiting (bounded) for it to arrive. */
-async function waitForLine(gateway: GatewayProcess, match: (line: string) => boolean): Promise<string | undefined> {
-  for (let i = 0; i < 250; i++) {
-    const line = gateway.lines.find(match);
-    if (line !== undefined) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
+async function waitForLine(gateway: GatewayProcess, match: (line: string) => boolean): Promise<string> {
+  return waitFor(() => gateway.lines.find(match), { what: 'a matching gateway log line', detail: () => gateway.lines.join('\n') });
 }

@@ -31,6 +31,7 @@ import {
   rpc,
 } from '../helpers/raw-pairing.js';
 import type { RawDevice, RawEventStream } from '../helpers/raw-pairing.js';
+import { settledFlag, waitFor, withDeadline } from '../helpers/wait.js';
 
 const S = grpc.status;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -280,24 +281,30 @@ describe('pairing material delivery and the status long-poll', () => {
     expect(after).toMatchObject({ status: 'completed', paired: true, mtls_client_certificate_pem: '', mtls_client_private_key_pem: '', gateway_ca_certificate_pem: '', cert_expires_at_unix_ms: 0 });
   });
 
-  it('a status call waiting up to 5 s returns promptly once the operator approves', async () => {
+  it('a held status call returns as soon as the operator approves, not when its wait ends', async () => {
     const { gateway, anon } = await gatewayFor();
     const { requestId, device } = await requestPairing(gateway, anon);
-    const started = performance.now();
-    const status = rpc.status(anon, { v: 1, session_id: requestId, device_id: { ulid: device.deviceId }, wait_ms: 5000 }, 15_000);
-    const approver = new Promise<void>((resolve, reject) => {
-      setTimeout(() => {
-        gateway.admin.approve(requestId).then(() => {
-          resolve();
-        }, reject);
-      }, 200);
-    });
-    const response = await ok(status);
-    const elapsed = performance.now() - started;
-    await approver;
-    console.log(`long-poll returned ${elapsed.toFixed(0)} ms after it was sent (approval after 200 ms)`);
+    // A second pending request whose status call nobody answers: it is held for its whole wait (30 s, the most the
+    // gateway allows). The approved call returning while this one is still held shows it did not wait out its own.
+    const other = await requestPairing(gateway, anon);
+    const entered: string[] = [];
+    const status = gateway.pairing.status.bind(gateway.pairing);
+    gateway.pairing.status = (input) => {
+      entered.push(input.sessionId);
+      return status(input);
+    };
+    const wait = { v: 1, wait_ms: 30_000 };
+    const unanswered = rpc.status(anon, { ...wait, session_id: other.requestId, device_id: { ulid: other.device.deviceId } }, 60_000);
+    const held = settledFlag(unanswered);
+    const approved = rpc.status(anon, { ...wait, session_id: requestId, device_id: { ulid: device.deviceId } }, 60_000);
+    await waitFor(() => entered.includes(requestId) && entered.includes(other.requestId), { what: 'both status calls to reach the gateway' });
+    await gateway.admin.approve(requestId);
+    const response = await ok(withDeadline(approved, { what: 'the approved status call to return' }));
     expect(response.status).toBe('completed');
     expect(response.mtls_client_certificate_pem).toContain('BEGIN CERTIFICATE');
-    expect(elapsed).toBeLessThan(4000);
+    expect(held.settled()).toBe(false);
+    // A decision on the other request releases its call too.
+    await gateway.admin.reject(other.requestId, 'test over');
+    expect((await ok(withDeadline(unanswered, { what: 'the released status call to return' }))).status).toBe('rejected');
   });
 });

@@ -374,6 +374,7 @@ describe('device-bound RPCs (§3.1, §3.5–§3.7, §3.9)', () => {
       const client = track(certifiedClient(gateway, device.certificatePem, device.privateKeyPem));
       await ok(rpc.register(client, { v: 1, device_id: { ulid: device.deviceId }, platform: 'test' }));
       await gateway.admin.revokeDevice(DeviceIdentity.generate().deviceId, 'unrelated ban');
+      // Not a synchronisation: the pause sweeps the revocation across the moment the earlier change closes connections.
       await new Promise((r) => setTimeout(r, offsetMs));
       const result = await rpc.revoke(client, { v: 1, device_id: { ulid: device.deviceId }, reason: 'self' });
       outcomes.push(result.ok ? 'ok' : `${offsetMs} ms: ${result.error.code} ${result.error.details}`);

@@ -10,6 +10,7 @@ import { openTestApp } from '../helpers/desktop-app.js';
 import type { TestApp } from '../helpers/desktop-app.js';
 import { startGateway } from '../helpers/gateway.js';
 import type { IpcClient } from '../helpers/ipc-client.js';
+import { LIVENESS_MS, waitFor } from '../helpers/wait.js';
 
 type Progress = EventPayload<'device.pairing'>['progress'];
 
@@ -37,12 +38,8 @@ async function progress<T extends Progress['type']>(client: IpcClient, run: stri
   return event.progress as Extract<Progress, { type: T }>;
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+async function until(check: () => boolean, what: string, timeoutMs = LIVENESS_MS): Promise<void> {
+  await waitFor(check, { what, deadlineMs: timeoutMs });
 }
 
 describe('the desktop app administering a remote gateway', () => {

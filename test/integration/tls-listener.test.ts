@@ -26,6 +26,7 @@ import {
   startEchoGateway,
 } from '../helpers/node-rpc-gateway.js';
 import type { EchoGateway, TlsDevice } from '../helpers/node-rpc-gateway.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 
 // TLS verifies against the real clock, so certificates are issued at the real time.
 const now = Date.now();
@@ -90,11 +91,7 @@ function clientFor(address: string, device?: TlsDevice, trustedCa: CertificateAu
 
 /** Waits (bounded) until `condition` holds; for state the server updates on socket events. */
 async function eventually(condition: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting until ${what}`);
+  await waitFor(condition, { what });
 }
 
 describe('TlsListener with client certificates requested', () => {
@@ -247,21 +244,16 @@ describe('TlsListener with client certificates requested', () => {
     expect(gw.listener.liveConnectionCount()).toBe(3);
     const asked: (string | null)[] = [];
 
-    const startedAt = performance.now();
     const closed = gw.listener.closeConnections((fingerprint) => {
       asked.push(fingerprint);
       return fingerprint === deviceA.fingerprint;
     });
-    const end = await Promise.race([
-      streamA.ended,
-      new Promise<never>((_, reject) => setTimeout(() => { reject(new Error('stream A still open after 2 s')); }, 2_000)),
-    ]);
-    const latencyMs = end.at - startedAt;
-    console.log(`closeConnections → client stream end: ${latencyMs.toFixed(1)} ms (${end.how}, code ${end.code})`);
+    // "At once": the connection is destroyed, so the client sees the end without any further traffic from either side
+    // (how soon is the in-process row of test/bench/gateway.bench.mjs's revocation table).
+    const end = await withDeadline(streamA.ended, { what: 'stream A to end after closeConnections' });
 
     expect(closed).toBe(1);
     expect(asked.sort()).toEqual([deviceA.fingerprint, deviceB.fingerprint, null].sort());
-    expect(latencyMs).toBeLessThan(2_000);
     expect(end).toMatchObject({ how: 'error', code: grpc.status.UNAVAILABLE });
     expect((await streamB.echo('b-2')).reason).toBe('b-2');
     expect((await anonymous.echo('n-2')).reason).toBe('n-2');
