@@ -126,7 +126,7 @@ describe('withStateLock', () => {
     await expect(withStateLock(root, () => Promise.resolve('taken'), opts)).resolves.toBe('taken');
   });
 
-  it('keeps a lock whose live owner has the start time its marker names, or whose start time cannot be read', async () => {
+  it('keeps a lock whose live owner has the start time its marker names, or whose start time cannot be read', () => {
     const marker = { pid: 4242, tsMs: 0, start: '100' };
     expect(ownerIsGone(marker, { isProcessAlive: () => true, processStartTime: () => '100' })).toBe(false);
     expect(ownerIsGone(marker, { isProcessAlive: () => true, processStartTime: () => null })).toBe(false);
