@@ -52,7 +52,8 @@ export function localAdminTarget(args: ParsedCommand, context: CliContext): Loca
   const stateDir = resolveStateDir(args, context.env);
   const source = stateDirSource({
     stateDir,
-    open: async () => GatewayAdmin.open({ stateDir, keychain: (await chooseKeychain(context.env)).keychain }),
+    // A command ends right after its change: anchor it before answering.
+    open: async () => GatewayAdmin.open({ stateDir, keychain: (await chooseKeychain(context.env)).keychain, anchorLagMs: 0 }),
     openExisting: async () => GatewayAdmin.openExisting({ stateDir, keychain: (await chooseKeychain(context.env)).keychain }),
     runningGateway: async () => {
       const running = await readRunningGateway(stateDir);

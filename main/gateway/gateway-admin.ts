@@ -20,7 +20,10 @@ import {
   rejectPairingRequest,
 } from '../core/pairing-requests.js';
 import type { PairingRequestState } from '../core/pairing-requests.js';
+import { AuditLog } from '../store/audit-log.js';
 import type { AuditEntry } from '../store/audit-log.js';
+import { FileStateBackend } from '../store/state-backend.js';
+import { StateAnchor } from '../store/state-anchor.js';
 import { FilesystemSecretStore } from '../store/fs-secret-store.js';
 import type { Keychain } from '../store/keychain.js';
 import type { SecretStore } from '../store/secret-store.js';
@@ -28,7 +31,7 @@ import type { StateLockOptions } from '../store/state-lock.js';
 import { findStoreKey, resolveStoreKey } from '../store/store-key.js';
 import { JournaledState } from '../store/state-journal.js';
 import type { JournalCodec } from '../store/state-journal.js';
-import { IdentityManager } from './identity-manager.js';
+import { IDENTITY_STATE_KEY, IdentityManager } from './identity-manager.js';
 import type { RevokedDeviceRecord } from './identity-state.js';
 import {
   RUNTIME_STATE_KEY,
@@ -38,7 +41,6 @@ import {
   runtimeStateToJson,
 } from './runtime-state.js';
 import type { NodeRecord, RuntimeOp, RuntimeState, StoredPairingRequest } from './runtime-state.js';
-import { runLocked } from './state-lock-runner.js';
 
 const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
   empty: emptyRuntimeState,
@@ -103,35 +105,46 @@ export interface GatewayAdminOptions {
   clock?: () => number;
   lock?: StateLockOptions;
   certificateValidityMs?: number;
+  /** How long the keychain rollback anchor may lag behind changes that remove no trust (0: before answering). */
+  anchorLagMs?: number;
 }
 
 export class GatewayAdmin {
   readonly identity: IdentityManager;
   readonly stateDir: string | null;
   readonly keyLocation: 'os' | 'file' | 'memory';
-  readonly #store: SecretStore;
   readonly #runtime: JournaledState<RuntimeState, RuntimeOp>;
+  readonly #backend: FileStateBackend;
   readonly #clock: () => number;
-  readonly #lock: StateLockOptions;
   readonly #listeners = new Set<(change: { identity: boolean; runtime: boolean }) => void>();
 
   private constructor(
-    o: { identity: IdentityManager; store: SecretStore; stateDir: string | null; runtime: JournaledState<RuntimeState, RuntimeOp>; clock: () => number; lock: StateLockOptions; keyLocation: 'os' | 'file' | 'memory' },
+    o: { identity: IdentityManager; stateDir: string | null; runtime: JournaledState<RuntimeState, RuntimeOp>; clock: () => number; keyLocation: 'os' | 'file' | 'memory' },
   ) {
     this.identity = o.identity;
-    this.#store = o.store;
     this.stateDir = o.stateDir;
     this.#runtime = o.runtime;
+    this.#backend = o.identity.backend;
     this.#clock = o.clock;
-    this.#lock = o.lock;
     this.keyLocation = o.keyLocation;
+  }
+
+  /** 'keychain': the state cannot be rolled back behind the anchor unnoticed; 'none' (key file mode): it can. */
+  get rollbackProtection(): 'keychain' | 'none' {
+    return this.#backend.rollbackProtection;
+  }
+
+  /** Writes a lagging rollback anchor; call before the process ends. */
+  async close(): Promise<void> {
+    await this.#backend.close();
   }
 
   /** Opens (creating on first use) the gateway state in `stateDir`. */
   static async open(options: GatewayAdminOptions): Promise<GatewayAdmin> {
     const { key, location } = await resolveStoreKey(options.stateDir, options.keychain);
     const store = await FilesystemSecretStore.open(options.stateDir, { key });
-    return GatewayAdmin.openWithStore({ ...options, store, journalKey: key, keyLocation: location });
+    const anchor = location === 'os' && options.keychain !== null ? await StateAnchor.open(options.stateDir, options.keychain) : null;
+    return GatewayAdmin.openWithStore({ ...options, store, journalKey: key, keyLocation: location, anchor });
   }
 
   /**
@@ -148,18 +161,29 @@ export class GatewayAdmin {
     if (found === null) return null;
     const store = await FilesystemSecretStore.open(options.stateDir, { key: found.key });
     const clock = options.clock ?? Date.now;
+    const anchor = found.location === 'os' && options.keychain !== null ? await StateAnchor.open(options.stateDir, options.keychain) : null;
+    const backend = new FileStateBackend({
+      stateDir: options.stateDir,
+      audit: await AuditLog.open(options.stateDir, { storeKey: found.key }),
+      anchor,
+      clock,
+      ...(options.lock === undefined ? {} : { lock: options.lock }),
+      ...(options.anchorLagMs === undefined ? {} : { anchorLagMs: options.anchorLagMs }),
+    });
+    const runtime = new JournaledState<RuntimeState, RuntimeOp>({ store, snapshotKey: RUNTIME_STATE_KEY, codec: runtimeCodec, journalKey: found.key });
+    backend.register(runtime);
     const identity = await IdentityManager.openExisting({
       store,
       stateDir: options.stateDir,
       clock,
       journalKey: found.key,
-      ...(options.lock === undefined ? {} : { lock: options.lock }),
+      backend,
       ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
     });
     if (identity === null) return null;
-    const runtime = new JournaledState<RuntimeState, RuntimeOp>({ store, snapshotKey: RUNTIME_STATE_KEY, codec: runtimeCodec, journalKey: found.key });
     await runtime.refresh();
-    return new GatewayAdmin({ identity, store, stateDir: options.stateDir, runtime, clock, lock: options.lock ?? {}, keyLocation: found.location });
+    await backend.checkAnchor();
+    return new GatewayAdmin({ identity, stateDir: options.stateDir, runtime, clock, keyLocation: found.location });
   }
 
   /** For tests and throwaway gateways: any SecretStore; `stateDir` null means in-memory locking and no audit log. */
@@ -171,16 +195,18 @@ export class GatewayAdmin {
     clock?: () => number;
     lock?: StateLockOptions;
     certificateValidityMs?: number;
+    anchor?: StateAnchor | null;
+    anchorLagMs?: number;
   }): Promise<GatewayAdmin> {
     const clock = o.clock ?? Date.now;
-    const lock = o.lock ?? {};
-    const identity = await IdentityManager.open({
-      store: o.store,
+    const audit = o.stateDir === null ? null : await AuditLog.open(o.stateDir, o.journalKey === undefined ? {} : { storeKey: o.journalKey });
+    const backend = new FileStateBackend({
       stateDir: o.stateDir,
+      audit,
+      anchor: o.anchor ?? null,
       clock,
-      lock,
-      ...(o.journalKey === undefined ? {} : { journalKey: o.journalKey }),
-      ...(o.certificateValidityMs === undefined ? {} : { certificateValidityMs: o.certificateValidityMs }),
+      ...(o.lock === undefined ? {} : { lock: o.lock }),
+      ...(o.anchorLagMs === undefined ? {} : { anchorLagMs: o.anchorLagMs }),
     });
     const runtime = new JournaledState<RuntimeState, RuntimeOp>({
       store: o.store,
@@ -188,8 +214,18 @@ export class GatewayAdmin {
       codec: runtimeCodec,
       ...(o.journalKey === undefined ? {} : { journalKey: o.journalKey }),
     });
-    await runLocked(o.store, o.stateDir, lock, () => runtime.refresh());
-    return new GatewayAdmin({ identity, store: o.store, stateDir: o.stateDir, runtime, clock, lock, keyLocation: o.keyLocation ?? 'memory' });
+    // Registered first: opening the identity loads (and anchors) every document of the backend under the lock.
+    backend.register(runtime);
+    const identity = await IdentityManager.open({
+      store: o.store,
+      stateDir: o.stateDir,
+      clock,
+      backend,
+      ...(o.lock === undefined ? {} : { lock: o.lock }),
+      ...(o.journalKey === undefined ? {} : { journalKey: o.journalKey }),
+      ...(o.certificateValidityMs === undefined ? {} : { certificateValidityMs: o.certificateValidityMs }),
+    });
+    return new GatewayAdmin({ identity, stateDir: o.stateDir, runtime, clock, keyLocation: o.keyLocation ?? 'memory' });
   }
 
   get now(): number {
@@ -207,18 +243,16 @@ export class GatewayAdmin {
 
   /** Catches up with other processes. Reports which halves changed (and tells the change listeners). */
   async refresh(): Promise<{ identity: boolean; runtime: boolean }> {
-    const identity = await this.identity.refresh();
-    const runtime = await this.#locked(() => this.#runtime.refresh());
-    if (identity || runtime) this.#emit({ identity, runtime });
-    return { identity, runtime };
+    const changed = await this.#backend.refresh();
+    const change = { identity: changed.has(IDENTITY_STATE_KEY), runtime: changed.has(RUNTIME_STATE_KEY) };
+    if (change.identity || change.runtime) this.#emit(change);
+    return change;
   }
 
-  /** Like `refresh`, but locks only for a half whose files changed on disk (cheap enough to poll). */
+  /** Like `refresh`, but takes the lock only when the files changed on disk (cheap enough to poll). */
   async refreshIfChanged(): Promise<{ identity: boolean; runtime: boolean }> {
-    const identity = await this.identity.refreshIfChanged();
-    const runtime = (await this.#runtime.changedOnDisk()) ? await this.#locked(() => this.#runtime.refresh()) : false;
-    if (identity || runtime) this.#emit({ identity, runtime });
-    return { identity, runtime };
+    const dirty = (await this.identity.changedOnDisk()) || (await this.#runtime.changedOnDisk());
+    return dirty ? this.refresh() : { identity: false, runtime: false };
   }
 
   /** Called after this process changed the state, or `refresh` found changes from another process. */
@@ -231,28 +265,23 @@ export class GatewayAdmin {
     for (const listener of this.#listeners) listener(change);
   }
 
-  #locked<T>(fn: () => Promise<T>): Promise<T> {
-    return runLocked(this.#store, this.stateDir, this.#lock, fn);
-  }
-
   /**
-   * Runs `plan` on fresh runtime state under the lock and commits what it returns. Expired codes and old terminal
-   * requests are pruned in the same record.
+   * Runs `plan` on fresh runtime state under the lock and commits what it returns, with its audit entry in the same
+   * record. Expired codes and old terminal requests are pruned in the same record.
    */
   async mutateRuntime<T>(plan: (state: RuntimeState, now: number) => { ops: RuntimeOp[]; result: T; audit?: [string, Record<string, string | number | boolean | null>] }): Promise<T> {
-    return this.#locked(async () => {
-      await this.#runtime.refresh();
-      const now = this.#clock();
-      const { ops, result, audit } = plan(this.#runtime.state, now);
-      if (ops.length > 0) {
-        await this.#runtime.commit([...ops, ...this.#pruneOps(now)]);
-      }
-      if (audit !== undefined) await this.identity.auditLog?.append(audit[0], audit[1], now);
-      return { result, changed: ops.length > 0 };
-    }).then(({ result, changed }) => {
-      if (changed) this.#emit({ identity: false, runtime: true });
-      return result;
+    const seen = { changed: false };
+    const result = await this.#backend.mutate(this.#runtime, (state, now) => {
+      const { ops, result: value, audit } = plan(state, now);
+      seen.changed = ops.length > 0;
+      return {
+        ops: ops.length > 0 ? [...ops, ...this.#pruneOps(now)] : [],
+        result: value,
+        ...(audit === undefined || this.identity.auditLog === null ? {} : { audit: [{ event: audit[0], fields: audit[1] }] }),
+      };
     });
+    if (seen.changed) this.#emit({ identity: false, runtime: true });
+    return result;
   }
 
   /** Runs an identity mutation and tells the change listeners. */
@@ -275,9 +304,9 @@ export class GatewayAdmin {
 
   /** Appends an audit entry (non-secret fields only). */
   async audit(event: string, fields: Record<string, string | number | boolean | null>): Promise<void> {
-    const log = this.identity.auditLog;
-    if (log === null) return;
-    await this.#locked(() => log.append(event, fields, this.#clock()));
+    if (this.identity.auditLog === null) return;
+    // An audit-only record in the runtime journal: durable, and copied to the log like any other.
+    await this.#backend.mutate(this.#runtime, () => ({ ops: [], result: undefined, audit: [{ event, fields }] }));
   }
 
   async auditTail(count: number): Promise<{ entries: AuditEntry[]; chain: { ok: boolean; entries: number; brokenAtSeq?: number; reason?: string } }> {

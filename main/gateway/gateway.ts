@@ -465,5 +465,6 @@ export class Gateway {
     await this.#refreshing?.catch(() => undefined);
     await removeGatewayInfo(this.stateDir).catch(() => undefined);
     await this.admin.audit('gateway_stopped', { listen: this.listen }).catch(() => undefined);
+    await this.admin.close();
   }
 }

@@ -15,11 +15,12 @@ import { DEFAULT_CERT_VALIDITY_MS, DEFAULT_ROTATION_THRESHOLD_MS, shouldRotate }
 import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
 import { AuditLog } from '../store/audit-log.js';
+import type { AuditIntent } from '../store/audit-log.js';
+import { FileStateBackend } from '../store/state-backend.js';
 import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { JournaledState } from '../store/state-journal.js';
 import type { JournalCodec } from '../store/state-journal.js';
-import { runLocked } from './state-lock-runner.js';
 import {
   applyIdentityOp,
   emptyIdentityState,
@@ -74,6 +75,26 @@ export interface IdentityManagerOptions {
   caCommonName?: string;
   certificateValidityMs?: number;
   compactEvery?: number;
+  /** The persistence seam shared with the pairing runtime (GatewayAdmin passes its own); default: one for this manager. */
+  backend?: FileStateBackend;
+}
+
+/** Audit events of mutations that take trust away: the rollback anchor is updated before they are answered. */
+const TRUST_REMOVING_EVENTS = new Set(['device_revoked', 'certificate_revoked', 'device_removed', 'role_revoked', 'ca_created']);
+
+function defaultBackend(options: IdentityManagerOptions, audit: AuditLog | null): FileStateBackend {
+  return new FileStateBackend({
+    stateDir: options.stateDir,
+    audit,
+    anchor: null,
+    ...(options.lock === undefined ? {} : { lock: options.lock }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
+}
+
+async function openAudit(options: IdentityManagerOptions): Promise<AuditLog | null> {
+  if (options.backend !== undefined) return options.backend.audit;
+  return options.stateDir === null ? null : AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
 }
 
 function recordOf(cert: IssuedCertificate): CertificateRecord {
@@ -89,10 +110,8 @@ function recordOf(cert: IssuedCertificate): CertificateRecord {
 }
 
 export class IdentityManager {
-  readonly #store: SecretStore;
-  readonly #stateDir: string | null;
+  readonly #backend: FileStateBackend;
   readonly #clock: () => number;
-  readonly #lockOptions: StateLockOptions;
   readonly #validityMs: number;
   readonly #doc: JournaledState<IdentityState, IdentityOp>;
   readonly #audit: AuditLog | null;
@@ -105,16 +124,14 @@ export class IdentityManager {
     options: IdentityManagerOptions,
     doc: JournaledState<IdentityState, IdentityOp>,
     ca: CertificateAuthority,
-    audit: AuditLog | null,
+    backend: FileStateBackend,
   ) {
-    this.#store = options.store;
-    this.#stateDir = options.stateDir;
+    this.#backend = backend;
     this.#clock = options.clock ?? Date.now;
-    this.#lockOptions = options.lock ?? {};
     this.#validityMs = options.certificateValidityMs ?? DEFAULT_CERT_VALIDITY_MS;
     this.#doc = doc;
     this.#ca = ca;
-    this.#audit = audit;
+    this.#audit = backend.audit;
   }
 
   /** Loads the state, creating the CA on first start — under the lock, so two first starts cannot mint two CAs. */
@@ -126,13 +143,13 @@ export class IdentityManager {
       ...(options.journalKey === undefined ? {} : { journalKey: options.journalKey }),
       ...(options.compactEvery === undefined ? {} : { compactEvery: options.compactEvery }),
     });
-    const audit =
-      options.stateDir === null ? null : await AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
+    const audit = await openAudit(options);
+    const backend = options.backend ?? defaultBackend(options, audit);
+    backend.register(doc);
     const clock = options.clock ?? Date.now;
-    const run = <T>(fn: () => Promise<T>): Promise<T> => runLocked(options.store, options.stateDir, options.lock ?? {}, fn);
-    const ca = await run(async () => {
-      await doc.refresh();
+    const ca = await backend.exclusive(async (section) => {
       let stored: StoredCertificateAuthority;
+      const intents: AuditIntent[] = [];
       try {
         stored = parseStoredCa(await options.store.readSecret(CA_STATE_KEY));
       } catch (e) {
@@ -149,17 +166,17 @@ export class IdentityManager {
         stored = await createCertificateAuthority({ now: clock(), commonName: options.caCommonName ?? DEFAULT_CA_COMMON_NAME });
         await options.store.writeSecret(CA_STATE_KEY, serializeCa(stored));
         const loaded = await CertificateAuthority.load(stored);
-        await audit?.append('ca_created', { ca_fingerprint: loaded.fingerprint }, clock());
+        intents.push({ event: 'ca_created', fields: { ca_fingerprint: loaded.fingerprint } });
       }
       const initial: IdentityOp[] = [];
       if (!doc.hasSnapshot) initial.push({ op: 'set_ca_sequence', value: stored.sequence });
       // Keyed audit starts after whatever unkeyed entries a state from an older version has (none for a new one).
       if (audit?.keyed === true && doc.state.audit_keyed_from_seq === null) initial.push({ op: 'set_audit_keyed_from', value: (await audit.head()).seq + 1 });
-      if (initial.length > 0) await doc.commit(initial);
+      if (initial.length > 0 || intents.length > 0) await section.commit(doc, initial, intents);
       if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
       return CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
     });
-    return new IdentityManager(options, doc, ca, audit);
+    return new IdentityManager(options, doc, ca, backend);
   }
 
   /**
@@ -183,29 +200,30 @@ export class IdentityManager {
       if (!(e instanceof PalyraError && e.code === 'secret_not_found')) throw e;
       throw new PalyraError('ca_missing', `the gateway CA (${CA_STATE_KEY}) is missing but the gateway state exists`, { details: { key: CA_STATE_KEY } });
     }
-    const audit = options.stateDir === null ? null : await AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
+    const audit = await openAudit(options);
+    const backend = options.backend ?? defaultBackend(options, audit);
+    backend.register(doc);
     if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
     const ca = await CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
-    return new IdentityManager(options, doc, ca, audit);
+    return new IdentityManager(options, doc, ca, backend);
   }
 
-  #withLock<T>(fn: () => Promise<T>): Promise<T> {
-    return runLocked(this.#store, this.#stateDir, this.#lockOptions, fn);
-  }
-
-  /** Runs `plan` on fresh state under the lock and commits the operations it returns. */
+  /** Runs `plan` on fresh state under the lock; its operations and audit entry are committed together. */
   async #mutate<T>(plan: (state: IdentityState, now: number) => Promise<{ ops: IdentityOp[]; result: T; audit?: [string, Record<string, string | number | boolean | null>] }>): Promise<T> {
-    return this.#withLock(async () => {
-      await this.#doc.refresh();
-      const now = this.#clock();
-      if (this.#doc.state.audit_keyed_from_seq !== null) this.#audit?.setKeyedFrom(this.#doc.state.audit_keyed_from_seq);
-      // A damaged audit log refuses the mutation before anything changes (the entry could not be recorded).
-      await this.#audit?.head();
-      const { ops, result, audit } = await plan(this.#doc.state, now);
-      if (ops.length > 0) await this.#doc.commit(ops);
-      if (audit !== undefined) await this.#audit?.append(audit[0], audit[1], now);
-      return result;
+    return this.#backend.mutate(this.#doc, async (state, now) => {
+      if (state.audit_keyed_from_seq !== null) this.#audit?.setKeyedFrom(state.audit_keyed_from_seq);
+      const { ops, result, audit } = await plan(state, now);
+      return {
+        ops,
+        result,
+        ...(audit === undefined ? {} : { audit: [{ event: audit[0], fields: audit[1] }], removesTrust: TRUST_REMOVING_EVENTS.has(audit[0]) }),
+      };
     });
+  }
+
+  /** The persistence seam (GatewayAdmin shares it with the pairing runtime). */
+  get backend(): FileStateBackend {
+    return this.#backend;
   }
 
   // --- queries --------------------------------------------------------------------------------------------------
@@ -233,7 +251,12 @@ export class IdentityManager {
 
   /** Catches up with changes other processes made. Returns whether anything changed. */
   async refresh(): Promise<boolean> {
-    return this.#withLock(() => this.#doc.refresh());
+    return (await this.#backend.refresh()).has(IDENTITY_STATE_KEY);
+  }
+
+  /** Whether the identity files changed since the last load (two stats, no lock). */
+  changedOnDisk(): Promise<boolean> {
+    return this.#doc.changedOnDisk();
   }
 
   /** Like `refresh`, but takes the lock only when the files changed (cheap enough to poll). */

@@ -24,7 +24,8 @@ const RUN_SPEC: CommandSpec = defineCommand({
   summary: 'run the gateway (node-RPC port, pairing, revocation)',
   description: `Runs the gateway on the state directory: the node-RPC port (TLS; mutual TLS for paired devices), pairing and
 revocation. Prints one line first when ready:
-  {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…"}
+  {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
+   "rollback_protection":"keychain|none"}
 then JSON log lines. SIGINT/SIGTERM stop it (exit 0).`,
   options: {
     listen: {
@@ -111,11 +112,17 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       ca_fingerprint: gateway.caFingerprint,
       mtls_required: gateway.mtlsRequired,
       state_dir: stateDir,
+      rollback_protection: gateway.admin.rollbackProtection,
     });
     const startup = pending;
     pending = null;
     for (const line of startup) out.document(line);
     out.document({ event: 'gateway.store_key', location: gateway.admin.keyLocation, reason: choice.reason });
+    if (gateway.admin.rollbackProtection === 'none') {
+      out.note(
+        'note: the state store key is in a key file, so there is no rollback anchor: whoever can write the state directory can restore older state files unnoticed (keep the key in the OS keychain to detect that)',
+      );
+    }
     if (!gateway.mtlsRequired) {
       out.note(
         `WARNING: insecure node-RPC opt-out is ON (--insecure-node-rpc-opt-out / ${INSECURE_OPT_OUT_ENV}): ` +
