@@ -48,6 +48,22 @@ export const GROUPS: readonly { readonly name: string; readonly heading: string;
     },
   },
   {
+    name: 'audit',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/audit.js');
+      return { group: m.AUDIT_GROUP, run: m.run };
+    },
+  },
+  {
+    name: 'state',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/state.js');
+      return { group: m.STATE_GROUP, run: m.run };
+    },
+  },
+  {
     name: 'device',
     heading: DEVICE_SIDE,
     load: async () => {

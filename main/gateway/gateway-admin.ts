@@ -30,7 +30,7 @@ import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { findStoreKey, resolveStoreKey } from '../store/store-key.js';
 import { JournaledState } from '../store/state-journal.js';
-import type { JournalCodec } from '../store/state-journal.js';
+import type { JournalCodec, JournalStatus } from '../store/state-journal.js';
 import { IDENTITY_STATE_KEY, IdentityManager } from './identity-manager.js';
 import type { RevokedDeviceRecord } from './identity-state.js';
 import {
@@ -42,7 +42,7 @@ import {
 } from './runtime-state.js';
 import type { NodeRecord, RuntimeOp, RuntimeState, StoredPairingRequest } from './runtime-state.js';
 
-const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
+export const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
   empty: emptyRuntimeState,
   parseSnapshot: runtimeStateFromJson,
   snapshot: runtimeStateToJson,
@@ -235,6 +235,11 @@ export class GatewayAdmin {
   /** The runtime state as last loaded (call `refresh` to catch up with other processes). */
   get runtime(): RuntimeState {
     return this.#runtime.state;
+  }
+
+  /** What the last load of the runtime journal found. */
+  runtimeStatus(): JournalStatus {
+    return this.#runtime.status();
   }
 
   get runtimeGeneration(): number {

@@ -20,7 +20,7 @@ import { FileStateBackend } from '../store/state-backend.js';
 import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { JournaledState } from '../store/state-journal.js';
-import type { JournalCodec } from '../store/state-journal.js';
+import type { JournalCodec, JournalStatus } from '../store/state-journal.js';
 import {
   applyIdentityOp,
   emptyIdentityState,
@@ -41,7 +41,7 @@ export const IDENTITY_STATE_KEY = 'identity/state.v1.json';
 export const CA_STATE_KEY = 'identity/ca/state.json';
 export const DEFAULT_CA_COMMON_NAME = 'Palyra Gateway CA';
 
-const identityCodec: JournalCodec<IdentityState, IdentityOp> = {
+export const identityCodec: JournalCodec<IdentityState, IdentityOp> = {
   empty: emptyIdentityState,
   parseSnapshot: identityStateFromJson,
   snapshot: identityStateToJson,
@@ -252,6 +252,11 @@ export class IdentityManager {
   /** Catches up with changes other processes made. Returns whether anything changed. */
   async refresh(): Promise<boolean> {
     return (await this.#backend.refresh()).has(IDENTITY_STATE_KEY);
+  }
+
+  /** What the last load of the identity journal found. */
+  journalStatus(): JournalStatus {
+    return this.#doc.status();
   }
 
   /** Whether the identity files changed since the last load (two stats, no lock). */

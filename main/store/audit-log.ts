@@ -302,6 +302,32 @@ export class AuditLog {
     }
   }
 
+  /**
+   * For `state repair --accept-loss`: cuts the log after entry `seq` (the last one that verified), returning how many
+   * entries were dropped. The caller holds the state lock.
+   */
+  async truncateAfter(seq: number): Promise<number> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return 0;
+      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error });
+    }
+    const lines = text.split('\n');
+    lines.pop();
+    const kept = lines.slice(0, seq);
+    if (kept.length === lines.length && text.endsWith('\n')) return 0;
+    const handle = await open(this.file, constants.O_RDWR);
+    try {
+      await handle.truncate(Buffer.byteLength(kept.map((line) => `${line}\n`).join(''), 'utf8'));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return lines.length - kept.length;
+  }
+
   /** The last `n` acknowledged entries, oldest first (a torn final line is not one); unparseable lines are skipped. */
   async tail(n: number): Promise<AuditEntry[]> {
     if (!Number.isSafeInteger(n) || n <= 0) return [];
