@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isClientKind } from '../core/client-kind.js';
 import type { ClientKind } from '../core/client-kind.js';
 import { ERROR_CATALOGUE, PalyraError, toPalyraError } from '../core/errors.js';
-import type { GrpcStatusName } from '../core/errors.js';
+import type { ErrorCode, GrpcStatusName } from '../core/errors.js';
 import { isCanonicalId, newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
 import { parseAndVerifyCsr } from '../core/csr.js';
@@ -42,11 +42,37 @@ const STATUS: Record<GrpcStatusName, grpc.status> = {
 
 
 /** A PalyraError as a gRPC error: status from the catalogue, the message as details, the code in metadata. */
+/**
+ * Failures of the gateway's own storage and keychain: their messages name local paths, lock owners and library
+ * text, which are nobody's business on the wire. Clients get the code and the catalogue's generic message; the
+ * full message stays in the gateway's own log.
+ */
+const SERVER_SIDE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'internal',
+  'store_decrypt_failed',
+  'store_truncated',
+  'store_plaintext_refused',
+  'store_io_failed',
+  'state_corrupt',
+  'state_rollback',
+  'state_lock_timeout',
+  'keychain_locked',
+  'keychain_unavailable',
+  'audit_chain_broken',
+  'ca_missing',
+]);
+
+/** The message a client may see for `err`. */
+export function wireMessage(err: PalyraError): string {
+  return SERVER_SIDE_CODES.has(err.code) ? ERROR_CATALOGUE[err.code].message : err.message;
+}
+
 export function toServiceError(e: unknown): grpc.ServiceError {
   const err = toPalyraError(e);
   const metadata = new grpc.Metadata();
   metadata.set(ERROR_CODE_METADATA_KEY, err.code);
-  const error: grpc.ServiceError = Object.assign(new Error(err.message), { code: STATUS[ERROR_CATALOGUE[err.code].grpc], details: err.message, metadata });
+  const message = wireMessage(err);
+  const error: grpc.ServiceError = Object.assign(new Error(message), { code: STATUS[ERROR_CATALOGUE[err.code].grpc], details: message, metadata });
   return error;
 }
 
