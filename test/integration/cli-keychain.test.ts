@@ -27,7 +27,8 @@ describe.skipIf(!enabled)('palyra with the OS keychain', () => {
       delete env.PALYRA_KEYCHAIN;
       const script = [
         'echo -n palyra-cli-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1',
-        'node "$PALYRA_BIN" pairing list --json --state-dir "$ROOT"; echo "rc=$?"',
+        // A write creates the state (reads create nothing), so its store key goes to the keychain.
+        'node "$PALYRA_BIN" pairing code --method pin --json --state-dir "$ROOT"; echo "rc=$?"',
         'dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets ' +
           'org.freedesktop.Secret.Service.Lock array:objpath:/org/freedesktop/secrets/collection/login >/dev/null',
         'node "$PALYRA_BIN" pairing list --state-dir "$ROOT" 2>&1; echo "rc=$?"',
@@ -36,7 +37,7 @@ describe.skipIf(!enabled)('palyra with the OS keychain', () => {
       ].join('\n');
       const lines = (await inPrivateKeyringSession(home, script, env)).trim().split('\n');
       expect(lines).toEqual([
-        '{"codes":[],"requests":[]}',
+        expect.stringMatching(/^\{"method":"pin","code":"\d{6}"/),
         'rc=0',
         expect.stringMatching(/^error\[keychain_locked\]: /),
         'rc=1',
