@@ -23,6 +23,7 @@ import type { PairingRequestState } from '../core/pairing-requests.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditEntry } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
+import type { StateBackend } from '../store/state-backend.js';
 import { StateAnchor } from '../store/state-anchor.js';
 import { FilesystemSecretStore } from '../store/fs-secret-store.js';
 import type { Keychain } from '../store/keychain.js';
@@ -114,7 +115,7 @@ export class GatewayAdmin {
   readonly stateDir: string | null;
   readonly keyLocation: 'os' | 'file' | 'memory';
   readonly #runtime: JournaledState<RuntimeState, RuntimeOp>;
-  readonly #backend: FileStateBackend;
+  readonly #backend: StateBackend;
   readonly #clock: () => number;
   readonly #listeners = new Set<(change: { identity: boolean; runtime: boolean }) => void>();
 

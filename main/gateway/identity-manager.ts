@@ -17,6 +17,7 @@ import { validateCanonicalId } from '../core/ids.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditIntent } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
+import type { StateBackend } from '../store/state-backend.js';
 import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { JournaledState } from '../store/state-journal.js';
@@ -76,7 +77,7 @@ export interface IdentityManagerOptions {
   certificateValidityMs?: number;
   compactEvery?: number;
   /** The persistence seam shared with the pairing runtime (GatewayAdmin passes its own); default: one for this manager. */
-  backend?: FileStateBackend;
+  backend?: StateBackend;
 }
 
 /** Audit events of mutations that take trust away: the rollback anchor is updated before they are answered. */
@@ -110,7 +111,7 @@ function recordOf(cert: IssuedCertificate): CertificateRecord {
 }
 
 export class IdentityManager {
-  readonly #backend: FileStateBackend;
+  readonly #backend: StateBackend;
   readonly #clock: () => number;
   readonly #validityMs: number;
   readonly #doc: JournaledState<IdentityState, IdentityOp>;
@@ -124,7 +125,7 @@ export class IdentityManager {
     options: IdentityManagerOptions,
     doc: JournaledState<IdentityState, IdentityOp>,
     ca: CertificateAuthority,
-    backend: FileStateBackend,
+    backend: StateBackend,
   ) {
     this.#backend = backend;
     this.#clock = options.clock ?? Date.now;
@@ -222,7 +223,7 @@ export class IdentityManager {
   }
 
   /** The persistence seam (GatewayAdmin shares it with the pairing runtime). */
-  get backend(): FileStateBackend {
+  get backend(): StateBackend {
     return this.#backend;
   }
 

@@ -54,6 +54,8 @@ export interface StateBackend {
   checkAnchor(): Promise<void>;
   /** Writes the anchor now if it lags. */
   flushAnchor(): Promise<void>;
+  /** Lock acquisitions that committed mutations so far (group commit makes it smaller than the mutations). */
+  readonly commitBatches: number;
   close(): Promise<void>;
 }
 
