@@ -93,6 +93,7 @@ export class HostedGateway {
       insecure_opt_out: gateway === null ? false : !gateway.mtlsRequired,
       state_dir: this.stateDir,
       key_location: gateway?.admin.keyLocation ?? null,
+      rollback_protection: gateway?.admin.rollbackProtection ?? null,
       error: this.#error,
       managed: gateway !== null ? 'hosted' : shownRemote !== null ? 'remote' : 'local_state',
       remote_gateway: shownRemote === null ? null : { address: shownRemote.address, name: shownRemote.name },

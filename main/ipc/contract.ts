@@ -75,6 +75,8 @@ export const GatewayStatusSchema = z.object({
   insecure_opt_out: z.boolean(),
   state_dir: z.string(),
   key_location: z.enum(['os', 'file', 'memory']).nullable(),
+  /** While the hosted gateway runs: 'keychain' = rollback of the state is detected (anchor in the OS keychain); 'none' = key file mode, it is not. */
+  rollback_protection: z.enum(['keychain', 'none']).nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   /**
    * Which gateway the gateway.* operator channels act on: 'hosted' = the gateway this app runs; 'remote' = the gateway

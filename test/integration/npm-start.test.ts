@@ -148,7 +148,7 @@ describe('npm start without an Electron binary', () => {
       const url = new URL(started.url);
       const client = await connectIpc({ port: Number(url.port), token: url.hash.slice('#token='.length) });
       expect(await client.call('app.info')).toMatchObject({ ok: true, result: { device_dir: deviceDir, state_dir: stateDir } });
-      expect(await client.call('gateway.status')).toMatchObject({ ok: true, result: { enabled: true, running: true, name: 'Started', state_dir: stateDir, key_location: 'file' } });
+      expect(await client.call('gateway.status')).toMatchObject({ ok: true, result: { enabled: true, running: true, name: 'Started', state_dir: stateDir, key_location: 'file', rollback_protection: 'none' } });
       await client.close();
     } finally {
       expect((await stop(started)).code).toBe(0);

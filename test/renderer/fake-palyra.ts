@@ -69,6 +69,7 @@ export function gatewayStatus(overrides: Partial<ChannelResult<'gateway.status'>
     insecure_opt_out: false,
     state_dir: '/home/user/.local/share/palyra',
     key_location: 'os',
+    rollback_protection: 'keychain',
     error: null,
     managed: 'hosted',
     remote_gateway: null,

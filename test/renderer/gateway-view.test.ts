@@ -1,4 +1,4 @@
-import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import GatewayView from '../../renderer/src/views/GatewayView.svelte';
 import { gatewayStatus, installFakePalyra, ipcError, mockClipboard, PAIRING_URI, REQUEST_ID, requestView, uninstallFakePalyra, type FakePalyra } from './fake-palyra.js';
@@ -121,6 +121,19 @@ describe('Gateway: hosting', () => {
     await fireEvent.submit(name.closest('form')!);
 
     expect(palyra.gatewayConfigure).toHaveBeenCalledWith({ enabled: true, listen: '127.0.0.1:7555', name: 'Lab' });
+  });
+
+  it('says whether rollback of the state is detected: on with the keychain anchor, off in key-file mode', async () => {
+    render(GatewayView);
+    const on = await screen.findByTestId('rollback-protection');
+    expect(on.getAttribute('data-state')).toBe('keychain');
+    expect(on.textContent).toContain('detected');
+    cleanup();
+    palyra.gatewayStatus.mockResolvedValue(gatewayStatus({ rollback_protection: 'none', key_location: 'file' }));
+    render(GatewayView);
+    const off = await screen.findByTestId('rollback-protection');
+    expect(off.getAttribute('data-state')).toBe('none');
+    expect(off.textContent).toContain('unnoticed');
   });
 
   it('shows the insecure opt-out as a warning banner', async () => {

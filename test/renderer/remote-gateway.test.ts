@@ -17,6 +17,7 @@ const REMOTE = gatewayStatus({
   ca_fingerprint: null,
   ca_pin: null,
   key_location: null,
+  rollback_protection: null,
   managed: 'remote',
   remote_gateway: { address: 'gw.example.net:7444', name: 'Head Office' },
 });
