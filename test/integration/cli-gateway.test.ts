@@ -48,6 +48,19 @@ afterAll(async () => {
 });
 
 describe('palyra gateway run', () => {
+  it('keeps serving when the reader of its output goes away (gateway run | head -1), and exits 0 on SIGTERM', async () => {
+    const stateDir = await newStateDir();
+    running = await startGatewayProcess(stateDir);
+    running.child.stdout.destroy();
+    // Whatever it logs now meets the closed pipe — at the latest the gateway.stopped line at SIGTERM.
+    for (let i = 0; i < 3; i++) expect((await runCliJson(['pairing', 'code', '--method', 'pin', '--state-dir', stateDir])).code).toBe(0);
+    expect((await runCliJson(['pairing', 'list', '--state-dir', stateDir])).code).toBe(0);
+    running.child.kill('SIGTERM');
+    expect(await running.exited).toEqual({ code: 0, signal: null });
+    running = null;
+  });
+
+
   it('prints the ready line first, with a real port, and exits 0 on SIGTERM', async () => {
     const stateDir = await newStateDir();
     running = await startGatewayProcess(stateDir);
