@@ -9,7 +9,8 @@ import type { CodeView, MintedCode, RequestView } from '../../admin/admin-target
 import { describeLocation, locationName, withAdminTarget } from '../../admin/admin-target.js';
 import { CLIENT_KINDS } from '../../core/client-kind.js';
 import type { ClientKind } from '../../core/client-kind.js';
-import { parseTtl } from '../../core/pairing-codes.js';
+import { MAX_CODE_TTL_MS, MIN_CODE_TTL_MS, parseTtl } from '../../core/pairing-codes.js';
+import { PalyraError } from '../../core/errors.js';
 import type { PairingMethodKind } from '../../core/pairing-codes.js';
 import { PAIRING_REQUEST_STATES } from '../../core/pairing-requests.js';
 import { formatHostPort, parseHostPort } from '../../core/net-address.js';
@@ -79,7 +80,7 @@ it: a QR code with its palyra://pair URI, or a 6-digit PIN in large digits, and 
       description: 'qr: a QR code whose URI carries the gateway address and the CA pin; pin: a 6-digit PIN, which voids older PINs',
       default: 'qr',
     },
-    ttl: { type: 'string', placeholder: 'DURATION', description: 'lifetime, e.g. 30s, 10m, 2h; clamped to 30s..24h', default: '10m' },
+    ttl: { type: 'string', placeholder: 'DURATION', description: 'lifetime, e.g. 30s, 10m, 2h; 30s..24h (anything else is a usage error)', default: '10m' },
     kind: {
       type: 'string',
       placeholder: 'desktop|node|cli',
@@ -113,7 +114,15 @@ async function runCode(args: ParsedCommand, context: CliContext): Promise<number
   const command = CODE_SPEC.name;
   const method = oneOf('--method', args.string('method') ?? 'qr', ['qr', 'pin'] as const, command);
   const ttlText = args.string('ttl');
-  const ttlMs = ttlText === undefined ? undefined : parseOptionValue('--ttl', command, () => parseTtl(ttlText));
+  const ttlMs =
+    ttlText === undefined
+      ? undefined
+      : parseOptionValue('--ttl', command, () => {
+          const ms = parseTtl(ttlText);
+          // Out of range is refused rather than silently clamped: the operator asked for something else.
+          if (ms < MIN_CODE_TTL_MS || ms > MAX_CODE_TTL_MS) throw new PalyraError('invalid_argument', 'a pairing code lives 30s..24h');
+          return ms;
+        });
   const kindText = args.string('kind');
   const kind = kindText === undefined ? null : oneOf('--kind', kindText, CLIENT_KINDS, command);
   const explicit = args.strings('gateway').flatMap((list) => list.split(','));

@@ -73,6 +73,8 @@ describe('usage errors (exit 2)', () => {
     [['pairing', 'code', '--ttl', '1m', '--ttl', '2m'], "option '--ttl' is given more than once"],
     [['--state-dir', 'a', 'pairing', 'list', '--state-dir', 'b'], "option '--state-dir' is given more than once"],
     [['pairing', 'code', '--method', 'sms'], '--method'],
+    [['pairing', 'code', '--ttl', '99h'], '30s..24h'],
+    [['pairing', 'code', '--ttl', '10s'], '30s..24h'],
     [['devices', 'list', '--gateway', '127.0.0.1:1'], '--gateway needs --device-dir'],
   ])('%j: error[usage] naming the problem, a --help hint, nothing on stdout', async (argv, needle) => {
     const result = await run(argv);
