@@ -398,11 +398,12 @@ export class GatewayAdmin {
       const stored = state.requests.get(requestId);
       if (stored === undefined) throw new PalyraError('pairing_request_not_found', `pairing request ${requestId} was not found`);
       const options = { now, ...(reason === undefined ? {} : { reason }) };
+      // The state machine first: a request that is not pending is pairing_request_not_pending, whatever else holds.
+      const next = decision === 'approve' ? approvePairingRequest(stored, options) : rejectPairingRequest(stored, options);
       // Approving a device banned while its request was pending would pair a revoked device (a reference gap).
       if (decision === 'approve' && this.identity.isDeviceRevoked(stored.deviceId)) {
         throw new PalyraError('device_revoked', `device ${stored.deviceId} is revoked; unban it before approving`);
       }
-      const next = decision === 'approve' ? approvePairingRequest(stored, options) : rejectPairingRequest(stored, options);
       const updated: StoredPairingRequest = { ...stored, ...next };
       return {
         ops: [{ op: 'put_request', request: updated }],

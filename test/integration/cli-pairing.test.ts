@@ -258,6 +258,11 @@ describe('palyra pairing approve / reject', () => {
 
     const pending = await runCliJson(['pairing', 'list', '--state', 'pending_approval', '--state-dir', stateDir]);
     expect(pending.json).toEqual({ codes: [], requests: [] });
+
+    // Not pending is checked before anything else, even when the device has been banned since.
+    expect((await runCliJson(['devices', 'revoke', request.deviceId, '--state-dir', stateDir])).code).toBe(0);
+    const banned = await runCliJson(['pairing', 'approve', request.requestId, '--state-dir', stateDir]);
+    expect(banned.json).toEqual({ error: { code: 'pairing_request_not_pending', message: expect.any(String) } });
   });
 
   it('rejects a pending request with a reason and shows the SAS in the text summary', async () => {
