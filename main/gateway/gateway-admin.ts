@@ -182,7 +182,7 @@ export class GatewayAdmin {
       ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
     });
     if (identity === null) return null;
-    await runtime.refresh();
+    await runtime.refreshUnlocked();
     await backend.checkAnchor();
     return new GatewayAdmin({ identity, stateDir: options.stateDir, runtime, clock, keyLocation: found.location });
   }

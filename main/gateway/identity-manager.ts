@@ -192,7 +192,7 @@ export class IdentityManager {
       ...(options.journalKey === undefined ? {} : { journalKey: options.journalKey }),
       ...(options.compactEvery === undefined ? {} : { compactEvery: options.compactEvery }),
     });
-    await doc.refresh();
+    await doc.refreshUnlocked();
     if (!doc.hasSnapshot) return null;
     let stored: StoredCertificateAuthority;
     try {

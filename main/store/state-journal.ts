@@ -40,6 +40,9 @@ const HEADER = JOURNAL_MAGIC.length + 8;
 const FRAME_HEADER = 12; // u32 length + u64 generation
 /** The snapshot field naming the generation its journal continues from. */
 const JOURNAL_BASE_FIELD = 'journal_base';
+/** Lock-free loads retried this often (with this base pause) before damage is reported. */
+const UNLOCKED_LOAD_ATTEMPTS = 4;
+const UNLOCKED_RETRY_MS = 25;
 /** Records between snapshots; a compaction costs about one full bundle write. */
 export const DEFAULT_COMPACT_EVERY = 512;
 
@@ -196,6 +199,23 @@ export class JournaledState<S, Op> {
     const snapshotStamp = await this.#store.statSecret(this.#snapshotKey);
     const journalStamp = this.#journalFile === null ? null : await stampOf(this.#journalFile);
     return !sameStamp(snapshotStamp, this.#snapshotStamp) || !sameStamp(journalStamp, this.#journalStamp);
+  }
+
+  /**
+   * `refresh` for readers that hold no lock (read-only commands beside a running gateway): a compaction between
+   * reading the snapshot and the journal can make a consistent state look damaged for an instant, so a load that
+   * fails as corrupt or rolled back is retried a few times before the error stands.
+   */
+  async refreshUnlocked(): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.refresh();
+      } catch (error) {
+        const code = error instanceof PalyraError ? error.code : null;
+        if (attempt >= UNLOCKED_LOAD_ATTEMPTS || (code !== 'state_corrupt' && code !== 'state_rollback')) throw error;
+        await new Promise((resolve) => setTimeout(resolve, UNLOCKED_RETRY_MS * attempt));
+      }
+    }
   }
 
   /** Forgets what was loaded: the next refresh reads everything again (after a failed write). */
