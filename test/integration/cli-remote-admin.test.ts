@@ -157,11 +157,11 @@ describe('palyra pairing/devices against a remote gateway', () => {
     const failure = await withDeadline(ended, { what: "the revoked device's stream to end" });
     expect([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE, grpc.status.CANCELLED]).toContain(failure?.code);
 
-    // After the revocation the gateway refuses the approval for the device's ban, printed exactly as locally.
+    // Approving the (completed) request again after the ban: not pending comes first, printed exactly as locally.
     const afterBan = await runCli(['pairing', 'approve', pending.request_id, ...remote]);
     const afterBanLocal = await runCli(['pairing', 'approve', pending.request_id, '--state-dir', stateDir]);
     expect(afterBan.code).toBe(1);
-    expect(afterBan.stderr).toMatch(/^error\[device_revoked\]: /);
+    expect(afterBan.stderr).toMatch(/^error\[pairing_request_not_pending\]: /);
     expect(afterBan.stderr).toBe(afterBanLocal.stderr);
 
     // A paired device without the admin role is refused.
