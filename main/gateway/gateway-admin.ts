@@ -128,6 +128,10 @@ export class GatewayAdmin {
     this.#backend = o.identity.backend;
     this.#clock = o.clock;
     this.keyLocation = o.keyLocation;
+    // A load before a mutation may find another process's changes: they are news for the listeners too.
+    this.#backend.onExternalChange((names) => {
+      this.#emit({ identity: names.has(IDENTITY_STATE_KEY), runtime: names.has(RUNTIME_STATE_KEY) });
+    });
   }
 
   /** 'keychain': the state cannot be rolled back behind the anchor unnoticed; 'none' (key file mode): it can. */

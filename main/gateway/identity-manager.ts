@@ -252,7 +252,7 @@ export class IdentityManager {
 
   /** Catches up with changes other processes made. Returns whether anything changed. */
   async refresh(): Promise<boolean> {
-    return (await this.#backend.refresh()).has(IDENTITY_STATE_KEY);
+    return this.#backend.refreshDocument(this.#doc);
   }
 
   /** What the last load of the identity journal found. */

@@ -46,6 +46,16 @@ export interface StateBackend {
   register(doc: AnyDoc): void;
   /** Refreshes every document under the lock (repairing audit entries a crash kept from the log); names changed. */
   refresh(): Promise<ReadonlySet<string>>;
+  /**
+   * Refreshes one document under the lock, leaving the others as they are (so their owners still see their own
+   * changes as news). Returns whether it changed.
+   */
+  refreshDocument(doc: AnyDoc): Promise<boolean>;
+  /**
+   * Told (after the current locked section) whenever a load finds documents changed by someone else — also the
+   * loads a mutation does first — so no owner misses another process's change. Returns the unsubscribe function.
+   */
+  onExternalChange(listener: (names: ReadonlySet<string>) => void): () => void;
   /** Runs `plan` on fresh state under the lock; commits and audits what it returns. */
   mutate<S, Op, T>(doc: JournaledState<S, Op>, plan: Planner<S, Op, T>): Promise<T>;
   /** Runs `fn` under the lock with every document refreshed. */
@@ -103,6 +113,7 @@ export class FileStateBackend implements StateBackend {
   #anchorDirty = false;
   /** Lock acquisitions that committed mutations (fewer than the mutations when they were grouped). */
   #batches = 0;
+  readonly #changeListeners = new Set<(names: ReadonlySet<string>) => void>();
 
   constructor(options: FileStateBackendOptions) {
     this.#stateDir = options.stateDir;
@@ -137,9 +148,22 @@ export class FileStateBackend implements StateBackend {
   }
 
   /** Refreshes every document, checks the anchor once, and appends audit entries the journals hold and the log lacks. */
+  onExternalChange(listener: (names: ReadonlySet<string>) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #notify(changed: ReadonlySet<string>): void {
+    if (changed.size === 0 || this.#changeListeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of [...this.#changeListeners]) listener(changed);
+    });
+  }
+
   async #prepare(): Promise<Set<string>> {
     const changed = new Set<string>();
     for (const doc of this.#docs) if (await doc.refresh()) changed.add(doc.name);
+    this.#notify(changed);
     if (!this.#anchorRead) await this.checkAnchor();
     await this.#redoAudit();
     return changed;
@@ -181,6 +205,12 @@ export class FileStateBackend implements StateBackend {
 
   async refresh(): Promise<ReadonlySet<string>> {
     return this.#locked(() => this.#prepare());
+  }
+
+  async refreshDocument(doc: AnyDoc): Promise<boolean> {
+    const changed = await this.#locked(() => doc.refresh());
+    if (changed) this.#notify(new Set([doc.name]));
+    return changed;
   }
 
   async exclusive<T>(fn: (section: ExclusiveSection) => Promise<T>): Promise<T> {
