@@ -1,16 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { constantTimeEqual, fromBase64, fromBase64Url, fromHex, toBase64, toBase64Url, toHex } from '../../../main/core/bytes.js';
-import { PalyraError } from '../../../main/core/errors.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return e instanceof PalyraError ? e.code : String(e);
-  }
-}
+import { codeOf } from '../../helpers/errors.js';
 
 describe('byte encodings', () => {
   it('round-trip any bytes, agreeing with Buffer', () => {

@@ -3,16 +3,7 @@ import { ed25519 as curvesEd25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, hkdfSha256, hmacSha256Verify, isEd25519PublicKey, p256Verify, x25519 } from '../../../main/core/crypto.js';
-import { PalyraError } from '../../../main/core/errors.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return e instanceof PalyraError ? e.code : String(e);
-  }
-}
+import { codeOf } from '../../helpers/errors.js';
 
 describe('crypto wrappers', () => {
   it('Ed25519 on @noble/ed25519 agrees with @noble/curves for random seeds and messages', () => {

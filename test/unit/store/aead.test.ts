@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { PalyraError } from '../../../main/core/errors.js';
 import { AEAD_OVERHEAD, decryptWithNonce, encryptWithNonce, open, seal } from '../../../main/store/aead.js';
+import { codeOf } from '../../helpers/errors.js';
 
 const key = new Uint8Array(32).map((_, i) => i);
 const aad = new TextEncoder().encode('device/x#journal#1');
 const plaintext = new TextEncoder().encode('{"hello":"world"}');
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return e instanceof PalyraError ? e.code : String(e);
-  }
-}
 
 describe('AES-256-GCM seal/open', () => {
   it('round-trips with a fresh nonce each time, 28 bytes longer than the plaintext', () => {
