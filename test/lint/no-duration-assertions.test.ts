@@ -118,18 +118,19 @@ describe('no assertion on a duration in the test suite', () => {
   it('finds the forms it is meant to find', () => {
     // The samples are built so that this file's own text holds no assertion on a duration.
     const EXPECT = 'exp' + 'ect';
+    const LT = 'toBe' + 'LessThan';
     const flagged = (source: string): string[] => findDurationAssertions(source).map((f) => f.reason);
-    expect(flagged(EXPECT + '(elapsed).toBeLessThan(2_000);')).toEqual(["toBeLessThan on 'elapsed'"]);
-    expect(flagged(EXPECT + '(latencyMs).toBeLessThanOrEqual(LIMIT);')).toEqual(["toBeLessThanOrEqual on 'latencyMs'"]);
-    expect(flagged(EXPECT + '(end.at - startedAt).toBeLessThan(100);')).toEqual(["toBeLessThan on 'startedAt'"]);
-    expect(flagged(EXPECT + '(ms, "fast").toBeLessThan(50);')).toEqual(["toBeLessThan on 'ms'"]);
-    expect(flagged(EXPECT + '(Date.now() - t0).toBeLessThan(10);')).toEqual(['toBeLessThan on the clock']);
-    expect(flagged('const fromExit = streamEndedAt - exit.at;\nconst shown = fromExit;\n' + EXPECT + '(shown).toBeLessThan(BOUND);')).toEqual(["toBeLessThan on 'shown'"]);
-    expect(flagged('const t0 = Date.now();\n' + EXPECT + '(t0).toBeLessThan(limit);')).toEqual(["toBeLessThan on 't0'"]);
+    expect(flagged(EXPECT + '(elapsed).' + LT + '(2_000);')).toEqual([`${LT} on 'elapsed'`]);
+    expect(flagged(EXPECT + '(latencyMs).' + LT + 'OrEqual(LIMIT);')).toEqual([`${LT}OrEqual on 'latencyMs'`]);
+    expect(flagged(EXPECT + '(end.at - startedAt).' + LT + '(100);')).toEqual([`${LT} on 'startedAt'`]);
+    expect(flagged(EXPECT + '(ms, "fast").' + LT + '(50);')).toEqual([`${LT} on 'ms'`]);
+    expect(flagged(EXPECT + '(Date.now() - t0).' + LT + '(10);')).toEqual([`${LT} on the clock`]);
+    expect(flagged('const fromExit = streamEndedAt - exit.at;\nconst shown = fromExit;\n' + EXPECT + '(shown).' + LT + '(BOUND);')).toEqual([`${LT} on 'shown'`]);
+    expect(flagged('const t0 = Date.now();\n' + EXPECT + '(t0).' + LT + '(limit);')).toEqual([`${LT} on 't0'`]);
     expect(flagged(EXPECT + '(performance.now() - abortedAt).not.toBeGreaterThan(10_000);')).toEqual(['reads a monotonic clock']);
     expect(flagged(EXPECT + '(\n  result.scanLongTasks.filter((t) => t.duration > 50),\n).toEqual([]);')).toEqual(['looks at long tasks']);
     expect(flagged(EXPECT + '(tasks.filter((t) => t.duration > 50)).toEqual([]);')).toEqual(["looks at an entry's duration"]);
-    expect(findDurationAssertions('a;\nb;\n  ' + EXPECT + '(fromExitMs).toBeLessThan(1000);')[0]).toMatchObject({ line: 3, text: EXPECT + '(fromExitMs).toBeLessThan(1000);' });
+    expect(findDurationAssertions('a;\nb;\n  ' + EXPECT + '(fromExitMs).' + LT + '(1000);')[0]).toMatchObject({ line: 3, text: EXPECT + '(fromExitMs).' + LT + '(1000);' });
   });
 
   it('leaves alone what is not a duration', () => {
