@@ -303,6 +303,9 @@ export class GatewayAdmin {
 
   #pruneOps(now: number): RuntimeOp[] {
     const ops: RuntimeOp[] = [];
+    for (const deviceId of this.#runtime.state.nodes.keys()) {
+      if (this.identity.pairedDevice(deviceId) === undefined) ops.push({ op: 'delete_node', device_id: deviceId });
+    }
     for (const [hash, record] of this.#runtime.state.codes) if (isPairingCodeExpired(record, now)) ops.push({ op: 'delete_code', code_hash: hash });
     for (const request of this.#runtime.state.requests.values()) {
       const current = expirePairingRequestIfDue(request, now);
@@ -494,8 +497,16 @@ export class GatewayAdmin {
     return device !== undefined && !this.identity.isDeviceRevoked(deviceId) && device.roles.includes('admin');
   }
 
+  /**
+   * After an unpair or revocation has been committed: forgets the device's node record. The identity change is what
+   * counts and is already durable, so this follow-up neither fails the command nor takes the lock when there is
+   * nothing to drop; a record it could not drop is pruned by the next runtime mutation.
+   */
   async #dropNode(deviceId: string): Promise<void> {
-    await this.mutateRuntime((state) => ({ ops: state.nodes.has(deviceId) ? [{ op: 'delete_node', device_id: deviceId }] : [], result: undefined }));
+    if (!this.#runtime.state.nodes.has(deviceId)) return;
+    await this.mutateRuntime((state) => ({ ops: state.nodes.has(deviceId) ? [{ op: 'delete_node', device_id: deviceId }] : [], result: undefined })).catch(
+      () => undefined,
+    );
   }
 
   /** Records a node's registration (platform and capabilities) durably; heartbeats stay in memory. */

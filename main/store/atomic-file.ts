@@ -8,6 +8,7 @@ import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
+import { ioBoundary } from './io-faults.js';
 
 /** Owner-only permissions for everything the store creates. */
 export const PRIVATE_DIR_MODE = 0o700;
@@ -53,6 +54,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   let handle: FileHandle | undefined;
   try {
+    ioBoundary('dirsync', dir);
     handle = await open(dir, 'r');
     await handle.sync();
   } catch (error) {
@@ -76,10 +78,13 @@ export async function writePrivateTempFile(file: string, data: Uint8Array): Prom
   const temp = tempPathFor(file);
   let handle: FileHandle | undefined;
   try {
+    ioBoundary('open', temp);
     handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
     // The umask can only narrow the mode, but a chmod keeps 0600 exact whatever the process umask is.
     await handle.chmod(PRIVATE_FILE_MODE);
+    ioBoundary('write', temp);
     await handle.writeFile(data);
+    ioBoundary('sync', temp);
     await handle.sync();
     await handle.close();
     handle = undefined;
@@ -95,6 +100,7 @@ export async function writePrivateTempFile(file: string, data: Uint8Array): Prom
 export async function writeFileAtomic(file: string, data: Uint8Array): Promise<void> {
   const temp = await writePrivateTempFile(file, data);
   try {
+    ioBoundary('rename', file);
     await rename(temp, file);
   } catch (error) {
     await removeQuietly(temp);

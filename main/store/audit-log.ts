@@ -22,6 +22,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
 import { ensurePrivateDir, errnoOf, fsyncDir, messageOf, PRIVATE_FILE_MODE } from './atomic-file.js';
+import { ioBoundary } from './io-faults.js';
 
 export const AUDIT_LOG_FILE = 'audit.v1.jsonl';
 export const AUDIT_GENESIS_PREV = '0'.repeat(64);
@@ -263,8 +264,10 @@ export class AuditLog {
   async appendPrepared(entries: readonly PreparedAuditEntry[]): Promise<AuditEntry[]> {
     if (entries.length === 0) return [];
     let handle: FileHandle | undefined;
+    let writtenFrom = -1;
     try {
       // Read-write, created if missing, without O_APPEND: a torn tail is truncated and overwritten in place.
+      ioBoundary('open', this.file);
       handle = await open(this.file, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
       const { size } = await handle.stat();
       const created = size === 0;
@@ -284,14 +287,30 @@ export class AuditLog {
         prev = hash;
         expectedSeq += 1;
       }
-      if (completeEnd < size) await handle.truncate(completeEnd);
+      if (completeEnd < size) {
+        ioBoundary('truncate', this.file);
+        await handle.truncate(completeEnd);
+      }
       const text = Buffer.from(written.map((entry) => `${JSON.stringify(entry)}\n`).join(''), 'utf8');
+      writtenFrom = completeEnd;
+      ioBoundary('write', this.file);
       await handle.write(text, 0, text.length, completeEnd);
+      ioBoundary('sync', this.file);
       await handle.sync();
+      writtenFrom = -1;
       // The first entry also created the file: make its directory entry durable too.
       if (created) await fsyncDir(path.dirname(this.file));
       return written;
     } catch (error) {
+      // Entries whose write or fsync failed are not acknowledged: cut them off again (best effort; the journal still
+      // holds them, and the next writer appends them once more).
+      if (writtenFrom >= 0 && handle !== undefined) {
+        const h = handle;
+        await h
+          .truncate(writtenFrom)
+          .then(() => h.sync())
+          .catch(() => undefined);
+      }
       if (error instanceof PalyraError) throw error;
       throw new PalyraError('store_io_failed', `failed to append to audit log ${this.file}: ${messageOf(error)}`, {
         cause: error,
@@ -318,12 +337,18 @@ export class AuditLog {
     lines.pop();
     const kept = lines.slice(0, seq);
     if (kept.length === lines.length && text.endsWith('\n')) return 0;
-    const handle = await open(this.file, constants.O_RDWR);
+    let handle: FileHandle | undefined;
     try {
+      ioBoundary('open', this.file);
+      handle = await open(this.file, constants.O_RDWR);
+      ioBoundary('truncate', this.file);
       await handle.truncate(Buffer.byteLength(kept.map((line) => `${line}\n`).join(''), 'utf8'));
+      ioBoundary('sync', this.file);
       await handle.sync();
+    } catch (error) {
+      throw new PalyraError('store_io_failed', `failed to truncate audit log ${this.file}: ${messageOf(error)}`, { cause: error, details: { path: this.file } });
     } finally {
-      await handle.close();
+      await handle?.close().catch(() => undefined);
     }
     return lines.length - kept.length;
   }

@@ -6,8 +6,8 @@
  *
  * A mutation is durable together with its audit entries: they travel in the same journal record, and are copied to
  * the audit log right after; a crash in between is repaired at the next load by appending the entries the journal
- * holds and the log lacks (each exactly once). Mutations that arrive together share one lock acquisition, one
- * journal write and one fsync per document (group commit); every caller is answered only after its record is
+ * holds and the log lacks (each exactly once). Mutations of one document that arrive together share one lock
+ * acquisition, one journal write and one fsync (group commit); every caller is answered only after its record is
  * durable.
  */
 
@@ -237,7 +237,12 @@ export class FileStateBackend implements StateBackend {
     this.#draining = true;
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, MAX_BATCH);
+        // One document per batch: its records share one append, so a failed flush leaves none of the batch on disk
+        // (two documents' flushes could half-succeed, and the audit entries they number would then have a gap).
+        const doc = this.#queue[0]!.doc;
+        let size = 1;
+        while (size < MAX_BATCH && size < this.#queue.length && this.#queue[size]!.doc === doc) size += 1;
+        const batch = this.#queue.splice(0, size);
         const answered = new Set<Pending>();
         try {
           await this.#locked(() => this.#runBatch(batch, answered));

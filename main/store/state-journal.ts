@@ -28,8 +28,9 @@
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { PalyraError } from '../core/errors.js';
+import { faultCompactEvery, ioBoundary } from './io-faults.js';
 import { AEAD_KEY_LENGTH, AEAD_OVERHEAD, open as openSealed, seal } from './aead.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { messageOf, writeFileAtomic } from './atomic-file.js';
 import type { PreparedAuditEntry } from './audit-log.js';
 import type { SecretStore } from './secret-store.js';
 
@@ -149,7 +150,7 @@ export class JournaledState<S, Op> {
     this.#store = options.store;
     this.#snapshotKey = options.snapshotKey;
     this.#codec = options.codec;
-    this.#compactEvery = Math.max(1, options.compactEvery ?? DEFAULT_COMPACT_EVERY);
+    this.#compactEvery = Math.max(1, options.compactEvery ?? faultCompactEvery() ?? DEFAULT_COMPACT_EVERY);
     const key = options.journalKey !== undefined && isStatable(options.store) ? options.journalKey : null;
     if (key !== null && key.length !== AEAD_KEY_LENGTH) throw new PalyraError('internal', 'journal key must be 32 bytes');
     this.#key = key;
@@ -521,24 +522,47 @@ export class JournaledState<S, Op> {
     this.#snapshotFound = true;
   }
 
+  /**
+   * Writes `frames` at #journalOffset and fsyncs. On any failure the journal is cut back to #journalOffset, so a
+   * record whose write or fsync failed (and whose caller is told so) cannot reappear at the next load; if even that
+   * fails, what is left past the offset is a tail the next append truncates, and a reload sees at most records that
+   * were fully written.
+   */
   async #append(frames: readonly Buffer[]): Promise<void> {
     const file = this.#journalFile!;
     const data = Buffer.concat(frames);
-    const handle = await open(file, 'r+');
+    let handle: FileHandle | undefined;
+    let wrote = false;
     try {
+      ioBoundary('open', file);
+      handle = await open(file, 'r+');
       const { size } = await handle.stat();
       if (size !== this.#journalOffset) {
         if (!this.#tornTail && size > this.#journalOffset) {
           throw new PalyraError('internal', 'journal grew since the last refresh; commit must follow refresh() under the state lock');
         }
+        ioBoundary('truncate', file);
         await handle.truncate(this.#journalOffset);
       }
       this.#tornTail = false;
+      wrote = true;
+      ioBoundary('write', file);
       await handle.write(data, 0, data.length, this.#journalOffset);
+      ioBoundary('sync', file);
       await handle.sync();
       this.#journalOffset += data.length;
+    } catch (error) {
+      if (wrote && handle !== undefined) {
+        this.#tornTail = true;
+        await handle
+          .truncate(this.#journalOffset)
+          .then(() => handle!.sync())
+          .catch(() => undefined);
+      }
+      if (error instanceof PalyraError) throw error;
+      throw new PalyraError('store_io_failed', `failed to append to journal ${file}: ${messageOf(error)}`, { cause: error, details: { path: file } });
     } finally {
-      await handle.close();
+      await handle?.close().catch(() => undefined);
     }
     this.#journalStamp = await stampOf(file);
   }

@@ -15,6 +15,7 @@ import { open, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
+import { ioBoundary } from './io-faults.js';
 import { errnoOf, messageOf, PRIVATE_FILE_MODE } from './atomic-file.js';
 
 export const STATE_LOCK_FILE = '.identity-state.lock';
@@ -200,6 +201,7 @@ async function tryCreate(
 ): Promise<HeldLock | null> {
   let handle: FileHandle;
   try {
+    ioBoundary('open', lockPath);
     handle = await open(lockPath, 'wx', PRIVATE_FILE_MODE);
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return null;
@@ -210,6 +212,7 @@ async function tryCreate(
   }
   const marker = ownMarker(nowMs);
   try {
+    ioBoundary('write', lockPath);
     await writeMarker(handle, marker);
     const { ino } = await handle.stat();
     // What release compares against is what is on disk, whatever the writer hook actually wrote.
@@ -302,6 +305,7 @@ async function releaseFileLock(lockPath: string, held: HeldLock): Promise<void> 
   // Someone reclaimed our lock (we looked dead to them, e.g. another pid namespace): theirs is not ours to delete.
   if (current === 'gone' || (current !== 'unreadable' && (current.ino !== held.ino || current.text !== held.marker))) return;
   try {
+    ioBoundary('unlink', lockPath);
     await unlink(lockPath);
   } catch (error) {
     if (errnoOf(error) !== 'ENOENT') {
