@@ -118,6 +118,9 @@ export class GatewayAdmin {
   readonly #backend: StateBackend;
   readonly #clock: () => number;
   readonly #listeners = new Set<(change: { identity: boolean; runtime: boolean }) => void>();
+  /** Re-registrations that changed only the last-seen time, persisted together by #flushLastSeen. */
+  readonly #lastSeen = new Map<string, NodeRecord>();
+  #lastSeenTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     o: { identity: IdentityManager; stateDir: string | null; runtime: JournaledState<RuntimeState, RuntimeOp>; clock: () => number; keyLocation: 'os' | 'file' | 'memory' },
@@ -141,6 +144,9 @@ export class GatewayAdmin {
 
   /** Writes a lagging rollback anchor; call before the process ends. */
   async close(): Promise<void> {
+    if (this.#lastSeenTimer !== null) clearTimeout(this.#lastSeenTimer);
+    this.#lastSeenTimer = null;
+    await this.#flushLastSeen().catch(() => undefined);
     await this.#backend.close();
   }
 
@@ -429,7 +435,7 @@ export class GatewayAdmin {
     const nodes = this.#runtime.state.nodes;
     const devices: DeviceView[] = [];
     for (const d of this.identity.listPairedDevices()) {
-      const node = nodes.get(d.device_id);
+      const node = this.node(d.device_id);
       devices.push({
         device_id: d.device_id,
         client_kind: d.client_kind,
@@ -509,10 +515,57 @@ export class GatewayAdmin {
     );
   }
 
-  /** Records a node's registration (platform and capabilities) durably; heartbeats stay in memory. */
+  /**
+   * Records a node's registration. A new node or a changed platform or capability list is durable before this
+   * returns; a re-registration that changes only the last-seen time (every reconnect) is kept in memory and written
+   * with the others within LAST_SEEN_FLUSH_MS (and at close), so reconnect storms cost no lock and no fsync each.
+   */
   async putNode(node: NodeRecord): Promise<void> {
+    const stored = this.#runtime.state.nodes.get(node.deviceId);
+    if (stored !== undefined && sameRegistration(stored, node)) {
+      this.#lastSeen.set(node.deviceId, node);
+      this.#lastSeenTimer ??= setTimeout(() => {
+        this.#lastSeenTimer = null;
+        void this.#flushLastSeen().catch(() => undefined);
+      }, LAST_SEEN_FLUSH_MS).unref();
+      return;
+    }
+    this.#lastSeen.delete(node.deviceId);
     await this.mutateRuntime(() => ({ ops: [{ op: 'put_node', node }], result: undefined }));
   }
+
+  /** The node record as this process knows it, including a last-seen time not yet written. */
+  node(deviceId: string): NodeRecord | undefined {
+    return this.#lastSeen.get(deviceId) ?? this.#runtime.state.nodes.get(deviceId);
+  }
+
+  async #flushLastSeen(): Promise<void> {
+    if (this.#lastSeen.size === 0) return;
+    const pending = [...this.#lastSeen.values()];
+    this.#lastSeen.clear();
+    await this.mutateRuntime((state) => ({
+      // A node dropped (revoked, removed) or re-registered differently meanwhile keeps what the state says.
+      ops: pending
+        .filter((n) => {
+          const current = state.nodes.get(n.deviceId);
+          return current !== undefined && sameRegistration(current, n);
+        })
+        .map((node): RuntimeOp => ({ op: 'put_node', node })),
+      result: undefined,
+    }));
+  }
+}
+
+/** How long a re-registration's last-seen time may stay in memory only. */
+const LAST_SEEN_FLUSH_MS = 5_000;
+
+function sameRegistration(a: NodeRecord, b: NodeRecord): boolean {
+  return (
+    a.platform === b.platform &&
+    a.registeredAtUnixMs === b.registeredAtUnixMs &&
+    a.capabilities.length === b.capabilities.length &&
+    a.capabilities.every((c, i) => c.name === b.capabilities[i]!.name && c.available === b.capabilities[i]!.available)
+  );
 }
 
 function validateRequestId(requestId: string): void {

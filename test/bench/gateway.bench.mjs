@@ -287,7 +287,7 @@ async function timedPairing(client, mint, approve) {
   const response = await status;
   const t5 = now();
   if (response.status !== 'completed' || response.mtls_client_certificate_pem === '') throw new Error(`pairing ended ${response.status}`);
-  return { device: t1 - t0, begin: t2 - t1, complete: t3 - t2, approve: t4 - t3, certificate: t5 - t4, total: t5 - t0 };
+  return { device: t1 - t0, begin: t2 - t1, complete: t3 - t2, approve: t4 - t3, certificate: t5 - t4, gateway: t5 - t1, total: t5 - t0 };
 }
 
 // =====================================================================================================================
@@ -361,6 +361,7 @@ async function unarySection() {
         { key: 'p50', label: 'p50' },
         { key: 'p99', label: 'p99' },
         { key: 'ratio', label: 'mTLS / insecure' },
+        { key: 'floor', label: 'vs empty-handler mTLS call' },
       ],
       rows: cases.map((c) => {
         const s = summarize(results.get(c.name).latencies);
@@ -371,12 +372,13 @@ async function unarySection() {
           p50: fmtMs(s.p50),
           p99: fmtMs(s.p99),
           ratio: c.base ? '1.00× (baseline)' : fmtRatio(rateOf(c), rateOf(baseline)),
+          floor: c.name === 'RegisterNode, mTLS' ? fmtRatio(rateOf(c), rateOf(cases.find((o) => o.pair === 'floor' && !o.base))) : '',
         };
       }),
       notes: [
         `median calls/s of ${UNARY_RUNS} interleaved runs of ${UNARY_RUN_MS} ms; latency percentiles over every call of those runs`,
-        'RegisterNode persists the node record (a state-journal append under the state lock) on every call, in both modes; mTLS adds the per-call certificate fingerprint → device lookup',
-        'target: mTLS ≥ 80 % of insecure (ratio ≥ 0.80×)',
+        'RegisterNode persists a new or changed node record at once (one group-committed journal append under the state lock); a re-registration that only moves last-seen is written in a batch within 5 s. mTLS adds the per-call certificate fingerprint → device lookup',
+        'targets: mTLS ≥ 80 % of insecure (ratio ≥ 0.80×); RegisterNode ≥ 50 % of an mTLS call the handler refuses at once (the empty-handler floor), p99 ≤ 50 ms',
       ],
     });
 
@@ -522,7 +524,7 @@ async function pairingSection() {
     })),
     notes: ['code minting (the operator, before the device scans) is outside the timings; the approval is issued the moment the request exists'],
   });
-  const phaseNames = ['device', 'begin', 'complete', 'approve', 'certificate'];
+  const phaseNames = ['device', 'begin', 'complete', 'approve', 'certificate', 'gateway'];
   printTable({
     title: 'Pairing phases (p50 / p99)',
     columns: [{ key: 'name', label: 'path' }, ...phaseNames.map((p) => ({ key: p, label: p }))],
@@ -535,6 +537,7 @@ async function pairingSection() {
     })),
     notes: [
       'device: identity + X25519 + P-256 key + CSR; complete: hello + CSR binding + verification + request filed; approve: the operator call returning; certificate: from then until the long-poll delivered the certificate (CSR signed)',
+      'gateway: Begin → certificate delivered, i.e. everything but the device\'s own key generation (target p50 ≤ 25 ms)',
     ],
   });
 }

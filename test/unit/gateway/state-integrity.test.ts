@@ -236,4 +236,22 @@ describe('journal damage, rollback and the keychain anchor', () => {
     expect(lines.filter((line) => line.includes('device_revoked'))).toHaveLength(banned.length);
     expect((await reopened!.identity.auditLog!.verify()).ok).toBe(true);
   });
+  it('persists a changed registration at once, and batches re-registrations that only move last-seen', async () => {
+    const admin = await GatewayAdmin.open({ stateDir: dir, keychain: null });
+    const [id] = await pairAndRevoke(admin, 1, 0);
+    const record = (seen: number, platform = 'linux') => ({ deviceId: id!, platform, capabilities: [{ name: 'echo', available: true }], registeredAtUnixMs: 1, lastSeenAtUnixMs: seen });
+    await admin.putNode(record(10));
+    const before = admin.identity.backend.commitBatches;
+    for (let seen = 11; seen <= 60; seen++) await admin.putNode(record(seen));
+    expect(admin.identity.backend.commitBatches).toBe(before);
+    expect(admin.listDevices().devices[0]!.last_seen_at_unix_ms).toBe(60);
+    // Another process sees the durable record only; the last-seen time reaches the disk at close.
+    expect((await GatewayAdmin.openExisting({ stateDir: dir, keychain: null }))!.node(id!)?.lastSeenAtUnixMs).toBe(10);
+    await admin.putNode(record(61, 'darwin'));
+    expect(admin.identity.backend.commitBatches).toBe(before + 1);
+    expect((await GatewayAdmin.openExisting({ stateDir: dir, keychain: null }))!.node(id!)).toMatchObject({ platform: 'darwin', lastSeenAtUnixMs: 61 });
+    await admin.putNode(record(99, 'darwin'));
+    await admin.close();
+    expect((await GatewayAdmin.openExisting({ stateDir: dir, keychain: null }))!.node(id!)?.lastSeenAtUnixMs).toBe(99);
+  });
 });
