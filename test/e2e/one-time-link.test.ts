@@ -3,7 +3,6 @@
 // works on the HttpOnly session cookie; the same link in a new browser profile, as from a copied history, gets the
 // "already used" page and not the app; a fresh link from the running host opens it there.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { readBrowserSession, requestNewLink } from '../../main/app/browser-session.js';
 import { describeWithChromium, ensureAppBuilt, launchChromium, navigate, openApp, startBrowserApp } from '../helpers/browser.js';
 import type { BrowserApp, ChromiumInstance } from '../helpers/browser.js';
 
@@ -74,7 +73,7 @@ describeWithChromium('the one-time browser link', (executable) => {
     await stranger.locator('[data-testid=link-problem][data-problem=no_session]').waitFor({ timeout: STEP_TIMEOUT_MS });
 
     // A fresh link from the running host (what `npm start -- --new-link` prints) opens it in that profile.
-    const fresh = await requestNewLink(await readBrowserSession(app.userDataDir));
+    const fresh = await app.newLink();
     const opened = await openApp(second.context, fresh);
     expect(opened.url()).not.toContain('#token');
     await navigate(opened, 'device');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { describe, it } from 'vitest';
+import { readBrowserSession, requestNewLink } from '../../main/app/browser-session.js';
 import { buildIfNeeded } from '../../scripts/start.mjs';
 import { ensureBuilt, repoRoot } from './build.js';
 
@@ -160,6 +161,8 @@ export interface BrowserApp {
   readonly dir: string;
   /** Its PALYRA_USER_DATA_DIR, where it writes browser-session.json. */
   readonly userDataDir: string;
+  /** A fresh one-time link from the running app, as `npm start -- --new-link` prints it. */
+  newLink(): Promise<string>;
   readonly child: ChildProcessWithoutNullStreams;
   stderr(): string;
   /** SIGTERM, SIGKILL after a bound, then removes the app's directories. */
@@ -230,7 +233,8 @@ export async function startBrowserApp(name: string): Promise<BrowserApp> {
         }
       });
     });
-    return { name, url, dir, userDataDir: dirs.userData, child, stderr: () => stderr, stop };
+    const newLink = async (): Promise<string> => requestNewLink(await readBrowserSession(dirs.userData));
+    return { name, url, dir, userDataDir: dirs.userData, newLink, child, stderr: () => stderr, stop };
   } catch (error) {
     await stop();
     throw error;
