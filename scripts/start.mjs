@@ -1,6 +1,8 @@
 // `npm start`: builds what is missing or stale, then runs the desktop app in Electron when its binary is installed,
 // else in browser mode (ARCHITECTURE.md: this machine cannot download Electron). `npm run start:browser` (or
-// `--browser`) always uses browser mode.
+// `--browser`) always uses browser mode. `npm start -- --new-link` builds nothing and starts nothing: it asks the
+// browser-mode app already running on this user-data directory for a fresh one-time link and prints it as
+// `{"event":"browser.link","url":"…"}` (main/app/browser-session.ts).
 //
 // The Electron binary is found without require('electron'): that package's index.js starts a download when the
 // binary is missing. Its install script writes node_modules/electron/path.txt naming the binary under dist/.
@@ -15,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const ELECTRON_MISSING_LINE = 'Electron binary not found (it downloads from github, unreachable here); starting browser mode instead.';
 const MAIN_OUTPUTS = ['dist/main/app/browser-main.js'];
+const SESSION_MODULE = 'dist/main/app/browser-session.js';
 const ELECTRON_ENTRY = 'dist/main/app/electron-main.js';
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git', '.vite']);
 
@@ -119,8 +122,23 @@ function runElectron(binary, root) {
   child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
 }
 
+/** `--new-link`: the running browser-mode host's fresh link on stdout; the exit code. */
+export async function newLink(root = repoRoot, env = process.env) {
+  const module = path.join(root, SESSION_MODULE);
+  if (!existsSync(module)) {
+    process.stderr.write(`error[unavailable]: ${SESSION_MODULE} is missing: no browser-mode Palyra from this checkout can be running; run \`npm start\`\n`);
+    return 1;
+  }
+  const { printNewLink } = await import(pathToFileURL(module).href);
+  return printNewLink(env, { stdout: (line) => process.stdout.write(line), stderr: (line) => process.stderr.write(line) });
+}
+
 async function main() {
   const root = repoRoot;
+  if (process.argv.includes('--new-link')) {
+    process.exitCode = await newLink(root);
+    return;
+  }
   const forceBrowser = process.argv.includes('--browser');
   try {
     await buildIfNeeded(root);

@@ -1,8 +1,10 @@
 /**
  * Entry of browser mode (`node dist/main/app/browser-main.js`, or `npm start` without an Electron binary): the
  * desktop services on the app's directories, served by the browser-mode host. Prints exactly one line on stdout when
- * ready, `{"event":"browser.ready","url":"http://127.0.0.1:PORT/#token=…"}`; logs (redacted) go to stderr and to
- * `<userData>/logs/palyra-browser.log`. SIGINT/SIGTERM close the host, stop the gateway and exit 0.
+ * ready, `{"event":"browser.ready","url":"http://127.0.0.1:PORT/#token=…"}` (a one-time link: the page trades it for
+ * a session cookie), and writes the automation credential to `<userData>/browser-session.json` (0600,
+ * browser-session.ts). Logs (redacted) go to stderr and to `<userData>/logs/palyra-browser.log`. SIGINT/SIGTERM close
+ * the host, remove the session file, stop the gateway and exit 0.
  *
  * Environment: PALYRA_USER_DATA_DIR, PALYRA_STATE_DIR, PALYRA_DEVICE_DIR (directories; the CLI's defaults
  * otherwise), PALYRA_KEYCHAIN=file|os (as the CLI), PALYRA_BROWSER_PORT (default 0 = any free port),
@@ -16,6 +18,7 @@ import { DEVICE_DIR_NAME, GATEWAY_DIR_NAME, defaultUserDataDir } from '../platfo
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { startBrowserHost } from './browser-host.js';
 import type { BrowserHost } from './browser-host.js';
+import { browserSessionPath, removeBrowserSession, writeBrowserSession } from './browser-session.js';
 import { openFileLogger } from './logger.js';
 import { DesktopServices } from './services.js';
 
@@ -62,6 +65,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     stopping = true;
     setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
     void (async () => {
+      if (host !== null) await removeBrowserSession(userDataDir, host.credential);
       await host?.close();
       await services?.dispose();
       log({ event: 'browser.stopped', signal });
@@ -84,13 +88,23 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
       log,
     });
     host = await startBrowserHost({ services, port, rendererDir, log });
+    await writeBrowserSession(userDataDir, { url: `${host.origin}/`, port: host.port, credential: host.credential, pid: process.pid });
   } catch (error) {
+    if (host !== null) await removeBrowserSession(userDataDir, host.credential);
     await host?.close();
     await services?.dispose();
     await logger.close();
     throw error;
   }
-  log({ event: 'browser.listening', port: host.port, secrets_in: choice.keychain === null ? 'file' : 'os', state_dir: stateDir, device_dir: deviceDir });
+  log({
+    event: 'browser.listening',
+    port: host.port,
+    secrets_in: choice.keychain === null ? 'file' : 'os',
+    state_dir: stateDir,
+    device_dir: deviceDir,
+    session_file: browserSessionPath(userDataDir),
+    hint: 'the link works once; `npm start -- --new-link` prints a fresh one',
+  });
   process.stdout.write(`${JSON.stringify({ event: 'browser.ready', url: host.url })}\n`);
 }
 

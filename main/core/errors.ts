@@ -42,6 +42,7 @@ export const ERROR_CATALOGUE = {
   permission_denied: entry('PERMISSION_DENIED', 'permission denied'),
   unavailable: entry('UNAVAILABLE', 'service unavailable'),
   timeout: entry('DEADLINE_EXCEEDED', 'operation timed out'),
+  browser_link_used: entry('PERMISSION_DENIED', 'this browser-mode link was already used'),
 
   // --- identifiers and identities ---------------------------------------------------------------------------
   invalid_canonical_id: entry('INVALID_ARGUMENT', 'invalid canonical device ID'),

@@ -7,7 +7,7 @@
 // Run `npm run bench` (builds, then runs every bench) or `node --expose-gc test/bench/run.mjs shell`.
 // Options: --only=start,rtt; --starts=N (cold starts per variant, default 7); --calls=N (per case, default 2000).
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,8 +46,8 @@ function getPage(url) {
   });
 }
 
-/** A client of the browser-mode host: authenticate, then `call(channel)` resolves with the envelope. */
-function connect(port, token) {
+/** A client of the browser-mode host: authenticate with the automation credential, then `call(channel)` resolves with the envelope. */
+function connect(port, credential) {
   const origin = `http://127.0.0.1:${port}`;
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ipc`, { origin, perMessageDeflate: false });
   const pending = new Map();
@@ -55,7 +55,7 @@ function connect(port, token) {
   return new Promise((resolve, reject) => {
     ws.once('error', reject);
     ws.once('close', (code) => reject(new Error(`closed ${code}`)));
-    ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', token })));
+    ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', credential })));
     ws.on('message', (data) => {
       const message = JSON.parse(data.toString());
       if (message.type === 'ready') {
@@ -98,7 +98,9 @@ async function coldStart(entry) {
     const parsed = new URL(url);
     await getPage(`${parsed.origin}/`);
     const page = now() - t0;
-    const client = await connect(Number(parsed.port), parsed.hash.slice('#token='.length));
+    // The credential file is written before the ready line.
+    const { credential } = JSON.parse(await readFile(path.join(userData, 'browser-session.json'), 'utf8'));
+    const client = await connect(Number(parsed.port), credential);
     const envelope = await client.call('device.status');
     const status = now() - t0;
     if (!envelope.ok) throw new Error(`device.status failed: ${envelope.error.code}`);
@@ -164,7 +166,7 @@ async function startSection() {
     rows,
     notes: [
       `median of ${STARTS} interleaved cold starts per variant after one warm-up each; every start uses a fresh user-data dir (PALYRA_KEYCHAIN=file), so the device dir is created and the first status reads an empty device`,
-      'times are from spawn; "page served" = GET / answered 200; "device.status answered" = WebSocket upgraded, token accepted, device.status envelope received',
+      'times are from spawn; "page served" = GET / answered 200; "device.status answered" = session file read, WebSocket upgraded, credential accepted, device.status envelope received',
     ],
   });
 }
@@ -173,7 +175,7 @@ async function rttSection() {
   const userData = await mkdtemp(path.join(os.tmpdir(), 'palyra-bench-rtt-'));
   const services = await DesktopServices.open({ userDataDir: userData, keychain: 'os', osKeychain: new MemoryKeychain(), gatewayKeychain: null, mode: 'browser' });
   const host = await startBrowserHost({ services, rendererDir: path.join(userData, 'none') });
-  const client = await connect(host.port, host.token);
+  const client = await connect(host.port, host.credential);
   // The echo server answers with the bytes of a real device.status reply, so both cases move the same payloads.
   const sampleReply = JSON.stringify({ id: '1', envelope: await client.call('device.status') });
   const sampleRequest = JSON.stringify({ id: '1', channel: 'device.status', args: {} });

@@ -68,7 +68,9 @@ describeWithChromium('the app as administrator of a remote gateway (browser mode
     // --- the admin role; A (opened afresh) manages the remote gateway -----------------------------------------------
     await gateway.admin.grantAdmin(deviceA);
     await pageA.close();
-    pageA = await openApp(browserA.context, appA.url);
+    // Closing the profile's last tab ended its browser session (and the session cookie): a fresh link, as a person
+    // would get with `npm start -- --new-link`.
+    pageA = await openApp(browserA.context, await appA.newLink());
     await navigate(pageA, 'gateway');
     const banner = pageA.getByTestId('remote-gateway-banner');
     await banner.waitFor({ timeout: STEP_TIMEOUT_MS });

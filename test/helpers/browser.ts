@@ -11,6 +11,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { describe, it } from 'vitest';
+import { readBrowserSession, requestNewLink } from '../../main/app/browser-session.js';
 import { buildIfNeeded } from '../../scripts/start.mjs';
 import { ensureBuilt, repoRoot } from './build.js';
 
@@ -118,7 +119,10 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumIn
 
 const APP_READY_TIMEOUT_MS = 15_000;
 
-/** Opens the app at its browser-mode URL (with the token) in a new tab, and waits until its navigation shows. */
+/**
+ * Opens the app at its browser-mode URL in a new tab, and waits until its navigation shows. The printed link works
+ * once; after that the context's session cookie opens the app (the link again, or the origin).
+ */
 export async function openApp(context: BrowserContext, url: string): Promise<Page> {
   const blank = context.pages().find((p) => p.url() === 'about:blank');
   const page = blank ?? (await context.newPage());
@@ -152,9 +156,13 @@ export function ensureAppBuilt(): Promise<void> {
 
 export interface BrowserApp {
   readonly name: string;
-  /** `http://127.0.0.1:PORT/#token=…` as printed on the ready line. */
+  /** `http://127.0.0.1:PORT/#token=…` as printed on the ready line: a one-time link. */
   readonly url: string;
   readonly dir: string;
+  /** Its PALYRA_USER_DATA_DIR, where it writes browser-session.json. */
+  readonly userDataDir: string;
+  /** A fresh one-time link from the running app, as `npm start -- --new-link` prints it. */
+  newLink(): Promise<string>;
   readonly child: ChildProcessWithoutNullStreams;
   stderr(): string;
   /** SIGTERM, SIGKILL after a bound, then removes the app's directories. */
@@ -225,7 +233,8 @@ export async function startBrowserApp(name: string): Promise<BrowserApp> {
         }
       });
     });
-    return { name, url, dir, child, stderr: () => stderr, stop };
+    const newLink = async (): Promise<string> => requestNewLink(await readBrowserSession(dirs.userData));
+    return { name, url, dir, userDataDir: dirs.userData, newLink, child, stderr: () => stderr, stop };
   } catch (error) {
     await stop();
     throw error;

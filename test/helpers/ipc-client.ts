@@ -1,5 +1,6 @@
 // Test helper: an automation client of the browser-mode host, speaking its WebSocket protocol exactly as a test
-// driver or the page's adapter would (Host and Origin headers, the token in the first message, calls by id, events).
+// driver or the page's adapter would (Host and Origin headers, the session cookie or the automation credential in
+// the first message, calls by id, events).
 import WebSocket from 'ws';
 import type { EventName, EventPayload, IpcEnvelope } from '../../main/ipc/contract.js';
 
@@ -41,9 +42,16 @@ export interface ConnectOptions {
   /** Default `127.0.0.1:PORT`. */
   hostHeader?: string;
   path?: string;
-  /** Sent as the first message when not null; default the host's token. */
-  token?: string | null;
-  /** Wait for `{type:'ready'}` (default true when a token is sent). */
+  /** The Cookie header of the upgrade (e.g. `palyra_session_PORT=…`); none by default. */
+  cookie?: string;
+  /**
+   * The first message is `{type:'auth', credential}`; default the host's automation credential. null: `{type:'auth'}`
+   * without one (the cookie authenticates). Any other value is sent as is (a test of wrong ones).
+   */
+  credential?: unknown;
+  /** No auth message at all: the first message is whatever the test sends. */
+  noAuthMessage?: boolean;
+  /** Wait for `{type:'ready'}` (default true when an auth message is sent). */
   awaitReady?: boolean;
 }
 
@@ -52,7 +60,7 @@ export function openSocket(port: number, options: ConnectOptions = {}): Promise<
   const hostHeader = options.hostHeader ?? `127.0.0.1:${port}`;
   const origin = options.origin === undefined ? `http://${hostHeader}` : options.origin;
   const ws = new WebSocket(`ws://127.0.0.1:${port}${options.path ?? '/ipc'}`, {
-    headers: { host: hostHeader },
+    headers: { host: hostHeader, ...(options.cookie === undefined ? {} : { cookie: options.cookie }) },
     ...(origin === null ? {} : { origin }),
   });
   return new Promise((resolve, reject) => {
@@ -68,7 +76,7 @@ export function openSocket(port: number, options: ConnectOptions = {}): Promise<
   });
 }
 
-export async function connectIpc(host: { port: number; token: string }, options: ConnectOptions = {}): Promise<IpcClient> {
+export async function connectIpc(host: { port: number; credential: string }, options: ConnectOptions = {}): Promise<IpcClient> {
   const ws = await openSocket(host.port, options);
   const events: IpcEvent[] = [];
   const messages: HostMessage[] = [];
@@ -102,9 +110,12 @@ export async function connectIpc(host: { port: number; token: string }, options:
       pending.delete(id);
     }
   });
-  const token = options.token === undefined ? host.token : options.token;
-  if (token !== null) ws.send(JSON.stringify({ type: 'auth', token }));
-  if (token !== null && (options.awaitReady ?? true)) {
+  const sendAuth = options.noAuthMessage !== true;
+  if (sendAuth) {
+    const credential = options.credential === undefined ? host.credential : options.credential;
+    ws.send(JSON.stringify(credential === null ? { type: 'auth' } : { type: 'auth', credential }));
+  }
+  if (sendAuth && (options.awaitReady ?? true)) {
     await Promise.race([
       ready,
       closed.then((c) => {

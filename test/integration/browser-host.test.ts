@@ -1,12 +1,13 @@
 // The browser-mode host as an automation client (or an attacker on the same machine) meets it: real HTTP and
 // WebSocket on 127.0.0.1, the real DesktopServices behind it. Every channel is called, every bad argument refused,
-// the token, Host and Origin rules enforced, and events delivered to every authenticated tab.
+// the one-time link, session cookie, credential, Host and Origin rules enforced, and events delivered to every
+// authenticated tab.
 import http from 'node:http';
 import net from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { contentSecurityPolicy, MAX_MESSAGE_BYTES } from '../../main/app/browser-host.js';
+import { contentSecurityPolicy, MAX_MESSAGE_BYTES, sessionCookieName, startBrowserHost } from '../../main/app/browser-host.js';
 import { parsePairingUri } from '../../main/core/pairing-uri.js';
 import { DeviceStore } from '../../main/device/device-store.js';
 import { pairDevice } from '../../main/device/pairing-client.js';
@@ -16,6 +17,7 @@ import { openTestApp } from '../helpers/desktop-app.js';
 import type { TestApp } from '../helpers/desktop-app.js';
 import { tempDir } from '../helpers/identity.js';
 import { connectIpc, openSocket } from '../helpers/ipc-client.js';
+import { stubServices, STUB_APP_INFO } from '../helpers/stub-services.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -34,9 +36,17 @@ interface Reply {
   body: Buffer;
 }
 
-function request(port: number, target: string, options: { method?: string; host?: string } = {}): Promise<Reply> {
+interface RequestOptions {
+  method?: string;
+  host?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+function request(port: number, target: string, options: RequestOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: target, method: options.method ?? 'GET', headers: { host: options.host ?? `127.0.0.1:${port}` } }, (res) => {
+    const headers = { host: options.host ?? `127.0.0.1:${port}`, ...options.headers };
+    const req = http.request({ host: '127.0.0.1', port, path: target, method: options.method ?? 'GET', headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -44,8 +54,40 @@ function request(port: number, target: string, options: { method?: string; host?
       });
     });
     req.on('error', reject);
-    req.end();
+    req.end(options.body);
   });
+}
+
+/** The one-time token of a link `http://127.0.0.1:PORT/#token=…`. */
+function tokenOf(url: string): string {
+  const token = /^#token=([A-Za-z0-9_-]{43})$/.exec(new URL(url).hash)?.[1];
+  if (token === undefined) throw new Error(`not a browser-mode link: ${url}`);
+  return token;
+}
+
+/** What the page does with its link: POST the token to /session from its own origin. */
+function exchange(port: number, token: unknown, options: { origin?: string | null; host?: string; contentType?: string; body?: string } = {}): Promise<Reply> {
+  const host = options.host ?? `127.0.0.1:${port}`;
+  const origin = options.origin === undefined ? `http://${host}` : options.origin;
+  return request(port, '/session', {
+    method: 'POST',
+    host,
+    headers: { 'content-type': options.contentType ?? 'application/json', ...(origin === null ? {} : { origin }) },
+    body: options.body ?? JSON.stringify({ token }),
+  });
+}
+
+/** The `name=value` of the session cookie a 204 exchange set; fails the test unless its attributes are exactly ours. */
+function sessionCookieOf(reply: Reply, port: number): string {
+  const set = reply.headers['set-cookie'];
+  expect(set).toHaveLength(1);
+  const match = new RegExp(`^(${sessionCookieName(port)}=[A-Za-z0-9_-]{43}); HttpOnly; SameSite=Strict; Path=/$`).exec(set?.[0] ?? '');
+  expect(match, set?.[0]).not.toBeNull();
+  return match![1]!;
+}
+
+function errorCodeOf(reply: Reply): unknown {
+  return (JSON.parse(reply.body.toString('utf8')) as { error?: { code?: unknown } }).error?.code;
 }
 
 const A_ID = '01HZY3V4J6K8M9N0P1Q2R3S4T5';
@@ -63,7 +105,8 @@ describe('the page', () => {
     );
     expect(page.headers['x-content-type-options']).toBe('nosniff');
     expect(page.body.toString()).toContain('renderer is not built');
-    expect(page.body.toString()).not.toContain(a.host.token);
+    expect(page.body.toString()).not.toContain(tokenOf(a.host.url));
+    expect(page.body.toString()).not.toContain(a.host.credential);
     expect((await request(a.host.port, '/index.html')).status).toBe(200);
     const head = await request(a.host.port, '/', { method: 'HEAD' });
     expect(head.status).toBe(200);
@@ -132,23 +175,173 @@ describe('the page', () => {
   });
 });
 
+describe('the one-time link', () => {
+  it('exchanges the token once for an HttpOnly SameSite=Strict session cookie; a second use is 410 browser_link_used', async () => {
+    const a = await app();
+    const port = a.host.port;
+    const token = tokenOf(a.host.url);
+    expect(new URL(a.host.url).origin).toBe(a.host.origin);
+    expect(token).not.toBe(a.host.credential);
+
+    const first = await exchange(port, token);
+    expect(first.status).toBe(204);
+    expect(first.body.length).toBe(0);
+    expect(first.headers['cache-control']).toBe('no-store');
+    // A session cookie (no Expires / Max-Age), only for HTTP, never sent cross-site, for the whole origin.
+    const cookie = sessionCookieOf(first, port);
+    expect(cookie).not.toContain(token);
+    expect(cookie).not.toContain(a.host.credential);
+
+    // The same token again, as from the browser's history: spent.
+    for (let i = 0; i < 2; i++) {
+      const again = await exchange(port, token);
+      expect(again.status).toBe(410);
+      expect(again.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(again.headers['set-cookie']).toBeUndefined();
+      expect(errorCodeOf(again)).toBe('browser_link_used');
+      expect(again.body.toString()).toContain('npm start -- --new-link');
+    }
+    // Even from localhost, the other name of this host.
+    expect((await exchange(port, token, { host: `localhost:${port}` })).status).toBe(410);
+
+    // The cookie opens the WebSocket (checked at the upgrade) and answers the page's session check.
+    const tab = await connectIpc(a.host, { cookie, credential: null });
+    cleanups.push(() => tab.close());
+    expect(await tab.call('app.info')).toMatchObject({ ok: true, result: { mode: 'browser' } });
+    expect((await request(port, '/session', { headers: { cookie: `other=1; ${cookie}` } })).status).toBe(204);
+    const noSession = await request(port, '/session');
+    expect(noSession.status).toBe(401);
+    expect(errorCodeOf(noSession)).toBe('unauthenticated');
+    // A second tab of the same browser profile shares the cookie.
+    const sameProfile = await connectIpc(a.host, { cookie, credential: null });
+    cleanups.push(() => sameProfile.close());
+    expect((await sameProfile.call('app.info')).ok).toBe(true);
+    // A credential in the auth message must be right even with the cookie.
+    const mixed = await connectIpc(a.host, { cookie, credential: 'wrong', awaitReady: false });
+    expect((await mixed.closed).code).toBe(4401);
+    // Nothing secret in the log.
+    const logged = a.logs.join('\n');
+    for (const secret of [token, cookie.split('=')[1]!, a.host.credential]) expect(logged).not.toContain(secret);
+  });
+
+  it('refuses an exchange from another origin, host, content type or body, and leaves the link unspent', async () => {
+    const a = await app();
+    const port = a.host.port;
+    const token = tokenOf(a.host.url);
+    const refused: [Parameters<typeof exchange>[2], number][] = [
+      [{ origin: 'http://evil.example' }, 403],
+      [{ origin: null }, 403],
+      [{ origin: `http://localhost:${port}` }, 403],
+      [{ origin: `http://127.0.0.1:${port + 1}` }, 403],
+      [{ origin: 'null' }, 403],
+      [{ host: `evil.example:${port}`, origin: `http://evil.example:${port}` }, 403],
+      [{ contentType: 'text/plain' }, 415],
+      [{ contentType: 'application/x-www-form-urlencoded', body: `token=${token}` }, 415],
+      [{ body: '{not json' }, 400],
+      [{ body: JSON.stringify([token]) }, 400],
+      [{ body: JSON.stringify({ token: 42 }) }, 400],
+      [{ body: JSON.stringify({ token, pad: 'x'.repeat(5000) }) }, 413],
+    ];
+    for (const [options, status] of refused) {
+      const reply = await exchange(port, token, options);
+      expect(reply.status, JSON.stringify(options).slice(0, 80)).toBe(status);
+      expect(reply.headers['set-cookie']).toBeUndefined();
+    }
+    // A token this host never made: not "used", just not ours.
+    const unknown = await exchange(port, 'y'.repeat(43));
+    expect(unknown.status).toBe(401);
+    expect(errorCodeOf(unknown)).toBe('unauthenticated');
+    expect((await request(port, '/session', { method: 'PUT' })).status).toBe(405);
+    // None of that spent the link.
+    expect((await exchange(port, token)).status).toBe(204);
+  });
+
+  it('mints a fresh link for the automation credential only; the fresh one works once, the earlier ones do not', async () => {
+    const a = await app();
+    const port = a.host.port;
+    const original = tokenOf(a.host.url);
+    expect((await exchange(port, original)).status).toBe(204);
+
+    const mint = (headers: Record<string, string>, method = 'POST'): Promise<Reply> => request(port, '/link', { method, headers });
+    for (const authorization of [undefined, 'Bearer wrong', `Bearer ${original}`, a.host.credential, `Basic ${a.host.credential}`]) {
+      const reply = await mint(authorization === undefined ? {} : { authorization });
+      expect(reply.status, authorization).toBe(401);
+      expect(errorCodeOf(reply)).toBe('unauthenticated');
+    }
+    expect((await mint({ authorization: `Bearer ${a.host.credential}`, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await mint({ authorization: `Bearer ${a.host.credential}` }, 'GET')).status).toBe(405);
+
+    const minted = await mint({ authorization: `Bearer ${a.host.credential}` });
+    expect(minted.status).toBe(200);
+    const fresh = (JSON.parse(minted.body.toString('utf8')) as { url: string }).url;
+    expect(new URL(fresh).origin).toBe(a.host.origin);
+    const freshToken = tokenOf(fresh);
+    expect(freshToken).not.toBe(original);
+    // A fresh link supersedes an unused one: only the newest works.
+    const newest = a.host.newLink();
+    expect((await exchange(port, freshToken)).status).toBe(410);
+    const second = await exchange(port, tokenOf(newest));
+    expect(second.status).toBe(204);
+    expect((await exchange(port, tokenOf(newest))).status).toBe(410);
+    expect((await exchange(port, original)).status).toBe(410);
+    // Each exchange is its own session; both work.
+    const cookie = sessionCookieOf(second, port);
+    const tab = await connectIpc(a.host, { cookie, credential: null });
+    cleanups.push(() => tab.close());
+    expect((await tab.call('app.info')).ok).toBe(true);
+  });
+
+  it('accepts the automation credential as the cookie or in the auth message, and a cookie only on its own host', async () => {
+    const a = await app();
+    const other = await startBrowserHost({ services: stubServices(), rendererDir: path.join(a.dir, 'none') });
+    cleanups.push(() => other.close());
+    const viaCookie = await connectIpc(a.host, { cookie: `${sessionCookieName(a.host.port)}=${a.host.credential}`, credential: null });
+    cleanups.push(() => viaCookie.close());
+    expect((await viaCookie.call('app.info')).ok).toBe(true);
+    expect((await a.client.call('app.info')).ok).toBe(true);
+
+    // Browsers send 127.0.0.1 cookies to every port: a session of one instance is nothing to another.
+    const reply = await exchange(a.host.port, tokenOf(a.host.url));
+    const cookie = sessionCookieOf(reply, a.host.port);
+    const value = cookie.split('=')[1]!;
+    for (const foreign of [cookie, `${sessionCookieName(other.port)}=${value}`, `${sessionCookieName(other.port)}=${a.host.credential}`]) {
+      const tab = await connectIpc(other, { cookie: foreign, credential: null, awaitReady: false });
+      expect((await tab.closed).code, foreign).toBe(4401);
+    }
+    const own = await connectIpc(other, {});
+    cleanups.push(() => own.close());
+    expect(await own.call('app.info')).toEqual({ ok: true, result: STUB_APP_INFO });
+  });
+});
+
 describe('the WebSocket guard', () => {
-  it('closes with 4401 and serves nothing when the first message has no token or a wrong one', async () => {
+  it('closes with 4401 and serves nothing without a session cookie or with a wrong credential', async () => {
     const a = await app();
     const before = a.client.messages.length;
-    // No token: the first message is a call.
-    const noToken = await connectIpc(a.host, { token: null });
-    noToken.sendRaw({ id: '1', channel: 'app.info', args: {} });
-    noToken.sendRaw({ id: '2', channel: 'device.status', args: {} });
-    expect((await noToken.closed).code).toBe(4401);
-    expect(noToken.messages).toEqual([]);
-    // Wrong tokens: a different one, one character off, a prefix, a non-string.
-    for (const token of ['x'.repeat(43), `${a.host.token.slice(0, -1)}${a.host.token.endsWith('A') ? 'B' : 'A'}`, a.host.token.slice(0, 20), 12345]) {
-      const wrong = await connectIpc(a.host, { token: token as string, awaitReady: false });
+    // No auth message: the first message is a call.
+    const noAuth = await connectIpc(a.host, { noAuthMessage: true });
+    noAuth.sendRaw({ id: '1', channel: 'app.info', args: {} });
+    noAuth.sendRaw({ id: '2', channel: 'device.status', args: {} });
+    expect((await noAuth.closed).code).toBe(4401);
+    expect(noAuth.messages).toEqual([]);
+    // `{type:'auth'}` without a cookie, or with a cookie that is no session of this host.
+    for (const cookie of [undefined, `${sessionCookieName(a.host.port)}=${'x'.repeat(43)}`, `${sessionCookieName(a.host.port + 1)}=${a.host.credential}`]) {
+      const cookieless = await connectIpc(a.host, { credential: null, awaitReady: false, ...(cookie === undefined ? {} : { cookie }) });
+      cookieless.sendRaw({ id: '1', channel: 'app.info', args: {} });
+      expect((await cookieless.closed).code, cookie).toBe(4401);
+      expect(cookieless.messages).toEqual([]);
+    }
+    // Wrong credentials: a different one, one character off, a prefix, a non-string, and the link's one-time token
+    // (it is for the exchange only).
+    const c = a.host.credential;
+    for (const credential of ['x'.repeat(43), `${c.slice(0, -1)}${c.endsWith('A') ? 'B' : 'A'}`, c.slice(0, 20), 12345, tokenOf(a.host.url)]) {
+      const wrong = await connectIpc(a.host, { credential, awaitReady: false });
       wrong.sendRaw({ id: '1', channel: 'app.info', args: {} });
       expect((await wrong.closed).code).toBe(4401);
       expect(wrong.messages).toEqual([]);
     }
+    // The link still works after all that: none of it spent it.
+    expect((await exchange(a.host.port, tokenOf(a.host.url))).status).toBe(204);
     // The authenticated tab is unaffected.
     expect((await a.client.call('app.info')).ok).toBe(true);
     expect(a.client.messages.length).toBe(before + 1);

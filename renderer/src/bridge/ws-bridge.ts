@@ -2,10 +2,14 @@
  * Browser mode's stand-in for preload: the same typed `window.palyra` API (createPalyraApi from the contract), carried
  * over the loopback WebSocket of the browser-mode host (main/app/browser-host.ts) instead of Electron IPC.
  *
- * The host prints `http://127.0.0.1:PORT/#token=…`. The token is read from the fragment (never sent to the server in
- * a URL), kept in sessionStorage so a reload of this tab still works, and removed from the address bar at once. The
- * first WebSocket message carries it; calls sent before the host answered `ready` wait in a queue. A dropped
- * connection is retried with backoff (calls in flight fail with `unavailable`); a refused token (close 4401) is final.
+ * The host prints a one-time link `http://127.0.0.1:PORT/#token=…`. The token is read from the fragment (never sent
+ * to the server in a URL) and removed from the address bar at once, then POSTed to `/session`: the host spends it and
+ * sets an HttpOnly session cookie, which a reload, and any tab of this browser profile, then uses. A spent link (410
+ * `browser_link_used`) or a browser without a session gets a page saying how to get a fresh link, not the app.
+ *
+ * The first WebSocket message is `{"type":"auth"}` (the cookie sent with the upgrade authenticates); calls sent
+ * before the host answered `ready` wait in a queue. A dropped connection is retried with backoff (calls in flight
+ * fail with `unavailable`); a refusal (close 4401) is final.
  *
  * Imports only the contract and browser globals.
  */
@@ -13,9 +17,11 @@
 import { createPalyraApi, EventListeners, isEventName } from '../../../main/ipc/contract.js';
 import type { ChannelName, EventName, IpcEnvelope, PalyraApi } from '../../../main/ipc/contract.js';
 
-/** Close code the host uses for a missing or wrong token. */
+/** Close code the host uses for a missing or wrong credential. */
 export const CLOSE_UNAUTHORIZED = 4401;
-const TOKEN_STORAGE_KEY = 'palyra.browserModeToken';
+/** The host's exchange endpoint (main/app/browser-host.ts). */
+const SESSION_PATH = '/session';
+const REFUSED_MESSAGE = 'the browser-mode host refused this tab (its session is not valid, e.g. after a restart); get a fresh link with `npm start -- --new-link`';
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5_000;
 
@@ -25,7 +31,7 @@ export type WebSocketConstructor = new (url: string) => WebSocket;
 export interface WebSocketTransport {
   invoke(channel: ChannelName, args: unknown): Promise<IpcEnvelope<unknown>>;
   subscribe(event: EventName, listener: (payload: unknown) => void): () => void;
-  /** Resolves once the host accepted the token; rejects when it refused it. */
+  /** Resolves once the host accepted the socket; rejects when it refused it. */
   readonly ready: Promise<void>;
   /** Stops reconnecting and fails every pending call. */
   close(): void;
@@ -34,7 +40,8 @@ export interface WebSocketTransport {
 export interface WebSocketTransportOptions {
   /** `ws://127.0.0.1:PORT/ipc` */
   url: string;
-  token: string;
+  /** An automation credential for the auth message; without it the session cookie authenticates. */
+  credential?: string;
   WebSocket?: WebSocketConstructor;
   /** Retry after a dropped connection (default true). */
   reconnect?: boolean;
@@ -135,7 +142,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     const ws = new Ctor(options.url);
     socket = ws;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: 'auth', token: options.token }));
+      ws.send(JSON.stringify(options.credential === undefined ? { type: 'auth' } : { type: 'auth', credential: options.credential }));
     };
     ws.onmessage = (event: MessageEvent) => {
       onMessage(event.data);
@@ -147,8 +154,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       if (event.code === CLOSE_UNAUTHORIZED) {
         refused = true;
         closed = true;
-        rejectReady(new Error('the browser-mode host refused the token'));
-        failAll(failure('unauthenticated', 'the browser-mode host refused the token; open the URL that `npm start` printed'), true);
+        rejectReady(new Error(REFUSED_MESSAGE));
+        failAll(failure('unauthenticated', REFUSED_MESSAGE), true);
         return;
       }
       failAll(failure('unavailable', 'the connection to the browser-mode host was lost'), !reconnect || closed);
@@ -167,7 +174,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   return {
     ready,
     invoke(channel: ChannelName, args: unknown): Promise<IpcEnvelope<unknown>> {
-      if (refused) return Promise.resolve(failure('unauthenticated', 'the browser-mode host refused the token; open the URL that `npm start` printed'));
+      if (refused) return Promise.resolve(failure('unauthenticated', REFUSED_MESSAGE));
       if (closed) return Promise.resolve(failure('unavailable', 'the connection to the browser-mode host is closed'));
       return new Promise((resolve) => {
         queue.push({ id: String(nextId++), channel, args, resolve });
@@ -189,46 +196,63 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   };
 }
 
-/** A transport whose every call fails: browser mode opened without a token. */
-function tokenlessTransport(): Parameters<typeof createPalyraApi>[0] {
-  const envelope = failure('unauthenticated', 'no browser-mode token: open the URL that `npm start` printed (it ends in #token=…)');
-  return { invoke: () => Promise.resolve(envelope), subscribe: () => () => undefined };
+/**
+ * The token of a one-time link `#token=…`, removed from the address bar (history.replaceState, so the current
+ * history entry no longer holds it); null when the fragment has none.
+ */
+export function takeTokenFromLocation(win: Pick<Window, 'location' | 'history'>): string | null {
+  const hash = win.location.hash.startsWith('#') ? win.location.hash.slice(1) : win.location.hash;
+  const token = new URLSearchParams(hash).get('token');
+  if (token === null || token === '') return null;
+  win.history.replaceState(win.history.state, '', `${win.location.pathname}${win.location.search}`);
+  return token;
 }
 
+/** Why the page cannot open the app: a spent link, a link this host never made, or no link and no session. */
+export type LinkProblem = 'link_used' | 'link_invalid' | 'no_session';
+
+/** The part of fetch the exchange uses (the DOM one; tests may pass one that keeps cookies). */
+export type FetchFunction = (url: string, init: RequestInit) => Promise<Pick<Response, 'status'>>;
+
 /**
- * The token from `#token=…` (then stored for reloads of this tab and removed from the address bar), else the one
- * stored earlier in this tab, else null.
+ * Trades the link's token for the session cookie, or checks the cookie this browser already has. A used link in a
+ * browser that still has a session opens the app: whoever holds the session needs no link.
  */
-export function takeTokenFromLocation(win: Pick<Window, 'location' | 'history' | 'sessionStorage'>): string | null {
-  const hash = win.location.hash.startsWith('#') ? win.location.hash.slice(1) : win.location.hash;
-  const fromHash = new URLSearchParams(hash).get('token');
-  if (fromHash !== null && fromHash !== '') {
-    try {
-      win.sessionStorage.setItem(TOKEN_STORAGE_KEY, fromHash);
-    } catch {
-      // Storage disabled: the token still works for this page load.
-    }
-    win.history.replaceState(win.history.state, '', `${win.location.pathname}${win.location.search}`);
-    return fromHash;
-  }
-  try {
-    return win.sessionStorage.getItem(TOKEN_STORAGE_KEY);
-  } catch {
-    return null;
-  }
+export async function openBrowserSession(win: Pick<Window, 'location' | 'history'>, fetchFn: FetchFunction): Promise<'ok' | LinkProblem> {
+  const endpoint = `${win.location.protocol}//${win.location.host}${SESSION_PATH}`;
+  const hasSession = async (): Promise<boolean> => (await fetchFn(endpoint, { method: 'GET', credentials: 'same-origin', cache: 'no-store' })).status === 204;
+  const token = takeTokenFromLocation(win);
+  if (token === null) return (await hasSession()) ? 'ok' : 'no_session';
+  const exchanged = await fetchFn(endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token }),
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  if (exchanged.status === 204) return 'ok';
+  if (await hasSession()) return 'ok';
+  return exchanged.status === 410 ? 'link_used' : 'link_invalid';
 }
 
 /** The window as the bridge sees it; `palyra` is read through this type, not a global declaration. */
-export type BridgeWindow = Pick<Window, 'location' | 'history' | 'sessionStorage'> & { palyra?: PalyraApi };
+export type BridgeWindow = Pick<Window, 'location' | 'history'> & { palyra?: PalyraApi };
+
+export interface BridgeDependencies {
+  fetch?: FetchFunction;
+  WebSocket?: WebSocketConstructor;
+}
 
 /**
- * Installs `window.palyra` over the browser-mode WebSocket unless preload already provided it; returns the API.
+ * Installs `window.palyra` over the browser-mode WebSocket unless preload already provided it, and returns the API;
+ * or, when this browser has no session and the link cannot give it one, installs nothing and returns the problem.
  * Call once, before the app mounts.
  */
-export function installWebSocketBridge(win: BridgeWindow = window): PalyraApi {
+export async function installWebSocketBridge(win: BridgeWindow = window, deps: BridgeDependencies = {}): Promise<PalyraApi | { problem: LinkProblem }> {
   if (win.palyra !== undefined) return win.palyra;
-  const token = takeTokenFromLocation(win);
-  const transport = token === null ? tokenlessTransport() : createWebSocketTransport({ url: `ws://${win.location.host}/ipc`, token });
+  const session = await openBrowserSession(win, deps.fetch ?? ((url, init) => fetch(url, init)));
+  if (session !== 'ok') return { problem: session };
+  const transport = createWebSocketTransport({ url: `ws://${win.location.host}/ipc`, ...(deps.WebSocket === undefined ? {} : { WebSocket: deps.WebSocket }) });
   const api = createPalyraApi(transport);
   Object.defineProperty(win, 'palyra', { value: api, writable: false, configurable: false, enumerable: true });
   return api;

@@ -18,10 +18,11 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   internal: 'Something went wrong inside Palyra. Try again; if it keeps happening, restart the app.',
   cryptographic: 'A cryptographic operation failed. Try again.',
   cancelled: 'Pairing was cancelled.',
-  unauthenticated: 'Not authenticated. In a browser, open the exact address Palyra printed (it ends in #token=…); otherwise pair this device again.',
+  unauthenticated: 'Not authenticated. In a browser, open a fresh link: run `npm start -- --new-link` where Palyra runs and open the address it prints; otherwise pair this device again.',
   permission_denied: 'The gateway refused this request.',
   unavailable: 'The service is not available right now. Try again in a moment.',
   timeout: 'This took too long and was stopped. Make sure the operator approves the device, then retry.',
+  browser_link_used: 'This link was already used: each link Palyra prints opens it once. Run `npm start -- --new-link` where Palyra runs and open the new address it prints.',
 
   // identifiers and identities
   invalid_canonical_id: 'That device id is not valid.',
