@@ -186,9 +186,12 @@ export class IdentityManager {
       if (audit?.keyed === true && doc.state.audit_keyed_from_seq === null) initial.push({ op: 'set_audit_keyed_from', value: (await audit.head()).seq + 1 });
       if (initial.length > 0 || intents.length > 0) await section.commit(doc, initial, intents);
       if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
-      return CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
+      return { created: intents.some((i) => i.event === 'ca_created'), ca: await CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) }) };
     });
-    return new IdentityManager(options, doc, ca, backend);
+    const manager = new IdentityManager(options, doc, ca.ca, backend);
+    // A new CA publishes its (empty) CRL at once, so crl.pem exists whenever the state does.
+    if (ca.created && options.stateDir !== null) await manager.publishCrl().catch(() => undefined);
+    return manager;
   }
 
   /**
