@@ -183,6 +183,7 @@ async function runShow(args: ParsedCommand, context: CliContext): Promise<number
 
 const EXPORT_SPEC: CommandSpec = defineCommand({
   name: 'ca export',
+  usage: ['[--pem|--der] [--out FILE]'],
   summary: 'the gateway CA certificate (PEM or DER)',
   description: `Writes the gateway CA certificate: PEM to stdout by default. This is what 'openssl verify -CAfile' and
 'openssl crl -CAfile' take. Reads without the lock. No gateway state yet fails with error[ca_missing] (exit 1).`,
@@ -210,6 +211,7 @@ async function runExport(args: ParsedCommand, context: CliContext): Promise<numb
 
 const CRL_SPEC: CommandSpec = defineCommand({
   name: 'ca crl',
+  usage: ['[--pem|--der] [--out FILE]'],
   summary: 'a CRL issued now from the current state (PEM or DER)',
   description: `Issues an X.509 CRL from the state as it is now, signed by the gateway CA: every revoked certificate that has not
 expired yet, thisUpdate now, nextUpdate 7 days later, cRLNumber above the published crl.pem's. Writes it to stdout (PEM
