@@ -64,6 +64,14 @@ export const GROUPS: readonly { readonly name: string; readonly heading: string;
     },
   },
   {
+    name: 'ca',
+    heading: OPERATOR_SIDE,
+    load: async () => {
+      const m = await import('./commands/ca.js');
+      return { group: m.CA_GROUP, run: m.run };
+    },
+  },
+  {
     name: 'device',
     heading: DEVICE_SIDE,
     load: async () => {

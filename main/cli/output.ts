@@ -4,7 +4,7 @@
  * with `--json`. Exit codes: 0 success, 1 operational error, 2 usage error.
  */
 
-import type { PalyraError } from '../core/errors.js';
+import { PalyraError } from '../core/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -15,6 +15,8 @@ export interface OutputStreams {
   readonly stderr: (text: string) => void;
   /** Whether stdout is an interactive terminal (QR rendering picks colours for it). */
   readonly stdoutIsTty: boolean;
+  /** Raw bytes on stdout (`ca export --der`); absent where only text can be captured. */
+  readonly stdoutBytes?: (bytes: Uint8Array) => void;
 }
 
 export function processStreams(): OutputStreams {
@@ -22,6 +24,7 @@ export function processStreams(): OutputStreams {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     stdoutIsTty: process.stdout.isTTY,
+    stdoutBytes: (bytes) => process.stdout.write(bytes),
   };
 }
 
@@ -51,6 +54,12 @@ export class Output {
   /** One compact JSON document (or JSON line) on stdout. */
   document(value: unknown): void {
     this.streams.stdout(`${JSON.stringify(value)}\n`);
+  }
+
+  /** Binary data on stdout, as it is (DER). */
+  bytes(data: Uint8Array): void {
+    if (this.streams.stdoutBytes === undefined) throw new PalyraError('internal', 'this output takes text only; write binary data with --out FILE');
+    this.streams.stdoutBytes(data);
   }
 
   /** A note for people on stderr; never part of the machine-readable output. */

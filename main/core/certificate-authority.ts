@@ -350,6 +350,7 @@ export class CertificateAuthority {
     readonly revoked: readonly RevokedSerial[];
     readonly now: number;
     readonly nextUpdateMs?: number;
+    readonly crlNumber?: number;
   }): Promise<string> {
     return createCrl({
       issuerCertificate: new Uint8Array(this.#certificate.rawData),
@@ -357,6 +358,7 @@ export class CertificateAuthority {
       revoked: options.revoked,
       now: options.now,
       ...(options.nextUpdateMs === undefined ? {} : { nextUpdateMs: options.nextUpdateMs }),
+      ...(options.crlNumber === undefined ? {} : { crlNumber: options.crlNumber }),
     });
   }
 

@@ -105,7 +105,36 @@ export async function createCrl(options: CreateCrlOptions): Promise<string> {
   }
 }
 
-function crlDer(pemOrDer: string | Uint8Array): Uint8Array {
+/**
+ * The cRLNumber of the next CRL: thisUpdate in unix seconds, but always above the last number published, so two
+ * CRLs issued within one second (or after the clock stepped back) still carry increasing numbers (RFC 5280 §5.2.3).
+ */
+export function nextCrlNumber(now: number, lastPublished: number | undefined): number {
+  const seconds = Math.floor(toCertificateTime(now, 'now').getTime() / 1000);
+  if (lastPublished === undefined) return seconds;
+  if (!Number.isSafeInteger(lastPublished) || lastPublished < 0) throw new PalyraError('invalid_argument', 'the last CRL number must be a non-negative integer');
+  return Math.max(seconds, lastPublished + 1);
+}
+
+export interface RevocationEntry {
+  /** '' when the certificate's serial is unknown (migrated state): such entries are covered by fingerprint only. */
+  readonly serialHex: string;
+  readonly revokedAtUnixMs: number;
+  readonly expiresAtUnixMs: number;
+}
+
+/**
+ * What a CRL issued at `now` lists: revoked certificates with a known serial that have not expired yet (an expired
+ * certificate fails the handshake anyway, and RFC 5280 §3.3 lets a CRL drop it).
+ */
+export function crlEntriesAt(entries: readonly RevocationEntry[], now: number): RevokedSerial[] {
+  return entries
+    .filter((e) => e.serialHex !== '' && e.expiresAtUnixMs > now)
+    .map((e) => ({ serialHex: e.serialHex, revokedAtUnixMs: e.revokedAtUnixMs }));
+}
+
+/** The DER of a CRL given as PEM (`X509 CRL`, or the X.509 library's `CRL`) or as DER. */
+export function crlDer(pemOrDer: string | Uint8Array): Uint8Array {
   if (typeof pemOrDer !== 'string') return pemOrDer;
   // Accept the library's `CRL` label too, in case a CRL was written by other tooling.
   const block = decodePemBlocks(pemOrDer, 'certificate_parsing_failed').find((b) => b.label === CRL_PEM_LABEL || b.label === 'CRL');

@@ -154,7 +154,11 @@ export class Gateway {
       serverCertificatePem: serverCert.certificatePem,
       serverPrivateKeyPem: serverCert.privateKeyPem,
       caCertificatePem: admin.identity.caCertificatePem,
-      crlPem: await admin.identity.crlPem(),
+      // Published at start too: the crl.pem a stopped gateway left may be past its nextUpdate.
+      crlPem: await admin.identity.publishCrl({ force: true }).catch((e: unknown) => {
+        log({ event: 'crl.publish_failed', message: toPalyraError(e).message });
+        return admin.identity.crlPem();
+      }),
       requestClientCertificates: !options.insecureNodeRpcOptOut,
       isCertificateRevoked: (fp) => admin.identity.isCertificateRevoked(fp),
       onEvent: (event) => {
@@ -218,7 +222,7 @@ export class Gateway {
         .catch((e: unknown) => {
           log({ event: 'revocations.prune_failed', message: toPalyraError(e).message });
         })
-        .then(() => gateway.#refreshCrl());
+        .then(() => gateway.#refreshCrl(true));
     }, CRL_REFRESH_MS);
     crlTimer.unref();
     gateway.#timers.push(crlTimer);
@@ -423,9 +427,15 @@ export class Gateway {
     return record?.device_id != null && this.admin.identity.isDeviceRevoked(record.device_id);
   }
 
-  async #refreshCrl(): Promise<void> {
+  /** Re-issues the CRL for new handshakes and rewrites crl.pem (`force`: even when the serials are unchanged). */
+  async #refreshCrl(force = false): Promise<void> {
+    const identity = this.admin.identity;
     try {
-      this.#listener.updateSecureContext({ crlPem: await this.admin.identity.crlPem() });
+      const pem = await identity.publishCrl({ force }).catch((e: unknown) => {
+        this.#log({ event: 'crl.publish_failed', message: toPalyraError(e).message });
+        return identity.crlPem();
+      });
+      this.#listener.updateSecureContext({ crlPem: pem });
     } catch (e) {
       this.#log({ event: 'crl.refresh_failed', message: toPalyraError(e).message });
     }

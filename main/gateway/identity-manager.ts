@@ -12,8 +12,11 @@ import type { ClientKind } from '../core/client-kind.js';
 import { CertificateAuthority, createCertificateAuthority } from '../core/certificate-authority.js';
 import type { IssuedCertificate, StoredCertificateAuthority } from '../core/certificate-authority.js';
 import { DEFAULT_CERT_VALIDITY_MS, DEFAULT_ROTATION_THRESHOLD_MS, shouldRotate } from '../core/certificates.js';
+import { crlEntriesAt, nextCrlNumber, normalizeSerialHex } from '../core/crl.js';
+import type { RevokedSerial } from '../core/crl.js';
 import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
+import { publishedCrlNumber, writeCrlFile } from './crl-file.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditIntent } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
@@ -82,6 +85,8 @@ export interface IdentityManagerOptions {
 
 /** Audit events of mutations that take trust away: the rollback anchor is updated before they are answered. */
 const TRUST_REMOVING_EVENTS = new Set(['device_revoked', 'certificate_revoked', 'device_removed', 'role_revoked', 'ca_created']);
+/** Operations that can change what the CRL lists: after them the published `crl.pem` is rewritten. */
+const CRL_CHANGING_OPS = new Set<IdentityOp['op']>(['revoke_certificates', 'prune_revoked_certificates']);
 
 function defaultBackend(options: IdentityManagerOptions, audit: AuditLog | null): FileStateBackend {
   return new FileStateBackend({
@@ -120,6 +125,11 @@ export class IdentityManager {
   #indexGeneration = -1;
   #deviceByFingerprint = new Map<string, string>();
   #crl: { generation: number; pem: string } | null = null;
+  readonly #stateDir: string | null;
+  /** The highest cRLNumber this process issued; the next CRL's number is above it (and above the published one). */
+  #lastCrlNumber: number | undefined;
+  /** The serials (with dates) of the last `crl.pem` this process wrote, so unchanged ones are not rewritten. */
+  #published: { entries: string; crlNumber: number; pem: string } | null = null;
 
   private constructor(
     options: IdentityManagerOptions,
@@ -133,6 +143,7 @@ export class IdentityManager {
     this.#doc = doc;
     this.#ca = ca;
     this.#audit = backend.audit;
+    this.#stateDir = options.stateDir;
   }
 
   /** Loads the state, creating the CA on first start — under the lock, so two first starts cannot mint two CAs. */
@@ -175,9 +186,12 @@ export class IdentityManager {
       if (audit?.keyed === true && doc.state.audit_keyed_from_seq === null) initial.push({ op: 'set_audit_keyed_from', value: (await audit.head()).seq + 1 });
       if (initial.length > 0 || intents.length > 0) await section.commit(doc, initial, intents);
       if (doc.state.audit_keyed_from_seq !== null) audit?.setKeyedFrom(doc.state.audit_keyed_from_seq);
-      return CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) });
+      return { created: intents.some((i) => i.event === 'ca_created'), ca: await CertificateAuthority.load({ ...stored, sequence: Math.max(stored.sequence, doc.state.ca_sequence) }) };
     });
-    return new IdentityManager(options, doc, ca, backend);
+    const manager = new IdentityManager(options, doc, ca.ca, backend);
+    // A new CA publishes its (empty) CRL at once, so crl.pem exists whenever the state does.
+    if (ca.created && options.stateDir !== null) await manager.publishCrl().catch(() => undefined);
+    return manager;
   }
 
   /**
@@ -211,15 +225,21 @@ export class IdentityManager {
 
   /** Runs `plan` on fresh state under the lock; its operations and audit entry are committed together. */
   async #mutate<T>(plan: (state: IdentityState, now: number) => Promise<{ ops: IdentityOp[]; result: T; audit?: [string, Record<string, string | number | boolean | null>] }>): Promise<T> {
-    return this.#backend.mutate(this.#doc, async (state, now) => {
+    const seen = { crlChanged: false };
+    const outcome = await this.#backend.mutate(this.#doc, async (state, now) => {
       if (state.audit_keyed_from_seq !== null) this.#audit?.setKeyedFrom(state.audit_keyed_from_seq);
       const { ops, result, audit } = await plan(state, now);
+      if (ops.some((op) => CRL_CHANGING_OPS.has(op.op))) seen.crlChanged = true;
       return {
         ops,
         result,
         ...(audit === undefined ? {} : { audit: [{ event: audit[0], fields: audit[1] }], removesTrust: TRUST_REMOVING_EVENTS.has(audit[0]) }),
       };
     });
+    // The revocation stands whatever happens to the file: a failed write is retried by the next publish (a running
+    // gateway's, at once, since its serials differ from what it last wrote), and `palyra ca show` tells a stale file.
+    if (seen.crlChanged && this.#stateDir !== null) await this.publishCrl().catch(() => undefined);
+    return outcome;
   }
 
   /** The persistence seam (GatewayAdmin shares it with the pairing runtime). */
@@ -310,16 +330,74 @@ export class IdentityManager {
     return this.#deviceByFingerprint.get(fingerprint);
   }
 
+  /** Where the published CRL lives (`crl.pem` beside the state), or null for an in-memory state. */
+  get stateDir(): string | null {
+    return this.#stateDir;
+  }
+
+  /** The serials a CRL issued at `now` lists: revoked certificates with a known serial, not yet expired. */
+  crlEntries(now: number = this.#clock()): RevokedSerial[] {
+    const records = this.revokedCertificates().map((r) => ({ serialHex: r.serial_hex, revokedAtUnixMs: r.revoked_at_unix_ms, expiresAtUnixMs: r.expires_at_unix_ms }));
+    return crlEntriesAt(records, now);
+  }
+
+  /** Signs a CRL of the current state, numbered above `lastPublished` and above every CRL this process issued. */
+  async #signCrl(now: number, lastPublished: number | undefined): Promise<{ pem: string; entries: RevokedSerial[]; crlNumber: number }> {
+    const last = lastPublished === undefined ? this.#lastCrlNumber : Math.max(lastPublished, this.#lastCrlNumber ?? 0);
+    const crlNumber = nextCrlNumber(now, last);
+    const entries = this.crlEntries(now);
+    const pem = await this.#ca.createCrl({ revoked: entries, now, crlNumber });
+    this.#lastCrlNumber = crlNumber;
+    return { pem, entries, crlNumber };
+  }
+
   /** A CRL of every revoked certificate the CA issued, for the TLS listener (cached per generation). */
   async crlPem(): Promise<string> {
     if (this.#crl?.generation === this.#doc.generation) return this.#crl.pem;
     const generation = this.#doc.generation;
-    const revoked = this.revokedCertificates()
-      .filter((r) => r.serial_hex !== '')
-      .map((r) => ({ serialHex: r.serial_hex, revokedAtUnixMs: r.revoked_at_unix_ms }));
-    const pem = await this.#ca.createCrl({ revoked, now: this.#clock() });
+    const { pem } = await this.#signCrl(this.#clock(), undefined);
     this.#crl = { generation, pem };
     return pem;
+  }
+
+  /**
+   * A CRL freshly issued from the state as loaded, numbered above the published `crl.pem`; writes nothing and takes
+   * no lock (`palyra ca crl`, beside a running gateway).
+   */
+  async issueCrl(): Promise<string> {
+    const published = this.#stateDir === null ? undefined : await publishedCrlNumber(this.#stateDir);
+    return (await this.#signCrl(this.#clock(), published)).pem;
+  }
+
+  /**
+   * Issues a CRL of the current state and writes it to `crl.pem` beside the state (atomically), under the state
+   * lock, so the file a concurrent publisher leaves is always of the newest state. Skips the write when this process
+   * last wrote the same serials, unless `force` (the gateway's periodic re-issue, which moves nextUpdate on). Also
+   * becomes the TLS listener's CRL. Without a state directory it is `crlPem()`.
+   */
+  async publishCrl(options: { force?: boolean } = {}): Promise<string> {
+    const stateDir = this.#stateDir;
+    if (stateDir === null) return this.crlPem();
+    // Checked before the lock too: most identity changes (pairings) leave the serials as they were.
+    const unchanged = async (): Promise<string | null> => {
+      const published = this.#published;
+      if (options.force === true || published === null || published.entries !== crlEntriesKey(this.crlEntries())) return null;
+      return published.crlNumber === (await publishedCrlNumber(stateDir)) ? published.pem : null;
+    };
+    const current = await unchanged();
+    if (current !== null) return current;
+    return this.#backend.exclusive(async () => {
+      const again = await unchanged();
+      if (again !== null) return again;
+      const now = this.#clock();
+      const onDisk = await publishedCrlNumber(stateDir);
+      const generation = this.#doc.generation;
+      const { pem, entries, crlNumber } = await this.#signCrl(now, onDisk);
+      await writeCrlFile(stateDir, pem);
+      this.#published = { entries: crlEntriesKey(entries), crlNumber, pem };
+      this.#crl = { generation, pem };
+      return pem;
+    });
   }
 
   // --- mutations ------------------------------------------------------------------------------------------------
@@ -546,6 +624,14 @@ function supersededCertificates(device: PairedDeviceRecord, reason: string, now:
     }
   }
   return records;
+}
+
+/** A comparable form of a CRL's entries (serial and date), independent of their order. */
+function crlEntriesKey(entries: readonly RevokedSerial[]): string {
+  return entries
+    .map((e) => `${normalizeSerialHex(e.serialHex)}@${e.revokedAtUnixMs}`)
+    .sort()
+    .join(',');
 }
 
 function serializeCa(stored: StoredCertificateAuthority): Uint8Array {

@@ -25,7 +25,7 @@ describe('main', () => {
   });
 
   it('loads every group the top-level help lists, the device group like the others', async () => {
-    expect(GROUPS.map((g) => g.name)).toEqual(['gateway', 'pairing', 'devices', 'audit', 'state', 'device']);
+    expect(GROUPS.map((g) => g.name)).toEqual(['gateway', 'pairing', 'devices', 'audit', 'state', 'ca', 'device']);
     for (const entry of GROUPS) {
       const loaded = await entry.load();
       expect(loaded.group.name).toBe(entry.name);
