@@ -17,7 +17,7 @@
 
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
@@ -25,6 +25,29 @@ import { ensurePrivateDir, errnoOf, fsyncDir, messageOf, PRIVATE_FILE_MODE } fro
 import { ioBoundary } from './io-faults.js';
 
 export const AUDIT_LOG_FILE = 'audit.v1.jsonl';
+/**
+ * Sealed segments of the log: `audit.v1.<seq of its first entry, 16 digits>.jsonl`. When the active file would grow
+ * past the segment size it is renamed to its segment name and a new active file starts; the chain (seq and prev)
+ * simply continues across files, so segments + active file read in order are one chain.
+ */
+const SEGMENT_NAME = /^audit\.v1\.(\d{16})\.jsonl$/;
+export const DEFAULT_AUDIT_SEGMENT_BYTES = 8 * 1024 * 1024;
+const MIN_AUDIT_SEGMENT_BYTES = 4096;
+
+export function auditSegmentName(firstSeq: number): string {
+  return `audit.v1.${String(firstSeq).padStart(16, '0')}.jsonl`;
+}
+
+/** The segment size in force: PALYRA_AUDIT_SEGMENT_BYTES (4096 … 2^31) or the default. */
+export function auditSegmentBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.PALYRA_AUDIT_SEGMENT_BYTES;
+  if (raw === undefined || raw === '') return DEFAULT_AUDIT_SEGMENT_BYTES;
+  const value = Number(raw);
+  if (!/^\d{1,10}$/.test(raw) || value < MIN_AUDIT_SEGMENT_BYTES || value > 2 ** 31) {
+    throw new PalyraError('invalid_argument', `PALYRA_AUDIT_SEGMENT_BYTES must be a whole number of bytes from ${MIN_AUDIT_SEGMENT_BYTES} to 2147483648 (got '${raw.slice(0, 32)}')`);
+  }
+  return value;
+}
 export const AUDIT_GENESIS_PREV = '0'.repeat(64);
 export const AUDIT_KEYED_ALG = 'hmac-sha256';
 const AUDIT_KEY_INFO = 'palyra audit chain v1';
@@ -178,21 +201,30 @@ export function prepareAuditEntries(head: AuditHead, intents: readonly AuditInte
 }
 
 export class AuditLog {
+  /** The active file, where entries are appended. */
   readonly file: string;
+  readonly #dir: string;
   /** The chain key; null = unkeyed SHA-256 chain (stores without a key, e.g. tests). */
   readonly #key: Uint8Array | null;
+  readonly #segmentBytes: number;
   /** Entries from this seq on must be keyed (set from the authenticated state); unkeyed logs: never. */
   #keyedFromSeq = Number.MAX_SAFE_INTEGER;
 
-  private constructor(file: string, key: Uint8Array | null) {
+  private constructor(file: string, key: Uint8Array | null, segmentBytes: number) {
     this.file = file;
+    this.#dir = path.dirname(file);
     this.#key = key;
+    this.#segmentBytes = segmentBytes;
   }
 
-  /** `storeKey`: the state's store key, from which the chain key is derived. */
-  static async open(root: string, options: { storeKey?: Uint8Array } = {}): Promise<AuditLog> {
+  /**
+   * `storeKey`: the state's store key, from which the chain key is derived. `segmentBytes`: the active file is sealed
+   * into a segment before it would grow past this (default PALYRA_AUDIT_SEGMENT_BYTES, else 8 MiB).
+   */
+  static async open(root: string, options: { storeKey?: Uint8Array; segmentBytes?: number } = {}): Promise<AuditLog> {
     await ensurePrivateDir(root);
-    return new AuditLog(path.join(path.resolve(root), AUDIT_LOG_FILE), options.storeKey === undefined ? null : auditKey(options.storeKey));
+    const segmentBytes = Math.max(MIN_AUDIT_SEGMENT_BYTES, options.segmentBytes ?? auditSegmentBytesFromEnv());
+    return new AuditLog(path.join(path.resolve(root), AUDIT_LOG_FILE), options.storeKey === undefined ? null : auditKey(options.storeKey), segmentBytes);
   }
 
   get keyed(): boolean {
@@ -204,10 +236,35 @@ export class AuditLog {
     if (this.#key !== null) this.#keyedFromSeq = seq;
   }
 
-  #broken(message: string): PalyraError {
-    return new PalyraError('audit_chain_broken', `audit log ${this.file}: ${message}; run 'palyra audit verify' (and 'palyra state repair --accept-loss' to recover)`, {
-      details: { path: this.file },
+  #broken(message: string, file = this.file): PalyraError {
+    return new PalyraError('audit_chain_broken', `audit log ${file}: ${message}; run 'palyra audit verify' (and 'palyra state repair --accept-loss' to recover)`, {
+      details: { path: file },
     });
+  }
+
+  #ioError(what: string, file: string, error: unknown): PalyraError {
+    return new PalyraError('store_io_failed', `failed to ${what} audit log ${file}: ${messageOf(error)}`, { cause: error, details: { path: file } });
+  }
+
+  /** The sealed segments, oldest first. */
+  async segments(): Promise<{ file: string; firstSeq: number }[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return [];
+      throw this.#ioError('list the segments of', this.file, error);
+    }
+    return names
+      .map((name) => ({ name, match: SEGMENT_NAME.exec(name) }))
+      .filter((n): n is { name: string; match: RegExpExecArray } => n.match !== null)
+      .map(({ name, match }) => ({ file: path.join(this.#dir, name), firstSeq: Number(match[1]) }))
+      .sort((a, b) => a.firstSeq - b.firstSeq);
+  }
+
+  /** Every file of the chain in order: segments, then the active file. */
+  async #files(): Promise<string[]> {
+    return [...(await this.segments()).map((segment) => segment.file), this.file];
   }
 
   /** The hash `entry` must carry after `prev`, or null when it is keyed and this log has no key to check it. */
@@ -219,32 +276,49 @@ export class AuditLog {
   }
 
   /** Checks the last entry on its own (it parses and its MAC matches its own prev): the cheap check before a write. */
-  #checkLast(line: string | undefined): AuditHead {
+  #checkLast(line: string | undefined, file = this.file): AuditHead {
     if (line === undefined) return EMPTY_AUDIT_HEAD;
     const last = parseEntry(line);
-    if (last === null) throw this.#broken('the last entry does not parse');
-    if (last.alg !== AUDIT_KEYED_ALG && last.seq >= this.#keyedFromSeq) throw this.#broken(`entry ${last.seq} is not keyed`);
+    if (last === null) throw this.#broken('the last entry does not parse', file);
+    if (last.alg !== AUDIT_KEYED_ALG && last.seq >= this.#keyedFromSeq) throw this.#broken(`entry ${last.seq} is not keyed`, file);
     const expected = this.#expected(last, last.prev);
-    if (expected !== null && expected !== last.hash) throw this.#broken(`entry ${last.seq} does not match its MAC`);
+    if (expected !== null && expected !== last.hash) throw this.#broken(`entry ${last.seq} does not match its MAC`, file);
     return { seq: last.seq, hash: last.hash };
+  }
+
+  /**
+   * The last `count` complete lines of the chain, oldest first, reading backwards from the active file into as many
+   * segments as it takes — the cost follows `count`, not the log's length.
+   */
+  async #lastLines(count: number): Promise<{ lines: string[]; file: string }> {
+    const files = (await this.#files()).reverse();
+    let lines: string[] = [];
+    let lastFile = this.file;
+    for (const file of files) {
+      let handle: FileHandle;
+      try {
+        handle = await open(file, 'r');
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') continue;
+        throw this.#ioError('read', file, error);
+      }
+      try {
+        const { size } = await handle.stat();
+        const found = await readLastLines(handle, size, count - lines.length);
+        if (lines.length === 0 && found.lines.length > 0) lastFile = file;
+        lines = [...found.lines, ...lines];
+      } finally {
+        await handle.close();
+      }
+      if (lines.length >= count) break;
+    }
+    return { lines, file: lastFile };
   }
 
   /** The chain head, after checking the last entry. A torn final line (never acknowledged) is not an entry. */
   async head(): Promise<AuditHead> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.file, 'r');
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return EMPTY_AUDIT_HEAD;
-      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error, details: { path: this.file } });
-    }
-    try {
-      const { size } = await handle.stat();
-      const { lines } = await readLastLines(handle, size, 1);
-      return this.#checkLast(lines[0]);
-    } finally {
-      await handle.close();
-    }
+    const { lines, file } = await this.#lastLines(1);
+    return this.#checkLast(lines[0], file);
   }
 
   /** Appends one entry after the last one on disk. The caller holds the state lock. */
@@ -256,10 +330,12 @@ export class AuditLog {
   }
 
   /**
-   * Appends the prepared entries that are not in the file yet (seq above its last one), chained and fsynced; entries
+   * Appends the prepared entries that are not in the log yet (seq above its last one), chained and fsynced; entries
    * already present are skipped, so replaying a mutation's entries after a crash appends each exactly once. A gap
-   * (an entry missing between the file's last one and these) is `audit_chain_broken`. A torn final line, left by a
-   * writer killed mid-append, was never acknowledged and is cut off first. The caller holds the state lock.
+   * (an entry missing between the log's last one and these) is `audit_chain_broken`. A torn final line, left by a
+   * writer killed mid-append, was never acknowledged and is cut off first. When the active file would grow past the
+   * segment size, it is sealed first (renamed to its segment name) and the entries start a new active file. The
+   * caller holds the state lock.
    */
   async appendPrepared(entries: readonly PreparedAuditEntry[]): Promise<AuditEntry[]> {
     if (entries.length === 0) return [];
@@ -270,9 +346,11 @@ export class AuditLog {
       ioBoundary('open', this.file);
       handle = await open(this.file, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
       const { size } = await handle.stat();
-      const created = size === 0;
-      const { lines, completeEnd } = await readLastLines(handle, size, 1);
-      const head = this.#checkLast(lines[0]);
+      let created = size === 0;
+      const active = await readLastLines(handle, size, 1);
+      let completeEnd = active.completeEnd;
+      // An empty active file (new log, or just sealed) continues the newest segment's chain.
+      const head = active.lines.length > 0 ? this.#checkLast(active.lines[0]) : await this.head();
       const pending = entries.filter((e) => e.seq > head.seq);
       if (pending.length === 0) return [];
       let prev = head.hash;
@@ -287,11 +365,15 @@ export class AuditLog {
         prev = hash;
         expectedSeq += 1;
       }
-      if (completeEnd < size) {
+      const text = Buffer.from(written.map((entry) => `${JSON.stringify(entry)}\n`).join(''), 'utf8');
+      if (completeEnd > 0 && completeEnd + text.length > this.#segmentBytes) {
+        handle = await this.#seal(handle, size, completeEnd);
+        completeEnd = 0;
+        created = true;
+      } else if (completeEnd < size) {
         ioBoundary('truncate', this.file);
         await handle.truncate(completeEnd);
       }
-      const text = Buffer.from(written.map((entry) => `${JSON.stringify(entry)}\n`).join(''), 'utf8');
       writtenFrom = completeEnd;
       ioBoundary('write', this.file);
       await handle.write(text, 0, text.length, completeEnd);
@@ -299,7 +381,7 @@ export class AuditLog {
       await handle.sync();
       writtenFrom = -1;
       // The first entry also created the file: make its directory entry durable too.
-      if (created) await fsyncDir(path.dirname(this.file));
+      if (created) await fsyncDir(this.#dir);
       return written;
     } catch (error) {
       // Entries whose write or fsync failed are not acknowledged: cut them off again (best effort; the journal still
@@ -312,64 +394,121 @@ export class AuditLog {
           .catch(() => undefined);
       }
       if (error instanceof PalyraError) throw error;
-      throw new PalyraError('store_io_failed', `failed to append to audit log ${this.file}: ${messageOf(error)}`, {
-        cause: error,
-        details: { path: this.file },
-      });
+      throw this.#ioError('append to', this.file, error);
     } finally {
       await handle?.close().catch(() => undefined);
     }
   }
 
   /**
-   * For `state repair --accept-loss`: cuts the log after entry `seq` (the last one that verified), returning how many
-   * entries were dropped. The caller holds the state lock.
+   * Seals the active file (open as `handle`, acknowledged up to `completeEnd`) into its segment and opens a new,
+   * empty active file. A crash after the rename leaves no active file: the next append creates it, continuing the
+   * chain from the segment's last entry.
+   */
+  async #seal(handle: FileHandle, size: number, completeEnd: number): Promise<FileHandle> {
+    if (completeEnd < size) {
+      ioBoundary('truncate', this.file);
+      await handle.truncate(completeEnd);
+    }
+    const first = Buffer.alloc(Math.min(completeEnd, TAIL_CHUNK));
+    await handle.read(first, 0, first.length, 0);
+    const firstEntry = parseEntry(first.subarray(0, Math.max(0, first.indexOf(NEWLINE))).toString('utf8'));
+    if (firstEntry === null) throw this.#broken('the first entry does not parse');
+    ioBoundary('sync', this.file);
+    await handle.sync();
+    await handle.close();
+    const segment = path.join(this.#dir, auditSegmentName(firstEntry.seq));
+    ioBoundary('rename', segment);
+    await rename(this.file, segment);
+    await fsyncDir(this.#dir);
+    ioBoundary('open', this.file);
+    return open(this.file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, PRIVATE_FILE_MODE);
+  }
+
+  /**
+   * For `state repair --accept-loss`: cuts the log after its first `seq` entries (the ones that verified), removing
+   * later segments, and returns how many entries were dropped. The caller holds the state lock.
    */
   async truncateAfter(seq: number): Promise<number> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return 0;
-      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error });
+    let kept = 0;
+    let dropped = 0;
+    for (const file of await this.#files()) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') continue;
+        throw this.#ioError('read', file, error);
+      }
+      const lines = text.split('\n');
+      lines.pop();
+      const keep = Math.max(0, Math.min(lines.length, seq - kept));
+      kept += keep;
+      dropped += lines.length - keep;
+      if (keep === lines.length && text.endsWith('\n')) continue;
+      try {
+        if (keep === 0 && file !== this.file) {
+          ioBoundary('unlink', file);
+          await unlink(file);
+          continue;
+        }
+        ioBoundary('open', file);
+        const handle = await open(file, constants.O_RDWR);
+        try {
+          ioBoundary('truncate', file);
+          await handle.truncate(Buffer.byteLength(lines.slice(0, keep).map((line) => `${line}\n`).join(''), 'utf8'));
+          ioBoundary('sync', file);
+          await handle.sync();
+        } finally {
+          await handle.close().catch(() => undefined);
+        }
+      } catch (error) {
+        throw this.#ioError('truncate', file, error);
+      }
     }
-    const lines = text.split('\n');
-    lines.pop();
-    const kept = lines.slice(0, seq);
-    if (kept.length === lines.length && text.endsWith('\n')) return 0;
-    let handle: FileHandle | undefined;
-    try {
-      ioBoundary('open', this.file);
-      handle = await open(this.file, constants.O_RDWR);
-      ioBoundary('truncate', this.file);
-      await handle.truncate(Buffer.byteLength(kept.map((line) => `${line}\n`).join(''), 'utf8'));
-      ioBoundary('sync', this.file);
-      await handle.sync();
-    } catch (error) {
-      throw new PalyraError('store_io_failed', `failed to truncate audit log ${this.file}: ${messageOf(error)}`, { cause: error, details: { path: this.file } });
-    } finally {
-      await handle?.close().catch(() => undefined);
-    }
-    return lines.length - kept.length;
+    await fsyncDir(this.#dir);
+    return dropped;
   }
 
   /** The last `n` acknowledged entries, oldest first (a torn final line is not one); unparseable lines are skipped. */
   async tail(n: number): Promise<AuditEntry[]> {
     if (!Number.isSafeInteger(n) || n <= 0) return [];
-    let handle: FileHandle;
-    try {
-      handle = await open(this.file, 'r');
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return [];
-      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error });
+    const { lines } = await this.#lastLines(n);
+    return lines.map(parseEntry).filter((e): e is AuditEntry => e !== null);
+  }
+
+  /**
+   * The last `n` entries and a check of exactly those: each one's MAC, and that each follows from the one before it
+   * (the entry before the first one included). Costs O(n) whatever the log's length; `verify` checks everything.
+   * `entries` in the result is the chain's length as its head says.
+   */
+  async tailChecked(n: number): Promise<{ entries: AuditEntry[]; chain: AuditVerification & { checked: number } }> {
+    if (!Number.isSafeInteger(n) || n <= 0) return { entries: [], chain: { ok: true, entries: 0, checked: 0 } };
+    const { lines } = await this.#lastLines(n + 1);
+    const parsed = lines.map(parseEntry);
+    const entries = parsed.slice(-n).filter((e): e is AuditEntry => e !== null);
+    const total = parsed.at(-1)?.seq ?? 0;
+    const broken = (seq: number, reason: string) => ({ entries, chain: { ok: false, entries: total, checked: 0, brokenAtSeq: seq, reason } });
+    let before: AuditEntry | null = null;
+    let keyedSeen = false;
+    for (const entry of parsed) {
+      if (entry === null) return broken(before === null ? 0 : before.seq + 1, 'entry does not parse');
+      if (before !== null) {
+        if (entry.seq !== before.seq + 1) return broken(before.seq + 1, `expected seq ${before.seq + 1}, found ${entry.seq}`);
+        if (entry.prev !== before.hash) return broken(entry.seq, 'prev does not match the previous entry hash');
+      } else if (lines.length <= n && (entry.seq !== 1 || entry.prev !== AUDIT_GENESIS_PREV)) {
+        // The whole log was read: its first entry must be the chain's first.
+        return broken(1, `the log starts at entry ${entry.seq}`);
+      }
+      if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
+      else if (keyedSeen) return broken(entry.seq, 'an unkeyed entry follows keyed ones');
+      else if (entry.seq >= this.#keyedFromSeq) return broken(entry.seq, `entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
+      const expected = this.#expected(entry, entry.prev);
+      if (expected === null) return broken(entry.seq, 'keyed entry, but no store key to check it with');
+      if (entry.hash !== expected) return broken(entry.seq, entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
+      before = entry;
     }
-    try {
-      const { size } = await handle.stat();
-      const { lines } = await readLastLines(handle, size, n);
-      return lines.map(parseEntry).filter((e): e is AuditEntry => e !== null);
-    } finally {
-      await handle.close();
-    }
+    return { entries, chain: { ok: true, entries: total, checked: entries.length } };
   }
 
   /**
@@ -382,40 +521,51 @@ export class AuditLog {
     return result;
   }
 
-  /** verify(), also returning the head of the verified part (for the rollback anchor and `state verify`). */
+  /**
+   * verify(), also returning the head of the verified part (for the rollback anchor and `state verify`). Segments
+   * are read in order, each must start where the one before ended (its name says its first seq) and end with a
+   * whole line; only the active file may end with a torn line (never acknowledged).
+   */
   async verifyChain(): Promise<AuditVerification & { head: AuditHead }> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return { ok: true, entries: 0, head: EMPTY_AUDIT_HEAD };
-      throw new PalyraError('store_io_failed', `failed to read audit log ${this.file}: ${messageOf(error)}`, { cause: error });
-    }
-    const lines = text.split('\n');
-    lines.pop(); // the text after the last newline: empty, or a torn line that was never acknowledged
     let prev = AUDIT_GENESIS_PREV;
     let expectedSeq = 1;
     let keyedSeen = false;
-    for (const line of lines) {
-      const broken = (reason: string): AuditVerification & { head: AuditHead } => ({
-        ok: false,
-        entries: expectedSeq - 1,
-        brokenAtSeq: expectedSeq,
-        reason,
-        head: { seq: expectedSeq - 1, hash: prev },
-      });
-      const entry = parseEntry(line);
-      if (entry === null) return broken('entry does not parse');
-      if (entry.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}, found ${entry.seq}`);
-      if (entry.prev !== prev) return broken('prev does not match the previous entry hash');
-      if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
-      else if (keyedSeen) return broken('an unkeyed entry follows keyed ones');
-      else if (entry.seq >= this.#keyedFromSeq) return broken(`entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
-      const expected = this.#expected(entry, prev);
-      if (expected === null) return broken('keyed entry, but no store key to check it with');
-      if (entry.hash !== expected) return broken(entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
-      prev = entry.hash;
-      expectedSeq += 1;
+    const broken = (reason: string): AuditVerification & { head: AuditHead } => ({
+      ok: false,
+      entries: expectedSeq - 1,
+      brokenAtSeq: expectedSeq,
+      reason,
+      head: { seq: expectedSeq - 1, hash: prev },
+    });
+    const segments = await this.segments();
+    const files = [...segments.map((segment) => ({ file: segment.file, firstSeq: segment.firstSeq })), { file: this.file, firstSeq: null }];
+    for (const { file, firstSeq } of files) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') continue;
+        throw this.#ioError('read', file, error);
+      }
+      const name = path.basename(file);
+      if (firstSeq !== null && firstSeq !== expectedSeq) return broken(`segment ${name} starts at entry ${firstSeq}, expected ${expectedSeq}`);
+      const lines = text.split('\n');
+      const torn = lines.pop(); // the text after the last newline: empty, or a torn line that was never acknowledged
+      if (firstSeq !== null && torn !== '') return broken(`segment ${name} ends with a partial line`);
+      for (const line of lines) {
+        const entry = parseEntry(line);
+        if (entry === null) return broken('entry does not parse');
+        if (entry.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}, found ${entry.seq}`);
+        if (entry.prev !== prev) return broken('prev does not match the previous entry hash');
+        if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
+        else if (keyedSeen) return broken('an unkeyed entry follows keyed ones');
+        else if (entry.seq >= this.#keyedFromSeq) return broken(`entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
+        const expected = this.#expected(entry, prev);
+        if (expected === null) return broken('keyed entry, but no store key to check it with');
+        if (entry.hash !== expected) return broken(entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
+        prev = entry.hash;
+        expectedSeq += 1;
+      }
     }
     return { ok: true, entries: expectedSeq - 1, head: { seq: expectedSeq - 1, hash: prev } };
   }
