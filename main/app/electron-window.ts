@@ -143,6 +143,7 @@ export function progressBarValue(progress: PairingProgress): number | null {
       return PROGRESS_NONE;
     case 'connecting':
     case 'verifying_gateway':
+    case 'reconnecting':
       return null;
   }
 }

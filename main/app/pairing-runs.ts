@@ -23,7 +23,7 @@ interface PairingRun {
   done: Promise<void>;
 }
 
-const PAIRING_PROGRESS_TYPES = new Set<string>(['connecting', 'verifying_gateway', 'awaiting_approval', 'paired', 'rejected', 'expired', 'failed']);
+const PAIRING_PROGRESS_TYPES = new Set<string>(['connecting', 'verifying_gateway', 'awaiting_approval', 'reconnecting', 'paired', 'rejected', 'expired', 'failed']);
 const TERMINAL_PROGRESS = new Set<string>(['paired', 'rejected', 'expired', 'failed']);
 
 export function isPairingProgress(event: AgentEvent): event is PairingProgress {

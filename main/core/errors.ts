@@ -74,8 +74,9 @@ export const ERROR_CATALOGUE = {
     'FAILED_PRECONDITION',
     'a certificate signing request is required; start the gateway with --allow-server-generated-keys to accept clients without one',
   ),
+  // A verification failure of the hello like the others above, so the same status (REFERENCE.md §3.3 step 4).
   legacy_device_id_refused: entry(
-    'PERMISSION_DENIED',
+    'FAILED_PRECONDITION',
     'device_id is not derived from the signing key; start the gateway with --allow-legacy-device-ids to accept it',
   ),
 

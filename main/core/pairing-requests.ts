@@ -4,6 +4,7 @@
  *   pending_approval --approve--> approved --complete--> completed
  *   pending_approval --reject---> rejected
  *   pending_approval | approved --(now >= expiresAt)--> expired
+ *   pending_approval | approved --device cancels--> cancelled
  *
  * Terminal states never change (the reference let approve/reject overwrite anything). Transitions are pure: they
  * return a new record and never mutate their input. Expiry is evaluated lazily, so every transition first applies
@@ -17,13 +18,15 @@ import { isCanonicalId } from './ids.js';
 import type { PairingMethodKind } from './pairing-codes.js';
 import { assertUnixMs, isPairingMethodKind } from './pairing-codes.js';
 
-export const PAIRING_REQUEST_STATES = ['pending_approval', 'approved', 'rejected', 'completed', 'expired'] as const;
+export const PAIRING_REQUEST_STATES = ['pending_approval', 'approved', 'rejected', 'completed', 'expired', 'cancelled'] as const;
 export type PairingRequestState = (typeof PAIRING_REQUEST_STATES)[number];
 
-const TERMINAL_STATES: ReadonlySet<PairingRequestState> = new Set(['rejected', 'completed', 'expired']);
+const TERMINAL_STATES: ReadonlySet<PairingRequestState> = new Set(['rejected', 'completed', 'expired', 'cancelled']);
 
 export const DEFAULT_APPROVE_REASON = 'approved_by_operator';
 export const DEFAULT_REJECT_REASON = 'rejected_by_operator';
+/** The reason of a request its device withdrew (CancelPairingRequest). */
+export const CANCELLED_REASON = 'cancelled_by_device';
 /** The reference's reason text for a request that ran out of time (REFERENCE.md §3.10). */
 export const EXPIRED_REASON = 'pairing request expired';
 /** Longest operator reason, in UTF-16 units; it is printed in listings and written to the audit log. */
@@ -168,6 +171,22 @@ export function rejectPairingRequest(
 }
 
 /**
+ * pending_approval | approved → cancelled: the device withdrew its request. Cancelling a cancelled request returns it
+ * unchanged (the same object: idempotent, nothing to persist); any other state (completed, rejected, expired — also
+ * a request now past its expiry) → pairing_request_not_pending.
+ */
+export function cancelPairingRequest(req: PairingRequest, options: { readonly now: number }): PairingRequest {
+  const current = expirePairingRequestIfDue(req, options.now).state;
+  if (current === 'cancelled') return req;
+  if (current !== 'pending_approval' && current !== 'approved') {
+    throw new PalyraError('pairing_request_not_pending', `cannot cancel pairing request ${req.requestId}: it is ${current}`, {
+      details: { requestId: req.requestId, state: current },
+    });
+  }
+  return { ...req, state: 'cancelled', decisionReason: CANCELLED_REASON, decidedAtUnixMs: options.now };
+}
+
+/**
  * approved → completed, once the certificate was issued. Refused with pairing_rejected, pairing_expired (also when
  * an approved request is past expiry) or pairing_request_not_approved (pending, or already completed — so two
  * concurrent finalizations cannot both succeed).
@@ -184,6 +203,7 @@ export function completePairingRequest(req: PairingRequest, options: { readonly 
       throw new PalyraError('pairing_expired', `pairing request ${req.requestId} expired`, details);
     case 'pending_approval':
     case 'completed':
+    case 'cancelled':
       throw new PalyraError(
         'pairing_request_not_approved',
         `cannot complete pairing request ${req.requestId}: it is ${current}, not approved`,

@@ -2,7 +2,9 @@
  * The device half of pairing (PROTOCOL.md §2–§4): find the gateway, decide whether to trust it (the QR's CA pin,
  * or trust-on-first-use for a PIN with the CA fingerprint shown), Begin with a commitment to a fresh X25519 key,
  * Complete with the hello and a CSR for a fresh P-256 key bound to the identity, show the SAS, long-poll until
- * the operator decides, then keep the certificate. Progress is reported as typed events; an AbortSignal cancels.
+ * the operator decides, then keep the certificate. Progress is reported as typed events; an AbortSignal cancels,
+ * and a cancel while the request is filed tells the gateway (CancelPairingRequest, signed by the identity key).
+ * While waiting, a gateway that cannot be reached (restarting) is retried with backoff until the request expires.
  */
 
 import type { ClientKind } from '../core/client-kind.js';
@@ -16,6 +18,7 @@ import { formatHostPort, parseHostPort } from '../core/net-address.js';
 import type { PairingUri } from '../core/pairing-uri.js';
 import type { GatewayAddress } from '../core/net-address.js';
 import { exportSpkiDer } from '../core/x509-keys.js';
+import { signPairingCancel } from '../core/pairing-cancel.js';
 import { callUnary } from '../rpc/rpc-errors.js';
 import { createGatewayChannelCredentials, createNodeServiceClient, probeGatewayCertificateChain } from '../rpc/tls-client.js';
 import type {
@@ -24,17 +27,28 @@ import type {
   GetPairingRequestStatusResponse__Output,
   NodeServiceClient,
 } from '../rpc/node-service.js';
+import type { CancelPairingRequestResponse__Output } from '../rpc/generated/palyra/node/v1/CancelPairingRequestResponse.js';
+import { Backoff } from './backoff.js';
+import type { DeviceIdentity } from '../core/device-identity.js';
 import type { DeviceStore, DevicePairingState } from './device-store.js';
 
 /** One long-poll; the gateway holds it at most 30 s (PROTOCOL.md §4). */
 const STATUS_WAIT_MS = 25_000;
 const RPC_TIMEOUT_MS = 10_000;
+/** How long a cancel may take to reach the gateway before the device gives up telling it. */
+const CANCEL_TIMEOUT_MS = 3_000;
 export const DEFAULT_PAIRING_WAIT_MS = 5 * 60_000;
+/** Reconnect delays while the gateway cannot be reached during the wait (full jitter, see backoff.ts). */
+export const STATUS_RETRY_BASE_MS = 250;
+export const STATUS_RETRY_CAP_MS = 5_000;
+/** Errors of a status call that mean "the gateway is not there right now", not "the gateway said no". */
+const UNREACHABLE_CODES = new Set(['gateway_unreachable', 'unavailable', 'timeout', 'tls_handshake_failed', 'cancelled']);
 
 export type PairingProgress =
   | { type: 'connecting'; gateway: string }
   | { type: 'verifying_gateway'; gateway: string; ca_fingerprint: string; ca_pin: string; pinned: boolean }
   | { type: 'awaiting_approval'; sas: string; request_id: string; gateway: string; gateway_name: string | null }
+  | { type: 'reconnecting'; gateway: string; request_id: string; attempt: number; retry_in_ms: number; code: string }
   | { type: 'paired'; device_id: string; gateway: string; cert_expires_at_unix_ms: number }
   | { type: 'rejected'; reason: string | null }
   | { type: 'expired' }
@@ -53,6 +67,8 @@ export interface PairOptions {
   onProgress?: (event: PairingProgress) => void;
   signal?: AbortSignal;
   clock?: () => number;
+  /** Uniform in [0, 1) for the reconnect jitter; injectable for tests. */
+  random?: () => number;
 }
 
 export interface PairResult {
@@ -166,58 +182,142 @@ async function pairOver(
   };
   await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   const gatewayName = begin.gateway_name === '' ? (o.target.method === 'qr' ? o.target.uri.name : null) : begin.gateway_name;
-  emit({ type: 'awaiting_approval', sas, request_id: hello.sessionId, gateway, gateway_name: gatewayName });
+  const awaiting: PairingProgress = { type: 'awaiting_approval', sas, request_id: hello.sessionId, gateway, gateway_name: gatewayName };
+  emit(awaiting);
 
   const deadline = clock() + (o.waitMs ?? DEFAULT_PAIRING_WAIT_MS);
+  let status: GetPairingRequestStatusResponse__Output;
+  try {
+    status = await waitForDecision({ client, gateway, requestId: hello.sessionId, deviceId: identity.deviceId, deadline, uriExpiry: o.target.method === 'qr' ? o.target.uri.expiresAtUnixS * 1000 : null, awaiting }, o, emit, clock);
+  } catch (e) {
+    if (o.signal?.aborted === true) throw await cancelAtGateway(client, identity, hello.sessionId);
+    throw e;
+  }
+  if (status.mtls_client_certificate_pem === '') throw new PalyraError('internal', 'the gateway completed pairing without delivering a certificate');
+  const certificate = parseCertificate(status.mtls_client_certificate_pem);
+  // The certificate must be for our identity and our staged key, issued by the CA we trusted.
+  if (certificate.deviceId !== identity.deviceId) throw new PalyraError('certificate_parsing_failed', 'the issued certificate names another device');
+  if (certificate.spkiPin !== spkiPinFromSpkiDer(await exportSpkiDer(staged.keys.publicKey))) {
+    throw new PalyraError('certificate_parsing_failed', 'the issued certificate is not for the key this device generated');
+  }
+  if (status.gateway_ca_certificate_pem !== '' && certificateFingerprint(status.gateway_ca_certificate_pem) !== trust.caFingerprint) {
+    throw new PalyraError('ca_pin_mismatch', 'the gateway delivered a CA other than the one it presented');
+  }
+  const now = clock();
+  const state: DevicePairingState = {
+    device_id: identity.deviceId,
+    identity_fingerprint: identity.fingerprint,
+    paired: true,
+    revoked: false,
+    revoked_reason: null,
+    gateway: {
+      addresses: o.target.method === 'qr' ? o.target.uri.gateways.map(formatHostPort) : [gateway],
+      name: gatewayName,
+      ca_certificate_pem: trust.caPem,
+      ca_fingerprint: trust.caFingerprint,
+      ca_pin: trust.caPin,
+      pinned_by: trust.pinned ? 'qr' : 'tofu',
+    },
+    certificate_pem: status.mtls_client_certificate_pem,
+    certificate_fingerprint: certificate.fingerprint,
+    cert_expires_at_unix_ms: certificate.notAfterUnixMs,
+    cert_issued_at_unix_ms: certificate.notBeforeUnixMs,
+    client_kind: o.kind,
+    paired_at_unix_ms: now,
+    updated_at_unix_ms: now,
+  };
+  await o.store.writeState(state);
+  await o.store.commitStagedTlsKey();
+  emit({ type: 'paired', device_id: identity.deviceId, gateway, cert_expires_at_unix_ms: certificate.notAfterUnixMs });
+  return { deviceId: identity.deviceId, sas, state };
+}
+
+interface WaitInput {
+  client: NodeServiceClient;
+  gateway: string;
+  requestId: string;
+  deviceId: string;
+  /** The device's own limit (`waitMs`). */
+  deadline: number;
+  /** The code's expiry from the QR URI, until the gateway tells the request's own. */
+  uriExpiry: number | null;
+  awaiting: PairingProgress;
+}
+
+/**
+ * Long-polls the status until the request is completed (resolves) or rejected / expired / cancelled (throws). A
+ * gateway that cannot be reached is retried with backoff while both the device's deadline and the request's expiry
+ * lie ahead: a gateway restart keeps the request, so the wait goes on.
+ */
+async function waitForDecision(w: WaitInput, o: PairOptions, emit: (event: PairingProgress) => void, clock: () => number): Promise<GetPairingRequestStatusResponse__Output> {
+  const backoff = new Backoff({ baseMs: STATUS_RETRY_BASE_MS, capMs: STATUS_RETRY_CAP_MS, ...(o.random === undefined ? {} : { random: o.random }) });
+  let expiresAt = w.uriExpiry;
   for (;;) {
     checkAborted(o.signal);
-    const remaining = deadline - clock();
+    const remaining = w.deadline - clock();
     if (remaining <= 0) throw new PalyraError('timeout', 'gave up waiting for the operator to approve this device');
-    const statusRequest = { v: PAIRING_PROTOCOL_VERSION, session_id: hello.sessionId, device_id: { ulid: identity.deviceId }, wait_ms: Math.min(STATUS_WAIT_MS, remaining) };
-    const status = await callUnary<GetPairingRequestStatusResponse__Output>(
-      (md, opts, cb) => client.GetPairingRequestStatus(statusRequest, md, opts, cb),
-      Math.min(STATUS_WAIT_MS, remaining) + RPC_TIMEOUT_MS,
-      o.signal,
-    );
+    const statusRequest = { v: PAIRING_PROTOCOL_VERSION, session_id: w.requestId, device_id: { ulid: w.deviceId }, wait_ms: Math.min(STATUS_WAIT_MS, remaining) };
+    let status: GetPairingRequestStatusResponse__Output;
+    try {
+      status = await callUnary<GetPairingRequestStatusResponse__Output>(
+        (md, opts, cb) => w.client.GetPairingRequestStatus(statusRequest, md, opts, cb),
+        Math.min(STATUS_WAIT_MS, remaining) + RPC_TIMEOUT_MS,
+        o.signal,
+      );
+    } catch (e) {
+      const err = toPalyraError(e);
+      if (o.signal?.aborted === true || !UNREACHABLE_CODES.has(err.code)) throw err;
+      const now = clock();
+      if (expiresAt !== null && now >= expiresAt) throw new PalyraError('pairing_expired', 'the pairing request expired while the gateway could not be reached');
+      const delay = Math.min(backoff.next(), Math.max(0, w.deadline - now), expiresAt === null ? Number.POSITIVE_INFINITY : Math.max(0, expiresAt - now));
+      emit({ type: 'reconnecting', gateway: w.gateway, request_id: w.requestId, attempt: backoff.failures, retry_in_ms: delay, code: err.code });
+      await abortableSleep(delay, o.signal);
+      continue;
+    }
+    if (status.request_expires_at_unix_ms > 0) expiresAt = status.request_expires_at_unix_ms;
+    if (backoff.failures > 0) {
+      backoff.reset();
+      emit(w.awaiting);
+    }
     if (status.status === 'rejected') throw new PalyraError('pairing_rejected', `the operator rejected this device${status.reason ? `: ${status.reason}` : ''}`, { details: { reason: status.reason || null } });
     if (status.status === 'expired') throw new PalyraError('pairing_expired');
-    if (status.status !== 'completed') continue;
-    if (status.mtls_client_certificate_pem === '') throw new PalyraError('internal', 'the gateway completed pairing without delivering a certificate');
-    const certificate = parseCertificate(status.mtls_client_certificate_pem);
-    // The certificate must be for our identity and our staged key, issued by the CA we trusted.
-    if (certificate.deviceId !== identity.deviceId) throw new PalyraError('certificate_parsing_failed', 'the issued certificate names another device');
-    if (certificate.spkiPin !== spkiPinFromSpkiDer(await exportSpkiDer(staged.keys.publicKey))) {
-      throw new PalyraError('certificate_parsing_failed', 'the issued certificate is not for the key this device generated');
+    if (status.status === 'cancelled') throw new PalyraError('cancelled', 'the pairing request was cancelled');
+    if (status.status === 'completed') return status;
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) {
+      resolve();
+      return;
     }
-    if (status.gateway_ca_certificate_pem !== '' && certificateFingerprint(status.gateway_ca_certificate_pem) !== trust.caFingerprint) {
-      throw new PalyraError('ca_pin_mismatch', 'the gateway delivered a CA other than the one it presented');
-    }
-    const now = clock();
-    const state: DevicePairingState = {
-      device_id: identity.deviceId,
-      identity_fingerprint: identity.fingerprint,
-      paired: true,
-      revoked: false,
-      revoked_reason: null,
-      gateway: {
-        addresses: o.target.method === 'qr' ? o.target.uri.gateways.map(formatHostPort) : [gateway],
-        name: gatewayName,
-        ca_certificate_pem: trust.caPem,
-        ca_fingerprint: trust.caFingerprint,
-        ca_pin: trust.caPin,
-        pinned_by: trust.pinned ? 'qr' : 'tofu',
-      },
-      certificate_pem: status.mtls_client_certificate_pem,
-      certificate_fingerprint: certificate.fingerprint,
-      cert_expires_at_unix_ms: certificate.notAfterUnixMs,
-      cert_issued_at_unix_ms: certificate.notBeforeUnixMs,
-      client_kind: o.kind,
-      paired_at_unix_ms: now,
-      updated_at_unix_ms: now,
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
     };
-    await o.store.writeState(state);
-    await o.store.commitStagedTlsKey();
-    emit({ type: 'paired', device_id: identity.deviceId, gateway, cert_expires_at_unix_ms: certificate.notAfterUnixMs });
-    return { deviceId: identity.deviceId, sas, state };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * The user cancelled while the request is filed: tell the gateway, so the operator sees "cancelled" instead of a
+ * request nobody waits for. Best effort with a short deadline; returns the `cancelled` error to throw.
+ */
+async function cancelAtGateway(client: NodeServiceClient, identity: DeviceIdentity, requestId: string): Promise<PalyraError> {
+  const request = {
+    v: PAIRING_PROTOCOL_VERSION,
+    session_id: requestId,
+    device_id: { ulid: identity.deviceId },
+    cancel_signature: Buffer.from(signPairingCancel(identity, requestId)),
+  };
+  try {
+    await callUnary<CancelPairingRequestResponse__Output>((md, opts, cb) => client.CancelPairingRequest(request, md, opts, cb), CANCEL_TIMEOUT_MS);
+    return new PalyraError('cancelled', 'pairing was cancelled; the gateway withdrew the request', { details: { cancelled_at_gateway: true } });
+  } catch (e) {
+    const err = toPalyraError(e);
+    return new PalyraError('cancelled', `pairing was cancelled; the gateway could not be told (${err.code})`, { details: { cancelled_at_gateway: false, gateway_error: err.code } });
   }
 }

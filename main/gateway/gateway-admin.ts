@@ -50,6 +50,9 @@ export const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
   apply: applyRuntimeOp,
 };
 
+/** An audit entry a mutation records: event name and non-secret fields. */
+export type AuditSpec = [string, Record<string, string | number | boolean | null>];
+
 /** Terminal requests older than this are dropped from the runtime state (bounded growth). */
 const TERMINAL_REQUEST_RETENTION_MS = 7 * 24 * 3_600_000;
 
@@ -285,15 +288,19 @@ export class GatewayAdmin {
    * Runs `plan` on fresh runtime state under the lock and commits what it returns, with its audit entry in the same
    * record. Expired codes and old terminal requests are pruned in the same record.
    */
-  async mutateRuntime<T>(plan: (state: RuntimeState, now: number) => { ops: RuntimeOp[]; result: T; audit?: [string, Record<string, string | number | boolean | null>] }): Promise<T> {
+  async mutateRuntime<T>(
+    plan: (state: RuntimeState, now: number) => { ops: RuntimeOp[]; result: T; audit?: AuditSpec; audits?: readonly AuditSpec[] },
+  ): Promise<T> {
     const seen = { changed: false };
     const result = await this.#backend.mutate(this.#runtime, (state, now) => {
-      const { ops, result: value, audit } = plan(state, now);
+      const { ops, result: value, audit, audits } = plan(state, now);
       seen.changed = ops.length > 0;
+      // `audits`: several entries in the one record (aggregated counters flushed together).
+      const entries = [...(audit === undefined ? [] : [audit]), ...(audits ?? [])].map(([event, fields]) => ({ event, fields }));
       return {
         ops: ops.length > 0 ? [...ops, ...this.#pruneOps(now)] : [],
         result: value,
-        ...(audit === undefined || this.identity.auditLog === null ? {} : { audit: [{ event: audit[0], fields: audit[1] }] }),
+        ...(entries.length === 0 || this.identity.auditLog === null ? {} : { audit: entries }),
       };
     });
     if (seen.changed) this.#emit({ identity: false, runtime: true });

@@ -473,6 +473,8 @@ export class Gateway {
     await this.#listener.close(1000);
     this.#grpc.forceShutdown();
     await this.#refreshing?.catch(() => undefined);
+    // Lookup failures counted in memory reach the journal and the audit log before the state closes.
+    await this.pairing.close().catch(() => undefined);
     await removeGatewayInfo(this.stateDir).catch(() => undefined);
     await this.admin.audit('gateway_stopped', { listen: this.listen }).catch(() => undefined);
     await this.admin.close();

@@ -1,5 +1,5 @@
 /**
- * The eight `palyra.node.v1.NodeService` handlers (REFERENCE.md §3 with PROTOCOL.md §4–§5). Validation order,
+ * The `palyra.node.v1.NodeService` handlers (the reference's eight and our CancelPairingRequest) (REFERENCE.md §3 with PROTOCOL.md §4–§5). Validation order,
  * status codes and message texts follow the reference where it has them; device-bound RPCs require a client
  * certificate whose fingerprint is the current certificate of the request's device (O(1) index), unless the
  * insecure opt-out is on.
@@ -232,7 +232,19 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         gateway_ca_certificate_pem: material?.caCertificatePem ?? '',
         cert_expires_at_unix_ms: material?.certExpiresAtUnixMs ?? 0,
         sas: request.sas,
+        request_expires_at_unix_ms: request.expiresAtUnixMs,
       };
+    }),
+
+    // Ours: reachable without a client certificate like the status call; the device proves its key instead.
+    CancelPairingRequest: unary(async (req) => {
+      const sessionId = req.session_id.trim();
+      if (sessionId.length === 0) throw new PalyraError('invalid_argument', 'session_id must not be empty');
+      const deviceId = canonicalDeviceId(req.device_id);
+      const signature = exactLength(req.cancel_signature, 64, 'cancel_signature');
+      const { request, changed } = await ctx.pairing.cancel({ sessionId, deviceId, signature });
+      if (changed) ctx.log({ event: 'pairing.cancelled', request_id: request.requestId, device_id: request.deviceId });
+      return { v: version(req.v), status: request.state, reason: request.decisionReason ?? '', changed };
     }),
 
     RotateDeviceCertificate: unary(async (req, call) => {

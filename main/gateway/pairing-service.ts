@@ -3,10 +3,16 @@
  * session (Begin), verify the hello and the CSR binding and file a request for approval (Complete), and answer the
  * device's status long-poll, issuing its certificate once an operator approved.
  *
- * Codes are looked up by hash and consumed at Begin; every failed lookup counts against the PIN guessing budget,
+ * Codes are looked up by hash and consumed at Begin; every failed PIN lookup counts against the PIN guessing budget,
  * which, once tripped, refuses PIN pairing and voids PIN codes until an operator mints a new one. At most
  * `PIN_FAILURES_PER_CODE` failures are allowed per minted PIN code whatever their timing, so a code's guessing
- * chance stays ≤ 20 / 10⁶.
+ * chance stays ≤ 20 / 10⁶. A QR token (128 random bits) cannot be guessed, so its misses never touch the budget.
+ *
+ * Failures are counted, not journaled one by one: misses update in-memory counters; PIN failures are persisted at
+ * most once per `BUDGET_PERSIST_INTERVAL_MS` (replayed onto the fresh persisted budget under the lock, so other
+ * processes' resets are kept) and at once when they trip the budget — that record is durable before the caller is
+ * answered. Every miss, PIN or QR, goes into one aggregated audit entry `pairing_code_lookup_failures` per source and
+ * method, written every `AUDIT_FLUSH_INTERVAL_MS`, with a trip, or at `close()`.
  */
 
 import type { ClientKind } from '../core/client-kind.js';
@@ -16,18 +22,26 @@ import { verifyCsrBinding } from '../core/handshake.js';
 import { parseAndVerifyCsr } from '../core/csr.js';
 import { hashPairingCode, isPairingCodeExpired } from '../core/pairing-codes.js';
 import type { PairingCodeRecord, PairingMethodKind } from '../core/pairing-codes.js';
-import { completePairingRequest, createPairingRequest } from '../core/pairing-requests.js';
+import { cancelPairingRequest, completePairingRequest, createPairingRequest } from '../core/pairing-requests.js';
+import { verifyPairingCancel } from '../core/pairing-cancel.js';
 import { PairingSessionRegistry } from '../core/pairing-sessions.js';
 import type { PublicPairingSession } from '../core/pairing-sessions.js';
 import { PinGuessBudget } from '../core/pin-budget.js';
-import { toBase64, fromBase64 } from '../core/bytes.js';
-import type { GatewayAdmin } from './gateway-admin.js';
+import type { PinGuessBudgetSnapshot } from '../core/pin-budget.js';
+import { toBase64, fromBase64, fromHex } from '../core/bytes.js';
+import type { AuditSpec, GatewayAdmin } from './gateway-admin.js';
 import type { PairingMaterial, RuntimeOp, StoredPairingRequest } from './runtime-state.js';
 
 /** Longest a status call may be held open (PROTOCOL.md §4 `wait_ms`). */
 export const MAX_STATUS_WAIT_MS = 30_000;
 /** Failed lookups allowed per minted PIN code. */
 export const PIN_FAILURES_PER_CODE = 20;
+/** PIN failures below the trip reach the journal at most this often. */
+export const BUDGET_PERSIST_INTERVAL_MS = 1_000;
+/** Aggregated lookup-failure audit entries are written at most this often (and at a trip, and at close). */
+export const AUDIT_FLUSH_INTERVAL_MS = 10_000;
+/** Distinct (source, method) aggregates kept before they are flushed early: bounded memory under a spray. */
+const MAX_FAILURE_AGGREGATES = 256;
 
 export interface BeginInput {
   clientKind: ClientKind;
@@ -58,9 +72,17 @@ export interface StatusResult {
   privateKeyPem: string | null;
 }
 
+export interface CancelInput {
+  sessionId: string;
+  deviceId: string;
+  signature: Uint8Array;
+}
+
 export interface PairingServiceOptions {
   admin: GatewayAdmin;
   clock?: () => number;
+  /** Timers for the deferred flushes (tests pass ones they fire by hand). */
+  timers?: { set(fn: () => void, ms: number): unknown; clear(handle: unknown): void };
   allowServerGeneratedKeys?: boolean;
   allowLegacyDeviceIds?: boolean;
   sessions?: PairingSessionRegistry;
@@ -69,6 +91,33 @@ export interface PairingServiceOptions {
 interface Reservation {
   record: PairingCodeRecord;
   proof: string;
+}
+
+/** Lookup failures of one (source, method) since the last audit flush. */
+interface FailureAggregate {
+  source: string;
+  method: PairingMethodKind;
+  count: number;
+  since: number;
+  budgetTripped: boolean;
+}
+
+const REAL_TIMERS = {
+  set(fn: () => void, ms: number): unknown {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clear(handle: unknown): void {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+/** When the outstanding PIN code was minted (minting voids older ones), or -∞ when there is none. */
+function lastPinMint(state: { codes: ReadonlyMap<string, PairingCodeRecord> }): number {
+  let at = Number.NEGATIVE_INFINITY;
+  for (const c of state.codes.values()) if (c.method === 'pin' && c.createdAtUnixMs > at) at = c.createdAtUnixMs;
+  return at;
 }
 
 export class PairingService {
@@ -80,10 +129,23 @@ export class PairingService {
   readonly #reserved = new Map<string, Reservation>();
   readonly #waiters = new Set<() => void>();
   readonly #finalizing = new Map<string, Promise<StatusResult>>();
+  readonly #timers: NonNullable<PairingServiceOptions['timers']>;
+  /** PIN failures not yet in the journal, oldest first (fewer than the trip threshold: a trip flushes at once). */
+  #pendingPin: { source: string; at: number }[] = [];
+  #aggregates = new Map<string, FailureAggregate>();
+  #lastBudgetPersist = Number.NEGATIVE_INFINITY;
+  /** The budget snapshot a running flush wrote, and how many pending failures it holds. */
+  #inFlight: { snapshot: PinGuessBudgetSnapshot; count: number } | null = null;
+  #budgetTimer: unknown = null;
+  #auditTimer: unknown = null;
+  /** Flushes run one after another, so two never replay the same pending failures. */
+  #flushing: Promise<void> = Promise.resolve();
+  #closed = false;
 
   constructor(o: PairingServiceOptions) {
     this.#admin = o.admin;
     this.#clock = o.clock ?? Date.now;
+    this.#timers = o.timers ?? REAL_TIMERS;
     this.#allowServerGeneratedKeys = o.allowServerGeneratedKeys ?? false;
     this.#allowLegacyDeviceIds = o.allowLegacyDeviceIds ?? false;
     this.#sessions = o.sessions ?? new PairingSessionRegistry();
@@ -102,38 +164,38 @@ export class PairingService {
     for (const w of waiters) w();
   }
 
-  #budget(): PinGuessBudget {
+  /** The persisted budget with the failures not yet persisted replayed onto it. */
+  #budgetView(): { budget: PinGuessBudget; failuresSinceMint: number } {
     const budget = new PinGuessBudget();
     const snapshot = this.#admin.runtime.pinBudget;
     if (snapshot !== null) budget.restore(snapshot);
-    return budget;
+    // A flush's record is applied in memory while it is being written: its failures are in the state already.
+    const written = this.#inFlight !== null && snapshot === this.#inFlight.snapshot ? this.#inFlight.count : 0;
+    const mintedAt = lastPinMint(this.#admin.runtime);
+    const pending = this.#pendingPin.slice(written).filter((f) => f.at >= mintedAt);
+    for (const f of pending) budget.recordFailure(f.source, f.at);
+    return { budget, failuresSinceMint: this.#admin.runtime.pinFailuresSinceMint + pending.length };
+  }
+
+  static #exhausted(view: { budget: PinGuessBudget; failuresSinceMint: number }): boolean {
+    return view.budget.isTripped() || view.failuresSinceMint >= PIN_FAILURES_PER_CODE;
   }
 
   /** BeginPairingSession: consume the code, start a session. */
   async begin(input: BeginInput): Promise<PublicPairingSession> {
     const proof = input.method.proof.trim();
     const codeHash = hashPairingCode(proof);
-    type Outcome = { error: PalyraError } | { record: PairingCodeRecord; session: PublicPairingSession };
-    const outcome = await this.#admin.mutateRuntime<Outcome>((state, now) => {
-      const budget = this.#budget();
-      const exhausted = budget.isTripped(now) || state.pinFailuresSinceMint >= PIN_FAILURES_PER_CODE;
-      if (input.method.kind === 'pin' && exhausted) {
-        return { ops: [], result: { error: new PalyraError('pairing_budget_exhausted') } };
-      }
+    // Codes minted and budgets reset by other processes (the CLI) must be seen: a cheap stat, a load only on change.
+    await this.#admin.refreshIfChanged();
+    const now = this.#clock();
+    if (input.method.kind === 'pin' && PairingService.#exhausted(this.#budgetView())) throw new PalyraError('pairing_budget_exhausted');
+    const known = this.#admin.runtime.codes.get(codeHash);
+    if (known === undefined || isPairingCodeExpired(known, now)) return this.#lookupFailed(input, now);
+    type Outcome = { error: PalyraError } | { missing: true } | { record: PairingCodeRecord; session: PublicPairingSession };
+    const outcome = await this.#admin.mutateRuntime<Outcome>((state, at) => {
       const record = state.codes.get(codeHash);
-      if (record === undefined || isPairingCodeExpired(record, now)) {
-        const tripped = budget.recordFailure(input.source, now) || state.pinFailuresSinceMint + 1 === PIN_FAILURES_PER_CODE;
-        const ops: RuntimeOp[] = [
-          { op: 'set_pin_budget', snapshot: budget.snapshot() },
-          { op: 'set_pin_failures_since_mint', value: state.pinFailuresSinceMint + 1 },
-        ];
-        if (tripped) ops.push({ op: 'delete_codes', method: 'pin' });
-        return {
-          ops,
-          result: { error: new PalyraError('pairing_code_invalid', 'pairing code is missing or expired') },
-          audit: ['pairing_code_lookup_failed', { method: input.method.kind, source: input.source, budget_tripped: tripped }],
-        };
-      }
+      // Consumed (or expired) since the look without the lock: a miss like any other.
+      if (record === undefined || isPairingCodeExpired(record, at)) return { ops: [], result: { missing: true } };
       if (record.method !== input.method.kind) {
         return { ops: [], result: { error: new PalyraError('pairing_code_method_mismatch', 'pairing code method does not match request') } };
       }
@@ -144,7 +206,7 @@ export class PairingService {
         session = this.#sessions.start({
           clientKind: input.clientKind,
           method: { kind: input.method.kind, proof },
-          now,
+          now: at,
           ...(input.commitment === null ? {} : { deviceX25519Commitment: input.commitment }),
         });
       } catch (e) {
@@ -157,10 +219,126 @@ export class PairingService {
         audit: ['pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null }],
       };
     });
+    if ('missing' in outcome) return this.#lookupFailed(input, this.#clock());
     if ('error' in outcome) throw outcome.error;
     const { record, session } = outcome;
     this.#reserved.set(session.sessionId, { record, proof });
     return session;
+  }
+
+  /**
+   * A failed lookup: counted in memory. A PIN miss counts against the budget; the one that trips it is made durable
+   * (with the PIN codes voided) before the caller hears anything. Always throws.
+   */
+  async #lookupFailed(input: BeginInput, now: number): Promise<never> {
+    const invalid = new PalyraError('pairing_code_invalid', 'pairing code is missing or expired');
+    let tripped = false;
+    if (input.method.kind === 'pin') {
+      const view = this.#budgetView();
+      if (PairingService.#exhausted(view)) throw new PalyraError('pairing_budget_exhausted');
+      tripped = view.budget.recordFailure(input.source, now) || view.failuresSinceMint + 1 >= PIN_FAILURES_PER_CODE;
+      this.#pendingPin.push({ source: input.source, at: now });
+    }
+    const key = `${input.method.kind}\u0000${input.source}`;
+    const aggregate = this.#aggregates.get(key) ?? { source: input.source, method: input.method.kind, count: 0, since: now, budgetTripped: false };
+    aggregate.count += 1;
+    aggregate.budgetTripped ||= tripped;
+    this.#aggregates.set(key, aggregate);
+    if (tripped || this.#aggregates.size >= MAX_FAILURE_AGGREGATES) {
+      await this.#flush({ audit: true });
+    } else {
+      if (input.method.kind === 'pin') this.#scheduleBudgetPersist(now);
+      this.#scheduleAuditFlush();
+    }
+    throw invalid;
+  }
+
+  #scheduleBudgetPersist(now: number): void {
+    if (this.#budgetTimer !== null || this.#closed) return;
+    const delay = Math.max(0, this.#lastBudgetPersist + BUDGET_PERSIST_INTERVAL_MS - now);
+    this.#budgetTimer = this.#timers.set(() => {
+      this.#budgetTimer = null;
+      void this.#flush({ audit: false }).catch(() => undefined);
+    }, delay);
+  }
+
+  #scheduleAuditFlush(): void {
+    if (this.#auditTimer !== null || this.#closed) return;
+    this.#auditTimer = this.#timers.set(() => {
+      this.#auditTimer = null;
+      void this.#flush({ audit: true }).catch(() => undefined);
+    }, AUDIT_FLUSH_INTERVAL_MS);
+  }
+
+  /**
+   * Writes the pending PIN failures (replayed onto the budget as stored now, under the lock) and, with `audit`, the
+   * aggregated audit entries, in one record. A failed write keeps everything for the next flush.
+   */
+  #flush(o: { audit: boolean }): Promise<void> {
+    const run = this.#flushing.then(() => this.#flushNow(o));
+    this.#flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #flushNow(o: { audit: boolean }): Promise<void> {
+    const pending = this.#pendingPin.length;
+    // Taken out of the map: failures counted while the record is written start new aggregates.
+    const taken = o.audit ? this.#aggregates : new Map<string, FailureAggregate>();
+    if (o.audit) this.#aggregates = new Map();
+    const aggregates = [...taken.values()];
+    if (pending === 0 && aggregates.length === 0) return;
+    try {
+      await this.#write(pending, aggregates);
+    } catch (e) {
+      this.#inFlight = null;
+      // Nothing was written: the taken counts go back for the next flush.
+      for (const [key, a] of taken) {
+        const later = this.#aggregates.get(key);
+        this.#aggregates.set(key, later === undefined ? a : { ...a, count: a.count + later.count, budgetTripped: a.budgetTripped || later.budgetTripped });
+      }
+      throw e;
+    }
+    if (pending > 0) {
+      this.#pendingPin = this.#pendingPin.slice(pending);
+      this.#lastBudgetPersist = this.#clock();
+    }
+    this.#inFlight = null;
+  }
+
+  async #write(pending: number, aggregates: readonly FailureAggregate[]): Promise<void> {
+    await this.#admin.mutateRuntime((state) => {
+      const ops: RuntimeOp[] = [];
+      if (pending > 0) {
+        const budget = new PinGuessBudget();
+        if (state.pinBudget !== null) budget.restore(state.pinBudget);
+        let tripped = false;
+        // Failures from before the operator minted the current PIN code do not count against it.
+        const mintedAt = lastPinMint(state);
+        const counted = this.#pendingPin.slice(0, pending).filter((f) => f.at >= mintedAt);
+        for (const f of counted) tripped = budget.recordFailure(f.source, f.at) || tripped;
+        const before = state.pinFailuresSinceMint;
+        const after = before + counted.length;
+        if (before < PIN_FAILURES_PER_CODE && after >= PIN_FAILURES_PER_CODE) tripped = true;
+        const snapshot = budget.snapshot();
+        this.#inFlight = { snapshot, count: pending };
+        ops.push({ op: 'set_pin_budget', snapshot }, { op: 'set_pin_failures_since_mint', value: after });
+        if (tripped) ops.push({ op: 'delete_codes', method: 'pin' });
+      }
+      const audits: AuditSpec[] = aggregates.map((a) => [
+        'pairing_code_lookup_failures',
+        { source: a.source, method: a.method, count: a.count, since: a.since, budget_tripped: a.budgetTripped },
+      ]);
+      return { ops, result: undefined, audits };
+    });
+  }
+
+  /** Writes what is still only counted in memory (call before the gateway stops). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of [this.#budgetTimer, this.#auditTimer]) if (t !== null) this.#timers.clear(t);
+    this.#budgetTimer = null;
+    this.#auditTimer = null;
+    await this.#flush({ audit: true });
   }
 
   /** CompletePairingSession: verify, check the CSR binding, file the request for approval. */
@@ -239,17 +417,23 @@ export class PairingService {
    */
   async status(input: { sessionId: string; deviceId: string; waitMs: number }): Promise<StatusResult> {
     const deadline = this.#clock() + Math.min(Math.max(input.waitMs, 0), MAX_STATUS_WAIT_MS);
-    let request = await this.#lookup(input.sessionId, input.deviceId);
+    let request = await this.#lookup(input.sessionId, input.deviceId, true);
     while (request.state === 'pending_approval' && this.#clock() < deadline) {
       await this.#waitForChange(deadline - this.#clock());
-      request = await this.#lookup(input.sessionId, input.deviceId);
+      request = await this.#lookup(input.sessionId, input.deviceId, true);
     }
     if (request.state === 'approved') return this.#finalizeOnce(request);
     const material = request.state === 'completed' && request.materialDeliveredAtUnixMs === null ? request.material : null;
     return { request, material, privateKeyPem: null };
   }
 
-  async #lookup(requestId: string, deviceId: string): Promise<StoredPairingRequest> {
+  /**
+   * The request as stored now. With `fresh`, the state files are checked first (a stat; a load when they changed), so
+   * a decision another process made — a `palyra pairing reject` that has exited — is seen by the very next read, not
+   * only once the gateway's file watcher fires.
+   */
+  async #lookup(requestId: string, deviceId: string, fresh = false): Promise<StoredPairingRequest> {
+    if (fresh) await this.#admin.refreshIfChanged();
     let request = this.#admin.request(requestId);
     if (request === undefined) {
       await this.#admin.refresh();
@@ -258,6 +442,29 @@ export class PairingService {
     if (request === undefined) throw new PalyraError('pairing_request_not_found', 'pairing request was not found');
     if (request.deviceId !== deviceId) throw new PalyraError('pairing_request_forbidden', 'pairing request does not belong to the requested device_id');
     return request;
+  }
+
+  /**
+   * CancelPairingRequest: the device withdraws its request. Only the device that filed it can: the signature must
+   * verify under the identity key the request was filed with. Idempotent (`changed: false` the second time).
+   */
+  async cancel(input: CancelInput): Promise<{ request: StoredPairingRequest; changed: boolean }> {
+    const found = await this.#lookup(input.sessionId, input.deviceId, true);
+    const signed = verifyPairingCancel({ signature: input.signature, sessionId: input.sessionId, deviceId: input.deviceId, signingPublicKey: fromHex(found.signingPublicKeyHex) });
+    if (!signed) throw new PalyraError('signature_verification_failed', 'pairing cancel signature verification failed');
+    const result = await this.#admin.mutateRuntime((state, now) => {
+      const stored = state.requests.get(input.sessionId);
+      if (stored === undefined) throw new PalyraError('pairing_request_not_found', 'pairing request was not found');
+      const next = cancelPairingRequest(stored, { now });
+      if (next === stored) return { ops: [], result: { request: stored, changed: false } };
+      const request: StoredPairingRequest = { ...stored, ...next };
+      return {
+        ops: [{ op: 'put_request', request }],
+        result: { request, changed: true },
+        audit: ['pairing_cancelled', { request_id: request.requestId, device_id: request.deviceId, previous_state: stored.state }],
+      };
+    });
+    return result;
   }
 
   #waitForChange(ms: number): Promise<void> {

@@ -36,6 +36,8 @@ import type {
   RotateDeviceCertificateRequest,
   RotateDeviceCertificateResponse__Output,
 } from '../../main/rpc/node-service.js';
+import type { CancelPairingRequestRequest } from '../../main/rpc/generated/palyra/node/v1/CancelPairingRequestRequest.js';
+import type { CancelPairingRequestResponse__Output } from '../../main/rpc/generated/palyra/node/v1/CancelPairingRequestResponse.js';
 import { ERROR_CODE_METADATA_KEY } from '../../main/rpc/rpc-errors.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../../main/rpc/tls-client.js';
 import { waitFor } from './wait.js';
@@ -88,6 +90,8 @@ export const rpc = {
     outcome<RevokeDevicePairingResponse__Output>((md, o, cb) => c.RevokeDevicePairing(r, md, o, cb)),
   execute: (c: NodeServiceClient, r: ExecuteCapabilityRequest, deadlineMs?: number) =>
     outcome<ExecuteCapabilityResponse__Output>((md, o, cb) => c.ExecuteCapability(r, md, o, cb), deadlineMs),
+  cancel: (c: NodeServiceClient, r: CancelPairingRequestRequest) =>
+    outcome<CancelPairingRequestResponse__Output>((md, o, cb) => c.CancelPairingRequest(r, md, o, cb)),
 };
 
 /** The response of a call that must succeed; a refusal throws with everything the wire said. */

@@ -146,6 +146,22 @@ async function pairThroughCli(stateDir: string, deviceDir: string): Promise<{ de
 }
 
 describe('palyra device (processes)', () => {
+  it('withdraws its request at the gateway on SIGINT while waiting: exit 1 error[cancelled], the host lists it cancelled', async () => {
+    const stateDir = await newDir('palyra-dcli-state-');
+    const deviceDir = await newDir('palyra-dcli-dev-');
+    await gatewayOn(stateDir);
+    const minted = await runCliJson(['pairing', 'code', '--state-dir', stateDir]);
+    const { uri } = minted.json as { uri: string };
+    const pair = watch(['device', 'pair', uri, '--device-dir', deviceDir, '--keychain', 'file', '--json']);
+    const awaiting = JSON.parse(await pair.waitForLine((l) => l.includes('"awaiting_approval"'), 'the awaiting_approval event')) as { request_id: string };
+    pair.child.kill('SIGINT');
+    const exit = await exitWithin(pair, PROCESS_WAIT_MS);
+    expect(exit.code, pair.stderr()).toBe(1);
+    expect(JSON.parse(pair.lines.at(-1)!)).toEqual({ error: { code: 'cancelled', message: expect.stringContaining('the gateway withdrew the request') } });
+    const listed = await runCliJson(['pairing', 'list', '--state-dir', stateDir]);
+    expect((listed.json as { requests: RequestJson[] }).requests.map((r) => [r.request_id, r.state])).toEqual([[awaiting.request_id, 'cancelled']]);
+  });
+
   it('pairs by QR URI with operator approval, shows status, runs, and exits 1 with error[device_revoked] when revoked', async () => {
     const stateDir = await newDir('palyra-dcli-state-');
     const deviceDir = await newDir('palyra-dcli-dev-');

@@ -95,14 +95,15 @@ describe('gateway pairing over TLS', () => {
     // Abort once the status long-poll (held up to 25 s by the gateway while the request is pending) is under way.
     await withDeadline(firstPoll, { what: 'the status long-poll to reach the gateway' });
     controller.abort();
-    await expect(withDeadline(pairing, { what: 'the cancelled pairing to settle' })).rejects.toMatchObject({ code: 'cancelled' });
-    // The device gave up while the gateway was still holding the call: it did not wait for the long-poll to end.
+    await expect(withDeadline(pairing, { what: 'the cancelled pairing to settle' })).rejects.toMatchObject({ code: 'cancelled', details: { cancelled_at_gateway: true } });
+    // The device gave up without waiting for the long-poll to end, and told the gateway: the request is cancelled.
     expect(polls).toHaveLength(1);
-    expect(polls[0]!.settled()).toBe(false);
-    expect(gateway.admin.listRequests()[0]?.state).toBe('pending_approval');
-    // Release the held call (a decision ends every long-poll), so the gateway stops without waiting for it.
-    await gateway.admin.reject(gateway.admin.listRequests()[0]!.request_id, 'test over');
-    await waitFor(() => polls[0]!.settled(), { what: 'the held long-poll to return after the rejection' });
+    const [request] = gateway.admin.listRequests();
+    expect(request).toMatchObject({ state: 'cancelled', reason: 'cancelled_by_device' });
+    // The cancel is a change like a decision: it ends the held long-poll.
+    await waitFor(() => polls[0]!.settled(), { what: 'the held long-poll to return after the cancel' });
+    // Terminal: the operator can no longer approve it.
+    await expect(gateway.admin.approve(request!.request_id)).rejects.toMatchObject({ code: 'pairing_request_not_pending' });
   });
 
   it('answers pairing_rejected when the operator rejects', async () => {
@@ -132,7 +133,7 @@ describe('gateway pairing over TLS', () => {
         codes.push((e as PalyraError).code);
       }
     }
-    expect(codes.slice(0, 20).every((c) => c === 'pairing_code_invalid')).toBe(true);
+    expect(codes.slice(0, 20)).toEqual(Array(20).fill("pairing_code_invalid"));
     expect(codes[20]).toBe('pairing_budget_exhausted');
     // The outstanding PIN was voided: even the right PIN is refused now.
     await expect(pairDevice({ store, target: { method: 'pin', pin: minted.code, gateway: gateway.listen }, kind: 'node' })).rejects.toMatchObject({ code: 'pairing_budget_exhausted' });

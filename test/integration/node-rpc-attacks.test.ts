@@ -76,7 +76,7 @@ describe('pairing attacks', () => {
     const begin1 = await ok(rpc.begin(anon, beginRequest(attacker, { qr: token1 })));
     const own = forgedCompleteRequest(attacker, begin1, { signer: attacker.identity, claimedDeviceId: victim.deviceId, presentedSigningPublic: attacker.identity.signingPublicKey, proof: token1 });
     const takeover = await refused(rpc.complete(anon, own));
-    expect({ code: takeover.code, palyraCode: takeover.palyraCode }).toEqual({ code: S.PERMISSION_DENIED, palyraCode: 'legacy_device_id_refused' });
+    expect({ code: takeover.code, palyraCode: takeover.palyraCode }).toEqual({ code: S.FAILED_PRECONDITION, palyraCode: 'legacy_device_id_refused' });
     expect(takeover.details).toMatch(/^pairing verification failed: .*--allow-legacy-device-ids/);
 
     // B's public key presented with A's signature: the signature does not verify.

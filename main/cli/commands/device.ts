@@ -26,7 +26,7 @@ import { oneOf, parseOptionValue, usageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { runGroup } from '../context.js';
 import { defineCommand, defineGroup } from '../help.js';
-import { EXIT_OK, formatTimestamp } from '../output.js';
+import { EXIT_OK, formatDuration, formatTimestamp } from '../output.js';
 import { defaultDeviceDir } from '../../platform/paths.js';
 import { shutdownSignal } from '../signals.js';
 
@@ -127,7 +127,9 @@ Exit 1 with error[ca_pin_mismatch], error[pairing_rejected], error[pairing_expir
   ],
   notes: [
     `With --json: one JSON line per progress event ({"type":"connecting"|"verifying_gateway"|"awaiting_approval"|
-"paired"|"rejected"|"expired"|"failed",…}), then the error document if it failed.`,
+"reconnecting"|"paired"|"rejected"|"expired"|"failed",…}), then the error document if it failed.`,
+    `While waiting, an unreachable gateway is retried until the request expires; SIGINT/SIGTERM withdraw the request
+at the gateway and exit 1 with error[cancelled].`,
   ],
 });
 
@@ -175,6 +177,8 @@ function progressText(event: PairingProgress): string[] {
         `waiting for approval of request ${event.request_id} on ${name}; approve it only if the gateway shows the same SAS ${event.sas}`,
       ];
     }
+    case 'reconnecting':
+      return [`gateway ${event.gateway} cannot be reached (${event.code}); reconnecting in ${formatDuration(event.retry_in_ms)} (attempt ${event.attempt}) ...`];
     case 'paired':
       return [`Paired with ${event.gateway}; certificate expires ${formatTimestamp(event.cert_expires_at_unix_ms)}.`, event.device_id];
     default:
@@ -196,7 +200,18 @@ async function runPair(args: ParsedCommand, context: CliContext): Promise<number
     if (out.json) out.document(event);
     else for (const line of progressText(event as PairingProgress)) out.line(line);
   });
-  await agent.pair(target, { kind, ...(waitMs === undefined ? {} : { waitMs }) });
+  // SIGINT/SIGTERM while waiting withdraws the request at the gateway (CancelPairingRequest), then exits with
+  // error[cancelled].
+  const abort = new AbortController();
+  const signal = shutdownSignal();
+  void signal.received.then(() => {
+    abort.abort();
+  });
+  try {
+    await agent.pair(target, { kind, signal: abort.signal, ...(waitMs === undefined ? {} : { waitMs }) });
+  } finally {
+    signal.dispose();
+  }
   return EXIT_OK;
 }
 

@@ -6,6 +6,8 @@ import type { CanonicalId as _palyra_common_v1_CanonicalId, CanonicalId__Output 
 import type { ReplayProtection as _palyra_common_v1_ReplayProtection, ReplayProtection__Output as _palyra_common_v1_ReplayProtection__Output } from './palyra/common/v1/ReplayProtection.js';
 import type { BeginPairingSessionRequest as _palyra_node_v1_BeginPairingSessionRequest, BeginPairingSessionRequest__Output as _palyra_node_v1_BeginPairingSessionRequest__Output } from './palyra/node/v1/BeginPairingSessionRequest.js';
 import type { BeginPairingSessionResponse as _palyra_node_v1_BeginPairingSessionResponse, BeginPairingSessionResponse__Output as _palyra_node_v1_BeginPairingSessionResponse__Output } from './palyra/node/v1/BeginPairingSessionResponse.js';
+import type { CancelPairingRequestRequest as _palyra_node_v1_CancelPairingRequestRequest, CancelPairingRequestRequest__Output as _palyra_node_v1_CancelPairingRequestRequest__Output } from './palyra/node/v1/CancelPairingRequestRequest.js';
+import type { CancelPairingRequestResponse as _palyra_node_v1_CancelPairingRequestResponse, CancelPairingRequestResponse__Output as _palyra_node_v1_CancelPairingRequestResponse__Output } from './palyra/node/v1/CancelPairingRequestResponse.js';
 import type { CompletePairingSessionRequest as _palyra_node_v1_CompletePairingSessionRequest, CompletePairingSessionRequest__Output as _palyra_node_v1_CompletePairingSessionRequest__Output } from './palyra/node/v1/CompletePairingSessionRequest.js';
 import type { CompletePairingSessionResponse as _palyra_node_v1_CompletePairingSessionResponse, CompletePairingSessionResponse__Output as _palyra_node_v1_CompletePairingSessionResponse__Output } from './palyra/node/v1/CompletePairingSessionResponse.js';
 import type { DeviceCapability as _palyra_node_v1_DeviceCapability, DeviceCapability__Output as _palyra_node_v1_DeviceCapability__Output } from './palyra/node/v1/DeviceCapability.js';
@@ -41,6 +43,8 @@ export interface ProtoGrpcType {
       v1: {
         BeginPairingSessionRequest: MessageTypeDefinition<_palyra_node_v1_BeginPairingSessionRequest, _palyra_node_v1_BeginPairingSessionRequest__Output>
         BeginPairingSessionResponse: MessageTypeDefinition<_palyra_node_v1_BeginPairingSessionResponse, _palyra_node_v1_BeginPairingSessionResponse__Output>
+        CancelPairingRequestRequest: MessageTypeDefinition<_palyra_node_v1_CancelPairingRequestRequest, _palyra_node_v1_CancelPairingRequestRequest__Output>
+        CancelPairingRequestResponse: MessageTypeDefinition<_palyra_node_v1_CancelPairingRequestResponse, _palyra_node_v1_CancelPairingRequestResponse__Output>
         CompletePairingSessionRequest: MessageTypeDefinition<_palyra_node_v1_CompletePairingSessionRequest, _palyra_node_v1_CompletePairingSessionRequest__Output>
         CompletePairingSessionResponse: MessageTypeDefinition<_palyra_node_v1_CompletePairingSessionResponse, _palyra_node_v1_CompletePairingSessionResponse__Output>
         DeviceCapability: MessageTypeDefinition<_palyra_node_v1_DeviceCapability, _palyra_node_v1_DeviceCapability__Output>

@@ -5,6 +5,7 @@ import { newUlid } from '../../../main/core/ids.js';
 import type { PairingRequest, PairingRequestState } from '../../../main/core/pairing-requests.js';
 import {
   approvePairingRequest,
+  cancelPairingRequest,
   completePairingRequest,
   createPairingRequest,
   expirePairingRequestIfDue,
@@ -51,6 +52,8 @@ function inState(state: PairingRequestState): PairingRequest {
       return completePairingRequest(approvePairingRequest(req, { now: T0 + 1 }), { now: T0 + 2 });
     case 'expired':
       return expirePairingRequestIfDue(req, EXPIRES);
+    case 'cancelled':
+      return cancelPairingRequest(req, { now: T0 + 1 });
   }
 }
 
@@ -117,7 +120,7 @@ describe('approve and reject', () => {
     expect(req.state).toBe('pending_approval');
   });
 
-  it.each(['approved', 'rejected', 'completed', 'expired'] as const)(
+  it.each(['approved', 'rejected', 'completed', 'expired', 'cancelled'] as const)(
     'refuses to approve or reject a request that is %s, naming the state',
     (state) => {
       const req = inState(state);
@@ -164,6 +167,7 @@ describe('completePairingRequest', () => {
     ['completed', 'pairing_request_not_approved'],
     ['rejected', 'pairing_rejected'],
     ['expired', 'pairing_expired'],
+    ['cancelled', 'pairing_request_not_approved'],
   ] as const)('refuses a request that is %s with %s', (state, code) => {
     const error = thrown(() => completePairingRequest(inState(state), { now: T0 + 10 }));
     expect(error.code).toBe(code);
@@ -194,16 +198,39 @@ describe('expirePairingRequestIfDue', () => {
     });
   });
 
-  it.each(['rejected', 'completed', 'expired'] as const)('leaves a %s request untouched forever', (state) => {
+  it.each(['rejected', 'completed', 'expired', 'cancelled'] as const)('leaves a %s request untouched forever', (state) => {
     const req = inState(state);
     expect(expirePairingRequestIfDue(req, EXPIRES + 10 ** 10)).toBe(req);
   });
 });
 
+describe('cancelPairingRequest', () => {
+  it.each(['pending_approval', 'approved'] as const)('cancels a %s request with the device reason and the time', (state) => {
+    const req = inState(state);
+    expect(cancelPairingRequest(req, { now: T0 + 5 })).toMatchObject({ state: 'cancelled', decisionReason: 'cancelled_by_device', decidedAtUnixMs: T0 + 5 });
+    expect(req.state).toBe(state);
+  });
+
+  it('is idempotent: a cancelled request comes back as the same object', () => {
+    const cancelled = inState('cancelled');
+    expect(cancelPairingRequest(cancelled, { now: T0 + 50 })).toBe(cancelled);
+  });
+
+  it.each(['rejected', 'completed', 'expired'] as const)('refuses a %s request with pairing_request_not_pending', (state) => {
+    const error = thrown(() => cancelPairingRequest(inState(state), { now: T0 + 10 }));
+    expect(error.code).toBe('pairing_request_not_pending');
+    expect(error.details).toMatchObject({ state });
+  });
+
+  it('refuses a stored-pending request past its expiry', () => {
+    expect(thrown(() => cancelPairingRequest(pending(), { now: EXPIRES })).details).toMatchObject({ state: 'expired' });
+  });
+});
+
 describe('states', () => {
-  it('lists the five states and marks rejected, completed and expired terminal', () => {
-    expect(PAIRING_REQUEST_STATES).toEqual(['pending_approval', 'approved', 'rejected', 'completed', 'expired']);
-    expect(PAIRING_REQUEST_STATES.filter(isTerminalState)).toEqual(['rejected', 'completed', 'expired']);
+  it('lists the six states and marks rejected, completed, expired and cancelled terminal', () => {
+    expect(PAIRING_REQUEST_STATES).toEqual(['pending_approval', 'approved', 'rejected', 'completed', 'expired', 'cancelled']);
+    expect(PAIRING_REQUEST_STATES.filter(isTerminalState)).toEqual(['rejected', 'completed', 'expired', 'cancelled']);
   });
 
   it('parses a --state filter exactly', () => {
@@ -218,9 +245,11 @@ describe('states', () => {
       'pending_approval>expired',
       'approved>completed',
       'approved>expired',
+      'pending_approval>cancelled',
+      'approved>cancelled',
     ]);
     const op = fc.tuple(
-      fc.constantFrom('approve', 'reject', 'complete', 'expire'),
+      fc.constantFrom('approve', 'reject', 'complete', 'expire', 'cancel'),
       fc.integer({ min: 0, max: 1_200_000 }),
     );
     fc.assert(
@@ -233,6 +262,7 @@ describe('states', () => {
             if (name === 'approve') next = approvePairingRequest(req, { now });
             else if (name === 'reject') next = rejectPairingRequest(req, { now });
             else if (name === 'complete') next = completePairingRequest(req, { now });
+            else if (name === 'cancel') next = cancelPairingRequest(req, { now });
             else next = expirePairingRequestIfDue(req, now);
           } catch (error) {
             expect(error).toBeInstanceOf(PalyraError);

@@ -71,7 +71,11 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
     'string gateway_ca_certificate_pem = 10',
     'uint64 cert_expires_at_unix_ms = 11',
     'string sas = 25',
+    'uint64 request_expires_at_unix_ms = 26',
   ],
+  // Ours (PROTOCOL.md §4): a new message, numbered from 1.
+  'palyra.node.v1.CancelPairingRequestRequest': ['uint32 v = 1', 'string session_id = 2', `${D} device_id = 3`, 'bytes cancel_signature = 4'],
+  'palyra.node.v1.CancelPairingRequestResponse': ['uint32 v = 1', 'string status = 2', 'string reason = 3', 'bool changed = 4'],
   'palyra.node.v1.RotateDeviceCertificateRequest': [
     'uint32 v = 1',
     `${D} device_id = 2`,
@@ -137,6 +141,8 @@ const EXPECTED_METHODS = [
   ['RegisterNode', 'RegisterNodeRequest', 'RegisterNodeResponse', 'unary'],
   ['StreamNodeEvents', 'NodeEventRequest', 'NodeEventResponse', 'bidi'],
   ['ExecuteCapability', 'ExecuteCapabilityRequest', 'ExecuteCapabilityResponse', 'unary'],
+  // Ours: the device withdraws its pairing request.
+  ['CancelPairingRequest', 'CancelPairingRequestRequest', 'CancelPairingRequestResponse', 'unary'],
 ] as const;
 
 function loadRoot(): protobuf.Root {
@@ -213,6 +219,7 @@ describe('palyra.node.v1 wire contract', () => {
         'CompletePairingSessionRequest.tls_csr_signature = 26',
         'GetPairingRequestStatusRequest.wait_ms = 25',
         'GetPairingRequestStatusResponse.sas = 25',
+        'GetPairingRequestStatusResponse.request_expires_at_unix_ms = 26',
         'RotateDeviceCertificateRequest.tls_csr_der = 25',
         'RotateDeviceCertificateRequest.tls_csr_signature = 26',
       ].sort(),
@@ -225,7 +232,7 @@ describe('palyra.node.v1 wire contract', () => {
     expect(root.lookupType('palyra.node.v1.NodeEventResponse').reserved).toEqual([[5, 12]]);
   });
 
-  it('serves the eight RPCs of palyra.node.v1.NodeService with the reference paths and streaming shapes', () => {
+  it('serves the eight reference RPCs of palyra.node.v1.NodeService (and our CancelPairingRequest) with the reference paths and streaming shapes', () => {
     expect(Object.keys(NodeService).sort()).toEqual(EXPECTED_METHODS.map(([name]) => name).sort());
     const declared = root.lookupService('palyra.node.v1.NodeService');
     for (const [name, request, response, shape] of EXPECTED_METHODS) {

@@ -16,6 +16,7 @@ export interface GetPairingRequestStatusResponse {
   'gateway_ca_certificate_pem'?: (string);
   'cert_expires_at_unix_ms'?: (number | string | Long);
   'sas'?: (string);
+  'request_expires_at_unix_ms'?: (number | string | Long);
 }
 
 export interface GetPairingRequestStatusResponse__Output {
@@ -31,4 +32,5 @@ export interface GetPairingRequestStatusResponse__Output {
   'gateway_ca_certificate_pem': (string);
   'cert_expires_at_unix_ms': (number);
   'sas': (string);
+  'request_expires_at_unix_ms': (number);
 }

@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { BeginPairingSessionRequest as _palyra_node_v1_BeginPairingSessionRequest, BeginPairingSessionRequest__Output as _palyra_node_v1_BeginPairingSessionRequest__Output } from '../../../palyra/node/v1/BeginPairingSessionRequest.js';
 import type { BeginPairingSessionResponse as _palyra_node_v1_BeginPairingSessionResponse, BeginPairingSessionResponse__Output as _palyra_node_v1_BeginPairingSessionResponse__Output } from '../../../palyra/node/v1/BeginPairingSessionResponse.js';
+import type { CancelPairingRequestRequest as _palyra_node_v1_CancelPairingRequestRequest, CancelPairingRequestRequest__Output as _palyra_node_v1_CancelPairingRequestRequest__Output } from '../../../palyra/node/v1/CancelPairingRequestRequest.js';
+import type { CancelPairingRequestResponse as _palyra_node_v1_CancelPairingRequestResponse, CancelPairingRequestResponse__Output as _palyra_node_v1_CancelPairingRequestResponse__Output } from '../../../palyra/node/v1/CancelPairingRequestResponse.js';
 import type { CompletePairingSessionRequest as _palyra_node_v1_CompletePairingSessionRequest, CompletePairingSessionRequest__Output as _palyra_node_v1_CompletePairingSessionRequest__Output } from '../../../palyra/node/v1/CompletePairingSessionRequest.js';
 import type { CompletePairingSessionResponse as _palyra_node_v1_CompletePairingSessionResponse, CompletePairingSessionResponse__Output as _palyra_node_v1_CompletePairingSessionResponse__Output } from '../../../palyra/node/v1/CompletePairingSessionResponse.js';
 import type { ExecuteCapabilityRequest as _palyra_node_v1_ExecuteCapabilityRequest, ExecuteCapabilityRequest__Output as _palyra_node_v1_ExecuteCapabilityRequest__Output } from '../../../palyra/node/v1/ExecuteCapabilityRequest.js';
@@ -29,6 +31,15 @@ export interface NodeServiceClient extends grpc.Client {
   beginPairingSession(argument: _palyra_node_v1_BeginPairingSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_BeginPairingSessionResponse__Output>): grpc.ClientUnaryCall;
   beginPairingSession(argument: _palyra_node_v1_BeginPairingSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPairingSessionResponse__Output>): grpc.ClientUnaryCall;
   beginPairingSession(argument: _palyra_node_v1_BeginPairingSessionRequest, callback: grpc.requestCallback<_palyra_node_v1_BeginPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  
+  CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  cancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  cancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  cancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
+  cancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
   
   CompletePairingSession(argument: _palyra_node_v1_CompletePairingSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CompletePairingSessionResponse__Output>): grpc.ClientUnaryCall;
   CompletePairingSession(argument: _palyra_node_v1_CompletePairingSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_CompletePairingSessionResponse__Output>): grpc.ClientUnaryCall;
@@ -94,6 +105,8 @@ export interface NodeServiceClient extends grpc.Client {
 export interface NodeServiceHandlers extends grpc.UntypedServiceImplementation {
   BeginPairingSession: grpc.handleUnaryCall<_palyra_node_v1_BeginPairingSessionRequest__Output, _palyra_node_v1_BeginPairingSessionResponse>;
   
+  CancelPairingRequest: grpc.handleUnaryCall<_palyra_node_v1_CancelPairingRequestRequest__Output, _palyra_node_v1_CancelPairingRequestResponse>;
+  
   CompletePairingSession: grpc.handleUnaryCall<_palyra_node_v1_CompletePairingSessionRequest__Output, _palyra_node_v1_CompletePairingSessionResponse>;
   
   ExecuteCapability: grpc.handleUnaryCall<_palyra_node_v1_ExecuteCapabilityRequest__Output, _palyra_node_v1_ExecuteCapabilityResponse>;
@@ -112,6 +125,7 @@ export interface NodeServiceHandlers extends grpc.UntypedServiceImplementation {
 
 export interface NodeServiceDefinition extends grpc.ServiceDefinition {
   BeginPairingSession: MethodDefinition<_palyra_node_v1_BeginPairingSessionRequest, _palyra_node_v1_BeginPairingSessionResponse, _palyra_node_v1_BeginPairingSessionRequest__Output, _palyra_node_v1_BeginPairingSessionResponse__Output>
+  CancelPairingRequest: MethodDefinition<_palyra_node_v1_CancelPairingRequestRequest, _palyra_node_v1_CancelPairingRequestResponse, _palyra_node_v1_CancelPairingRequestRequest__Output, _palyra_node_v1_CancelPairingRequestResponse__Output>
   CompletePairingSession: MethodDefinition<_palyra_node_v1_CompletePairingSessionRequest, _palyra_node_v1_CompletePairingSessionResponse, _palyra_node_v1_CompletePairingSessionRequest__Output, _palyra_node_v1_CompletePairingSessionResponse__Output>
   ExecuteCapability: MethodDefinition<_palyra_node_v1_ExecuteCapabilityRequest, _palyra_node_v1_ExecuteCapabilityResponse, _palyra_node_v1_ExecuteCapabilityRequest__Output, _palyra_node_v1_ExecuteCapabilityResponse__Output>
   GetPairingRequestStatus: MethodDefinition<_palyra_node_v1_GetPairingRequestStatusRequest, _palyra_node_v1_GetPairingRequestStatusResponse, _palyra_node_v1_GetPairingRequestStatusRequest__Output, _palyra_node_v1_GetPairingRequestStatusResponse__Output>
