@@ -119,7 +119,7 @@ export const ERROR_CATALOGUE = {
   keychain_locked: entry('UNAVAILABLE', 'the OS keychain is locked; unlock it and try again'),
   keychain_unavailable: entry('UNAVAILABLE', 'no OS keychain is available'),
   audit_chain_broken: entry('INTERNAL', 'audit log hash chain is broken'),
-  ca_missing: entry('INTERNAL', 'the gateway CA is missing while the gateway state exists'),
+  ca_missing: entry('INTERNAL', 'the gateway CA is missing (no state yet, or the state lost its CA file)'),
 
   // --- gateway and transport ----------------------------------------------------------------------------------
   insecure_opt_out_refused: entry(
