@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -98,6 +98,30 @@ describe('state lock across processes', () => {
     await expect(withStateLock(root, () => Promise.resolve('recovered'), { timeoutMs: 0 })).resolves.toBe('recovered');
     expect(existsSync(lockFile)).toBe(false);
   });
+
+  it.skipIf(process.platform === 'win32')('shares one lock between a process on the directory and one on a symlink to it', async () => {
+    const link = `${root}-link`;
+    await symlink(root, link);
+    try {
+      const holder = start('hold-lock.mjs', [link]);
+      await holder.waitFor('held\n');
+      // The holder went through the symlink; the lock file is in the real directory, and this process waits on it.
+      expect(parseLockMarker(await readFile(lockFile, 'utf8'))?.pid).toBe(holder.child.pid);
+      const timedOut: unknown = await withStateLock(root, () => Promise.resolve(), { timeoutMs: 100 }).catch((e: unknown) => e);
+      expect(isPalyraError(timedOut, 'state_lock_timeout')).toBe(true);
+      holder.child.stdin.write('release\n');
+      expect(await holder.exit).toBe(0);
+      await expect(withStateLock(root, () => Promise.resolve('free'), { timeoutMs: 5_000 })).resolves.toBe('free');
+      // And the other way round: four processes through the two spellings lose no update.
+      await FilesystemSecretStore.open(root, { keychain: null });
+      const workers = [root, link, root, link].map((dir) => start('increment.mjs', [dir, '10']));
+      expect(await Promise.all(workers.map((w) => w.exit))).toEqual([0, 0, 0, 0]);
+      const store = await FilesystemSecretStore.open(root, { keychain: null });
+      expect(new TextDecoder().decode(await store.readSecret('test/counter'))).toBe('40');
+    } finally {
+      await rm(link, { force: true });
+    }
+  }, 60_000);
 
   it('loses no update when four processes each increment an encrypted counter 25 times', async () => {
     await FilesystemSecretStore.open(root, { keychain: null });
