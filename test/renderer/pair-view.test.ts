@@ -156,6 +156,20 @@ describe('Pair this device: progress', () => {
     expect(screen.queryByTestId('pairing-sas')).toBeNull();
   });
 
+  it('says it is reconnecting while the gateway is away, and keeps the request and its code', async () => {
+    renderPairView();
+    await startPairing();
+    progress({ type: 'awaiting_approval', sas: '042917', request_id: 'r1', gateway: 'gw.example:7444', gateway_name: 'Office' });
+    expect(await message()).toContain('Waiting for the operator of Office');
+    progress({ type: 'reconnecting', gateway: 'gw.example:7444', request_id: 'r1', attempt: 2, retry_in_ms: 800, code: 'gateway_unreachable' });
+    expect(await message()).toContain('Lost the connection to Office. The request is kept; reconnecting (attempt 2)');
+    expect(screen.getByTestId('pairing-sas').dataset.sas).toBe('042917');
+    expect(screen.getByTestId('pairing-status').dataset.phase).toBe('progress');
+    // Back in touch: the next status answer clears the notice.
+    progress({ type: 'awaiting_approval', sas: '042917', request_id: 'r1', gateway: 'gw.example:7444', gateway_name: 'Office' });
+    expect(await message()).toContain('Waiting for the operator of Office to approve this device');
+  });
+
   it('warns that an unpinned gateway must be compared by eye', async () => {
     renderPairView();
     await startPairing();

@@ -43,6 +43,8 @@ export class PairingStore {
   gateway = $state<string | null>(null);
   check = $state<GatewayCheck | null>(null);
   awaiting = $state<AwaitingApproval | null>(null);
+  /** While waiting for approval the gateway went away: the request is kept and the device keeps trying. */
+  reconnecting = $state<{ attempt: number; retryInMs: number } | null>(null);
   paired = $state<PairedResult | null>(null);
   rejectedReason = $state<string | null>(null);
   error = $state<UiError | null>(null);
@@ -136,6 +138,7 @@ export class PairingStore {
     this.gateway = null;
     this.check = null;
     this.awaiting = null;
+    this.reconnecting = null;
     this.paired = null;
     this.rejectedReason = null;
     this.error = null;
@@ -154,6 +157,11 @@ export class PairingStore {
 
   #apply(progress: PairingProgress): void {
     if (!this.active) return;
+    if (progress.type === 'reconnecting') {
+      this.reconnecting = { attempt: progress.attempt, retryInMs: progress.retry_in_ms };
+      return;
+    }
+    this.reconnecting = null;
     switch (progress.type) {
       case 'connecting':
         this.phase = 'progress';
