@@ -137,6 +137,8 @@ export const ERROR_CATALOGUE = {
   device_identity_missing: entry('FAILED_PRECONDITION', 'no device identity is stored for this device directory'),
   certificate_expired: entry('FAILED_PRECONDITION', 'the device certificate has expired; pair this device again'),
   remote_admin_requires_mtls: entry('FAILED_PRECONDITION', 'remote administration requires mTLS'),
+  certificate_unknown: entry('UNAUTHENTICATED', 'the client certificate is not one this gateway issued, or it has expired'),
+  unauthenticated_call_limit: entry('RESOURCE_EXHAUSTED', 'too many concurrent calls without a client certificate'),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

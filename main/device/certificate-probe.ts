@@ -70,7 +70,7 @@ export function probeClientCertificate(o: {
         cert: o.certificatePem,
         key: o.privateKeyPem,
         ALPNProtocols: ['h2'],
-        minVersion: 'TLSv1.2',
+        minVersion: 'TLSv1.3',
         checkServerIdentity: (_host, certificate) => tls.checkServerIdentity(GATEWAY_TLS_SERVER_NAME, certificate),
       });
     } catch (error) {

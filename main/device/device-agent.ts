@@ -74,7 +74,11 @@ export type CapabilityEventState = 'started' | 'succeeded' | 'failed' | 'denied'
  */
 export type AgentEvent =
   | PairingProgress
-  | { type: 'connection'; state: ConnectionState; attempt?: number; retry_in_ms?: number }
+  /**
+   * `code`: why the last attempt failed, as the gateway said it (`certificate_unknown`, `unauthenticated_call_limit`,
+   * …) or `gateway_unreachable` when nothing answered; only on 'offline' after a failure.
+   */
+  | { type: 'connection'; state: ConnectionState; attempt?: number; retry_in_ms?: number; code?: string }
   | { type: 'renewed'; cert_expires_at_unix_ms: number }
   | { type: 'renewal_failed'; code: string }
   | { type: 'revoked'; reason: string }
@@ -392,7 +396,7 @@ export class DeviceAgent {
       }
       this.#log({ event: 'connection.lost', code: end.error.code, message: end.error.message });
       const delay = backoff.next();
-      this.#setConnection('offline', { attempt: backoff.failures, retry_in_ms: delay });
+      this.#setConnection('offline', { attempt: backoff.failures, retry_in_ms: delay, code: end.error.code });
       await sleep(delay, signal);
     }
   }
@@ -441,7 +445,7 @@ export class DeviceAgent {
     }
   }
 
-  #setConnection(state: ConnectionState, extra: { attempt?: number; retry_in_ms?: number } = {}): void {
+  #setConnection(state: ConnectionState, extra: { attempt?: number; retry_in_ms?: number; code?: string } = {}): void {
     this.#connection = state;
     this.#emit({ type: 'connection', state, ...extra });
   }

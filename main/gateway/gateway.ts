@@ -20,6 +20,14 @@ import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
 import type { NodeEventRequest__Output, NodeEventResponse } from '../rpc/node-service.js';
 import { TlsListener } from '../rpc/tls-listener.js';
+import type { TlsListenerRoutes } from '../rpc/tls-listener.js';
+import {
+  UnauthenticatedCallGate,
+  certificateRefusal,
+  fieldLimitInterceptor,
+  refusingHandlers,
+  unauthenticatedServerOptions,
+} from '../rpc/unauthenticated-limits.js';
 import { AdminRpc } from './admin-rpc.js';
 import { CapabilityDispatcher } from './capabilities.js';
 import type { CapabilityResult } from './capabilities.js';
@@ -27,7 +35,7 @@ import { GatewayAdmin } from './gateway-admin.js';
 import type { DeviceView, RequestView } from './gateway-admin.js';
 import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
 import { IDENTITY_STATE_KEY } from './identity-manager.js';
-import { createNodeRpcHandlers, endStreamWithError, toServiceError } from './node-rpc.js';
+import { createNodeRpcHandlers, endStreamAndFlush, toServiceError } from './node-rpc.js';
 import { PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
 
@@ -40,8 +48,10 @@ const STATE_POLL_MS = 500;
  * certificate fail at once (CRL), and device-bound calls on it fail (current certificate only).
  */
 export const ROTATION_GRACE_MS = 30_000;
-/** Time for a revoked stream's status to be written before its socket is destroyed (PROTOCOL.md §5: ≤ 100 ms). */
+/** Least time a revoked connection stays open after the revocation, so a unary answer (RevokeDevicePairing) leaves. */
 const REVOCATION_STATUS_FLUSH_MS = 50;
+/** Longest wait for a revoked stream's status to leave (its HTTP/2 stream closing) before the socket is destroyed. */
+const REVOCATION_FLUSH_GRACE_MS = 2_000;
 /** Re-issue the CRL well before its 7-day nextUpdate: Node refuses every client once it is stale. */
 const CRL_REFRESH_MS = 24 * 3_600_000;
 
@@ -69,6 +79,8 @@ export interface GatewayStartOptions {
   clock?: () => number;
 }
 
+type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>;
+
 interface LiveNode {
   streams: Set<grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>>;
   lastSeenAtUnixMs: number;
@@ -84,7 +96,13 @@ export class Gateway {
   readonly name: string | null;
   readonly #listener: TlsListener;
   readonly #grpc: grpc.Server;
+  /** The servers behind certificate-less and refused connections (same services, small limits). */
+  readonly #sideServers: grpc.Server[];
   readonly #live = new Map<string, LiveNode>();
+  /** Every authenticated event stream from its start, by the fingerprint it authenticated with. */
+  readonly #streamsByFingerprint = new Map<string, Set<NodeStream>>();
+  /** Streams already given their final status (a revocation seen twice must not end one twice). */
+  readonly #endedStreams = new WeakSet<NodeStream>();
   readonly #log: (line: Record<string, unknown>) => void;
   readonly #clock: () => number;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -107,6 +125,7 @@ export class Gateway {
     dispatcher: CapabilityDispatcher;
     listener: TlsListener;
     grpc: grpc.Server;
+    sideServers: grpc.Server[];
     options: GatewayStartOptions;
     clock: () => number;
     log: (line: Record<string, unknown>) => void;
@@ -116,6 +135,7 @@ export class Gateway {
     this.dispatcher = o.dispatcher;
     this.#listener = o.listener;
     this.#grpc = o.grpc;
+    this.#sideServers = o.sideServers;
     this.stateDir = path.resolve(o.options.stateDir);
     this.mtlsRequired = !o.options.insecureNodeRpcOptOut;
     this.name = o.options.name;
@@ -145,7 +165,21 @@ export class Gateway {
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
     });
     const dispatcher = new CapabilityDispatcher({ clock });
-    const server = new grpc.Server(NODE_RPC_MESSAGE_SIZE_OPTIONS);
+    const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, interceptors: [fieldLimitInterceptor] });
+    // Opt-out mode has no certificates to tell devices apart from strangers: everything goes to the main server.
+    const gate = new UnauthenticatedCallGate();
+    const unauthenticated = options.insecureNodeRpcOptOut ? null : new grpc.Server(unauthenticatedServerOptions(gate));
+    const refusalOptions = unauthenticatedServerOptions(gate);
+    const revokedServer = options.insecureNodeRpcOptOut ? null : new grpc.Server(refusalOptions);
+    const unknownServer = options.insecureNodeRpcOptOut ? null : new grpc.Server(refusalOptions);
+    revokedServer?.addService(NodeService, refusingHandlers(NodeService, certificateRefusal('revoked')));
+    revokedServer?.addService(GatewayAdminService, refusingHandlers(GatewayAdminService, certificateRefusal('revoked')));
+    unknownServer?.addService(NodeService, refusingHandlers(NodeService, certificateRefusal('unknown')));
+    unknownServer?.addService(GatewayAdminService, refusingHandlers(GatewayAdminService, certificateRefusal('unknown')));
+    const routes: TlsListenerRoutes =
+      unauthenticated === null || revokedServer === null || unknownServer === null
+        ? {}
+        : { unauthenticated, certificateRevoked: revokedServer, certificateUnknown: unknownServer };
     const serverCert = await Gateway.#issueServerCertificate(admin, options.listen.host, options.serverNames ?? [], options.certificateValidityMs);
     const listener = await TlsListener.start({
       host: options.listen.host,
@@ -161,14 +195,14 @@ export class Gateway {
       }),
       requestClientCertificates: !options.insecureNodeRpcOptOut,
       isCertificateRevoked: (fp) => admin.identity.isCertificateRevoked(fp),
+      routes,
       onEvent: (event) => {
         if (event.kind === 'refused') log({ event: 'tls.refused', reason: event.reason, fingerprint: event.fingerprint });
       },
     });
-    const gateway = new Gateway({ admin, pairing, dispatcher, listener, grpc: server, options, clock, log });
-    server.addService(
-      NodeService,
-      createNodeRpcHandlers({
+    const sideServers = [unauthenticated, revokedServer, unknownServer].filter((s): s is grpc.Server => s !== null);
+    const gateway = new Gateway({ admin, pairing, dispatcher, listener, grpc: server, sideServers, options, clock, log });
+    const nodeHandlers = createNodeRpcHandlers({
         admin,
         pairing,
         dispatcher,
@@ -177,6 +211,7 @@ export class Gateway {
         gatewayName: options.name,
         clock,
         nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
+        streamOpened: (fingerprint, stream) => gateway.#streamOpened(fingerprint, stream),
         rotated: (fingerprint) => {
           gateway.#rotationGrace.set(fingerprint, clock() + ROTATION_GRACE_MS);
           const timer = setTimeout(() => {
@@ -193,8 +228,9 @@ export class Gateway {
         log: (line) => {
           log(line);
         },
-      }),
-    );
+      });
+    server.addService(NodeService, nodeHandlers);
+    unauthenticated?.addService(NodeService, nodeHandlers);
     const adminRpc = new AdminRpc({
       admin,
       mtlsRequired: gateway.mtlsRequired,
@@ -209,6 +245,7 @@ export class Gateway {
     });
     gateway.#adminRpc = adminRpc;
     server.addService(GatewayAdminService, adminRpc.handlers);
+    unauthenticated?.addService(GatewayAdminService, adminRpc.handlers);
     gateway.#snapshotKnown();
     admin.onChange((change) => {
       gateway.#onStateChange(change);
@@ -316,6 +353,27 @@ export class Gateway {
     };
   }
 
+  #streamOpened(fingerprint: string, stream: NodeStream): () => void {
+    let streams = this.#streamsByFingerprint.get(fingerprint);
+    if (streams === undefined) {
+      streams = new Set();
+      this.#streamsByFingerprint.set(fingerprint, streams);
+    }
+    streams.add(stream);
+    return () => {
+      const set = this.#streamsByFingerprint.get(fingerprint);
+      set?.delete(stream);
+      if (set?.size === 0) this.#streamsByFingerprint.delete(fingerprint);
+    };
+  }
+
+  /** Ends `stream` with `error` once; resolves when the status has left (or the flush grace is over). */
+  #endRevokedStream(stream: NodeStream, error: PalyraError): Promise<void> {
+    if (this.#endedStreams.has(stream)) return Promise.resolve();
+    this.#endedStreams.add(stream);
+    return endStreamAndFlush(stream, error, REVOCATION_FLUSH_GRACE_MS);
+  }
+
   #watchState(): void {
     const hex = (key: string) => Buffer.from(key, 'utf8').toString('hex');
     const interesting = new Set([IDENTITY_STATE_KEY, `${IDENTITY_STATE_KEY}.journal`, RUNTIME_STATE_KEY, `${RUNTIME_STATE_KEY}.journal`].map(hex));
@@ -395,29 +453,51 @@ export class Gateway {
    */
   #enforceRevocation(): void {
     const identity = this.admin.identity;
+    const flushes: Promise<void>[] = [];
     for (const [deviceId, live] of this.#live) {
       const device = identity.pairedDevice(deviceId);
       if (device !== undefined && this.mtlsRequired) continue;
       if (device !== undefined && !identity.isDeviceRevoked(deviceId)) continue;
       if (!this.mtlsRequired && !identity.isDeviceRevoked(deviceId)) continue;
       const reason = identity.isDeviceRevoked(deviceId) ? 'device is revoked' : 'device certificate is revoked';
-      for (const stream of live.streams) endStreamWithError(stream, new PalyraError('device_revoked', reason));
+      for (const stream of live.streams) flushes.push(this.#endRevokedStream(stream, new PalyraError('device_revoked', reason)));
       this.dispatcher.cancelDevice(deviceId, reason);
     }
-    // The sockets close a moment later, so the streams' PERMISSION_DENIED status (device_revoked) reaches the devices.
-    // Only those unmapped now: one revoked after this point gets its own full delay (its RevokeDevicePairing answer).
+    // Streams that never sent an event are not in #live yet; their certificate tells.
+    const now = this.#clock();
+    const inGrace = (fp: string): boolean => (this.#rotationGrace.get(fp) ?? 0) > now && !this.#revokedDeviceOf(fp);
+    for (const [fingerprint, streams] of this.#streamsByFingerprint) {
+      if (identity.deviceIdForCertificateFingerprint(fingerprint) !== undefined || inGrace(fingerprint)) continue;
+      const error = this.#revokedDeviceOf(fingerprint)
+        ? new PalyraError('device_revoked', 'device is revoked')
+        : new PalyraError('certificate_revoked', 'node RPC client certificate fingerprint is revoked');
+      for (const stream of streams) flushes.push(this.#endRevokedStream(stream, error));
+    }
+    // Sockets close only once every status has left (the HTTP/2 streams closed, bounded by the flush grace), so a
+    // device always learns PERMISSION_DENIED rather than a dropped connection. Only those unmapped now: one revoked
+    // after this point gets its own full wait (its RevokeDevicePairing answer).
     const unmapped = new Set<string>();
     this.#listener.closeConnections((fp) => {
       if (fp !== null && identity.deviceIdForCertificateFingerprint(fp) === undefined) unmapped.add(fp);
       return false;
     });
-    const timer = setTimeout(() => {
-      const now = this.#clock();
-      const inGrace = (fp: string): boolean => (this.#rotationGrace.get(fp) ?? 0) > now && !this.#revokedDeviceOf(fp);
-      const closed = this.#listener.closeConnections((fp) => fp !== null && unmapped.has(fp) && identity.deviceIdForCertificateFingerprint(fp) === undefined && !inGrace(fp));
-      if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed });
-    }, REVOCATION_STATUS_FLUSH_MS);
-    timer.unref();
+    if (unmapped.size === 0 && flushes.length === 0) {
+      void this.#refreshCrl();
+      return;
+    }
+    const minimum = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, REVOCATION_STATUS_FLUSH_MS);
+      timer.unref();
+    });
+    void Promise.all([minimum, ...flushes]).then(() => {
+      if (this.#stopped) return;
+      const later = this.#clock();
+      const stillInGrace = (fp: string): boolean => (this.#rotationGrace.get(fp) ?? 0) > later && !this.#revokedDeviceOf(fp);
+      const closed = this.#listener.closeConnections(
+        (fp) => fp !== null && unmapped.has(fp) && identity.deviceIdForCertificateFingerprint(fp) === undefined && !stillInGrace(fp),
+      );
+      if (closed > 0) this.#log({ event: 'revocation.enforced', connections_closed: closed, streams_ended: flushes.length });
+    });
     void this.#refreshCrl();
   }
 
@@ -472,6 +552,7 @@ export class Gateway {
     for (const live of this.#live.values()) for (const stream of live.streams) stream.destroy(toServiceError(new PalyraError('unavailable', 'gateway is stopping')));
     await this.#listener.close(1000);
     this.#grpc.forceShutdown();
+    for (const side of this.#sideServers) side.forceShutdown();
     await this.#refreshing?.catch(() => undefined);
     // Lookup failures counted in memory reach the journal and the audit log before the state closes.
     await this.pairing.close().catch(() => undefined);

@@ -22,6 +22,7 @@ import type {
 } from '../rpc/node-service.js';
 import { callPeerFingerprint } from '../rpc/tls-listener.js';
 import { ERROR_CODE_METADATA_KEY } from '../rpc/rpc-errors.js';
+import { whenTransportClosed } from './call-transport.js';
 import type { CapabilityDispatcher } from './capabilities.js';
 import type { GatewayAdmin } from './gateway-admin.js';
 import type { PairingService } from './pairing-service.js';
@@ -84,6 +85,16 @@ export function endStreamWithError(call: { emit(event: 'error', error: grpc.Serv
   call.emit('error', toServiceError(e));
 }
 
+/**
+ * `endStreamWithError`, then resolves once the status has left: the call's HTTP/2 stream closed (the peer answered
+ * the trailers), or `graceMs` passed. Only after that may the socket be destroyed without the peer losing the status.
+ */
+export function endStreamAndFlush(call: grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, e: unknown, graceMs: number): Promise<void> {
+  const closed = whenTransportClosed(call, graceMs);
+  endStreamWithError(call, e);
+  return closed;
+}
+
 /** `v = max(request.v, 1)` on every response. */
 function version(v: number): number {
   return Math.max(v, 1);
@@ -119,6 +130,11 @@ export interface NodeRpcContext {
   nodeSeen(deviceId: string, eventName: string): void;
   /** A device rotated: its previous certificate's connections get a short grace to move to the new one. */
   rotated(previousFingerprint: string): void;
+  /**
+   * An event stream authenticated by `fingerprint` started (before its first event), so a revocation reaches it even
+   * if it never sent one; the returned function unregisters it.
+   */
+  streamOpened?(fingerprint: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void;
   log(event: Record<string, string | number | boolean | null>): void;
 }
 
@@ -329,6 +345,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         return;
       }
       let offline: (() => void) | null = null;
+      const unregister = fingerprint === null ? undefined : ctx.streamOpened?.(fingerprint, call);
       let chain = Promise.resolve();
       let failed = false;
       const fail = (e: unknown): void => {
@@ -344,6 +361,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
       });
       call.on('error', () => undefined);
       call.on('close', () => {
+        unregister?.();
         offline?.();
       });
 

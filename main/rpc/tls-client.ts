@@ -41,7 +41,7 @@ export function createGatewayChannelCredentials(options: {
       ca: caCertificatePem,
       ...(clientCertificatePem === undefined ? {} : { cert: clientCertificatePem }),
       ...(clientPrivateKeyPem === undefined ? {} : { key: clientPrivateKeyPem }),
-      minVersion: 'TLSv1.2',
+      minVersion: 'TLSv1.3',
     });
   } catch (cause) {
     throw new PalyraError('invalid_key_material', 'the gateway CA or the client certificate/key was refused', { cause });
@@ -106,7 +106,7 @@ export function probeGatewayCertificateChain(
       // Deliberately unverified: the caller checks the CA pin on the returned chain before trusting anything.
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
-      minVersion: 'TLSv1.2',
+      minVersion: 'TLSv1.3',
     });
     const finish = (outcome: { chainDer: Uint8Array[] } | Error): void => {
       if (settled) return;

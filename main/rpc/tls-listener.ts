@@ -1,8 +1,11 @@
 /**
- * The gateway's one node-RPC port (PROTOCOL.md §5): a node:tls server that judges each client at the handshake and
- * hands the surviving sockets to grpc-js through a connection injector. Client certificates are requested but
+ * The gateway's one node-RPC port (PROTOCOL.md §5): a node:tls server (TLS 1.3 only) that judges each client at the
+ * handshake and hands the sockets to grpc-js through connection injectors. Client certificates are requested but
  * optional, so unpaired devices reach the pairing RPCs; a presented certificate must chain to the CA, be unexpired,
- * not in the CRL and not revoked by fingerprint, else the socket is destroyed before gRPC sees a byte.
+ * not in the CRL and not revoked by fingerprint. Where it goes is decided per connection (`TlsListenerRoutes`):
+ * authenticated sockets to the main server, certificate-less ones to a server with small limits, refused ones to a
+ * server that answers every call with the refusal's code — or, without such a route, the socket is destroyed.
+ * Handshakes in progress and connections without an accepted certificate are capped per source address and in total.
  *
  * CRL gotcha: once a `crl` is set, OpenSSL requires a current CRL for every client chain, so a CRL past its
  * nextUpdate makes every certificate-bearing handshake fail (CRL_HAS_EXPIRED). Callers must re-issue the CRL before
@@ -22,6 +25,35 @@ const GRPC_ALPN_PROTOCOLS = ['h2'];
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long `close()` lets in-flight calls finish before it destroys what remains. */
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
+/** The only TLS version the port speaks (issue 17); a TLS 1.2 client fails at the handshake with a protocol alert. */
+export const TLS_MIN_VERSION = 'TLSv1.3' satisfies tls.SecureVersion;
+
+/** Caps on sockets that have not proven a certificate; authenticated connections are never capped. */
+export interface ConnectionLimits {
+  /** TCP connections still in the TLS handshake, per source address; more are closed at once. */
+  readonly maxPendingHandshakesPerSource: number;
+  readonly maxPendingHandshakesTotal: number;
+  /** Connections past the handshake without an accepted client certificate (none, or refused), per source. */
+  readonly maxUnauthenticatedConnectionsPerSource: number;
+  readonly maxUnauthenticatedConnectionsTotal: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxPendingHandshakesPerSource: 128,
+  maxPendingHandshakesTotal: 1024,
+  maxUnauthenticatedConnectionsPerSource: 64,
+  maxUnauthenticatedConnectionsTotal: 512,
+};
+
+/** Where sockets go by their handshake verdict; a missing server means the default named on each field. */
+export interface TlsListenerRoutes {
+  /** No client certificate (default: the main `grpcServer`). */
+  readonly unauthenticated?: grpc.Server;
+  /** A certificate refused as revoked (CRL, fingerprint, failed revocation check); default: the socket is destroyed. */
+  readonly certificateRevoked?: grpc.Server;
+  /** A certificate refused for any other reason (foreign CA, expired, resumed session); default: destroyed. */
+  readonly certificateUnknown?: grpc.Server;
+}
 
 export interface TlsListenerMaterial {
   /** PEM of the server leaf; if it holds only the leaf, the CA is sent after it so clients can check the CA pin. */
@@ -53,7 +85,32 @@ export const RefusalReason = {
   revocationCheckFailed: 'REVOCATION_CHECK_FAILED',
   resumedSession: 'RESUMED_SESSION_WITH_CERTIFICATE',
   noHttp2: 'ALPN_NOT_H2',
+  handshakeLimit: 'HANDSHAKE_LIMIT',
+  connectionLimit: 'UNAUTHENTICATED_CONNECTION_LIMIT',
 } as const;
+
+/** Verdicts that mean "revoked" (the rest mean "not a certificate of ours"). */
+const REVOKED_VERDICTS: ReadonlySet<string> = new Set(['CERT_REVOKED', RefusalReason.revokedFingerprint, RefusalReason.revocationCheckFailed]);
+
+/** The address a socket came from, with IPv4-mapped IPv6 folded to IPv4 so one host counts once. */
+function sourceOf(socket: net.Socket): string {
+  const address = socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function connectionKey(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? ''}|${String(socket.remotePort ?? 0)}`;
+}
+
+function increment(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+function decrement(map: Map<string, number>, key: string): void {
+  const n = (map.get(key) ?? 1) - 1;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
+}
 
 export interface TlsListenerOptions extends TlsListenerMaterial {
   readonly host: string;
@@ -67,6 +124,8 @@ export interface TlsListenerOptions extends TlsListenerMaterial {
   readonly isCertificateRevoked?: (fingerprint: string) => boolean;
   /** Must not throw; a throw is swallowed so that logging can never break the accept path. */
   readonly onEvent?: (event: TlsListenerEvent) => void;
+  readonly routes?: TlsListenerRoutes;
+  readonly limits?: Partial<ConnectionLimits>;
 }
 
 function countCertificates(pem: string): number {
@@ -86,7 +145,7 @@ function secureContextOptions(material: TlsListenerMaterial): tls.SecureContextO
     key: material.serverPrivateKeyPem,
     ca: material.caCertificatePem,
     ...(material.crlPem === undefined ? {} : { crl: material.crlPem }),
-    minVersion: 'TLSv1.2',
+    minVersion: TLS_MIN_VERSION,
   };
 }
 
@@ -119,6 +178,18 @@ export class TlsListener {
   readonly port: number;
   readonly #server: tls.Server;
   readonly #injector: grpc.ConnectionInjector;
+  readonly #unauthenticatedInjector: grpc.ConnectionInjector;
+  readonly #revokedInjector: grpc.ConnectionInjector | null;
+  readonly #unknownInjector: grpc.ConnectionInjector | null;
+  readonly #limits: ConnectionLimits;
+  /** Raw sockets still in the handshake, by connection key, and their counts per source. */
+  readonly #pending = new Map<string, string>();
+  readonly #pendingBySource = new Map<string, number>();
+  /** Sockets without an accepted certificate (none, or refused but routed), per source and in total. */
+  readonly #unauthenticatedBySource = new Map<string, number>();
+  #unauthenticatedTotal = 0;
+  /** Refused sockets routed to a refusal server; not in #live (they authenticate nothing). */
+  readonly #refused = new Set<tls.TLSSocket>();
   readonly #requestClientCertificates: boolean;
   readonly #isCertificateRevoked: ((fingerprint: string) => boolean) | undefined;
   readonly #onEvent: ((event: TlsListenerEvent) => void) | undefined;
@@ -132,24 +203,24 @@ export class TlsListener {
   readonly #withoutCertificate = new Set<tls.TLSSocket>();
   #closing: Promise<void> | undefined;
 
-  private constructor(
-    options: TlsListenerOptions,
-    server: tls.Server,
-    injector: grpc.ConnectionInjector,
-    port: number,
-    material: TlsListenerMaterial,
-  ) {
+  private constructor(options: TlsListenerOptions, server: tls.Server, port: number, material: TlsListenerMaterial) {
     this.host = options.host;
     this.port = port;
     this.#server = server;
-    this.#injector = injector;
+    const insecure = grpc.ServerCredentials.createInsecure();
+    this.#injector = options.grpcServer.createConnectionInjector(insecure);
+    const routes = options.routes ?? {};
+    this.#unauthenticatedInjector =
+      routes.unauthenticated === undefined ? this.#injector : routes.unauthenticated.createConnectionInjector(insecure);
+    this.#revokedInjector = routes.certificateRevoked?.createConnectionInjector(insecure) ?? null;
+    this.#unknownInjector = routes.certificateUnknown?.createConnectionInjector(insecure) ?? null;
+    this.#limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
     this.#requestClientCertificates = options.requestClientCertificates;
     this.#isCertificateRevoked = options.isCertificateRevoked;
     this.#onEvent = options.onEvent;
     this.#material = material;
     server.on('connection', (raw: net.Socket) => {
-      this.#rawSockets.add(raw);
-      raw.once('close', () => this.#rawSockets.delete(raw));
+      this.#onConnection(raw);
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       this.#onSecureConnection(socket);
@@ -196,8 +267,7 @@ export class TlsListener {
       });
     });
     // Handlers attach in the constructor, still within the listen callback's turn: no connection can arrive before.
-    const injector = options.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    return new TlsListener(options, server, injector, port, material);
+    return new TlsListener(options, server, port, material);
   }
 
   /**
@@ -233,9 +303,14 @@ export class TlsListener {
     return victims.length;
   }
 
-  /** Sockets handed to gRPC and not yet closed. */
+  /** Sockets handed to gRPC and not yet closed (refused ones routed to a refusal server not included). */
   liveConnectionCount(): number {
     return this.#live.size;
+  }
+
+  /** Connections without an accepted certificate now open, and handshakes in progress (for tests and logs). */
+  unauthenticatedCounts(): { connections: number; pendingHandshakes: number } {
+    return { connections: this.#unauthenticatedTotal, pendingHandshakes: this.#pending.size };
   }
 
   /**
@@ -260,16 +335,59 @@ export class TlsListener {
     });
     await Promise.race([closed, graceOver]);
     clearTimeout(timer);
-    for (const socket of [...this.#live.keys()]) {
+    for (const socket of [...this.#live.keys(), ...this.#refused]) {
       this.#untrack(socket);
       socket.destroy();
     }
+    this.#refused.clear();
     for (const raw of this.#rawSockets) raw.destroy();
-    this.#injector.destroy();
+    const injectors = new Set([this.#injector, this.#unauthenticatedInjector, this.#revokedInjector, this.#unknownInjector]);
+    for (const injector of injectors) injector?.destroy();
     await closed;
   }
 
+  #onConnection(raw: net.Socket): void {
+    this.#rawSockets.add(raw);
+    const source = sourceOf(raw);
+    const key = connectionKey(raw);
+    raw.once('close', () => {
+      this.#rawSockets.delete(raw);
+      this.#handshakeOver(key);
+    });
+    const limits = this.#limits;
+    if ((this.#pendingBySource.get(source) ?? 0) >= limits.maxPendingHandshakesPerSource || this.#pending.size >= limits.maxPendingHandshakesTotal) {
+      raw.destroy();
+      this.#emit({ kind: 'refused', reason: RefusalReason.handshakeLimit, fingerprint: null, remoteAddress: source });
+      return;
+    }
+    this.#pending.set(key, source);
+    increment(this.#pendingBySource, source);
+  }
+
+  #handshakeOver(key: string): void {
+    const source = this.#pending.get(key);
+    if (source === undefined) return;
+    this.#pending.delete(key);
+    decrement(this.#pendingBySource, source);
+  }
+
+  /** Counts a socket without an accepted certificate; false (and nothing counted) when a cap is reached. */
+  #admitUnauthenticated(socket: tls.TLSSocket): boolean {
+    const source = sourceOf(socket);
+    const limits = this.#limits;
+    if ((this.#unauthenticatedBySource.get(source) ?? 0) >= limits.maxUnauthenticatedConnectionsPerSource) return false;
+    if (this.#unauthenticatedTotal >= limits.maxUnauthenticatedConnectionsTotal) return false;
+    increment(this.#unauthenticatedBySource, source);
+    this.#unauthenticatedTotal += 1;
+    socket.once('close', () => {
+      decrement(this.#unauthenticatedBySource, source);
+      this.#unauthenticatedTotal -= 1;
+    });
+    return true;
+  }
+
   #onSecureConnection(socket: tls.TLSSocket): void {
+    this.#handshakeOver(connectionKey(socket));
     let fingerprint: string | null = null;
     // Registered first: a client's error after this point must never become an unhandled 'error' event.
     socket.on('error', (error: Error) => {
@@ -283,24 +401,39 @@ export class TlsListener {
     const remoteAddress = socket.remoteAddress ?? null;
     // Without a request the client sends no certificate, and grpc-js reports none (the socket is not `authorized`).
     const der = this.#requestClientCertificates ? presentedCertificateDer(socket) : null;
+    let refusal: string | null = null;
     if (der !== null) {
       fingerprint = certificateFingerprint(der);
-      const refusal = this.#refusalReason(socket, fingerprint);
-      if (refusal !== null) {
-        socket.destroy();
-        this.#emit({ kind: 'refused', reason: refusal, fingerprint, remoteAddress });
-        return;
-      }
+      refusal = this.#refusalReason(socket, fingerprint);
     }
     // Without ALPN h2 the HTTP/2 server would only answer 403 and hold the socket for its 10 s unknown-protocol timeout.
     if (socket.alpnProtocol !== 'h2') {
       socket.destroy();
-      this.#emit({ kind: 'refused', reason: RefusalReason.noHttp2, fingerprint, remoteAddress });
+      this.#emit({ kind: 'refused', reason: refusal ?? RefusalReason.noHttp2, fingerprint, remoteAddress });
+      return;
+    }
+    if (refusal !== null) {
+      this.#emit({ kind: 'refused', reason: refusal, fingerprint, remoteAddress });
+      // The handshake had to complete (pairing needs no certificate), so the verdict is told as a gRPC status.
+      const injector = REVOKED_VERDICTS.has(refusal) ? this.#revokedInjector : this.#unknownInjector;
+      if (injector === null || !this.#admitUnauthenticated(socket)) {
+        socket.destroy();
+        return;
+      }
+      this.#refused.add(socket);
+      socket.once('close', () => this.#refused.delete(socket));
+      injector.injectConnection(socket);
+      return;
+    }
+    const unauthenticated = fingerprint === null && this.#unauthenticatedInjector !== this.#injector;
+    if (unauthenticated && !this.#admitUnauthenticated(socket)) {
+      socket.destroy();
+      this.#emit({ kind: 'refused', reason: RefusalReason.connectionLimit, fingerprint, remoteAddress });
       return;
     }
     this.#track(socket, fingerprint);
     this.#emit({ kind: 'accepted', fingerprint, remoteAddress });
-    this.#injector.injectConnection(socket);
+    (unauthenticated ? this.#unauthenticatedInjector : this.#injector).injectConnection(socket);
   }
 
   #refusalReason(socket: tls.TLSSocket, fingerprint: string): string | null {

@@ -104,6 +104,8 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   device_identity_missing: 'This device has no identity yet.',
   certificate_expired: "This device's certificate has expired. Pair this device again.",
   remote_admin_requires_mtls: 'Remote administration needs the gateway to require mTLS; it is off on this gateway.',
+  certificate_unknown: "The gateway does not recognise this device's certificate (another gateway's, or expired). Pair the device again.",
+  unauthenticated_call_limit: 'The gateway is busy with other unpaired devices right now. Try again in a moment.',
 };
 
 const FALLBACK_TEXT = 'Something went wrong.';
