@@ -150,7 +150,7 @@ export const GatewayEventSchema = z.discriminatedUnion('type', [
 ]);
 
 export const DeviceEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('connection'), state: z.enum(['offline', 'connecting', 'online']), attempt: z.number().optional(), retry_in_ms: z.number().optional() }),
+  z.object({ type: z.literal('connection'), state: z.enum(['offline', 'connecting', 'online']), attempt: z.number().optional(), retry_in_ms: z.number().optional(), code: z.string().optional() }),
   z.object({ type: z.literal('renewed'), cert_expires_at_unix_ms: unixMs }),
   z.object({ type: z.literal('renewal_failed'), code: z.string() }),
   z.object({ type: z.literal('revoked'), reason: z.string() }),
