@@ -137,6 +137,11 @@ export const ERROR_CATALOGUE = {
   device_identity_missing: entry('FAILED_PRECONDITION', 'no device identity is stored for this device directory'),
   certificate_expired: entry('FAILED_PRECONDITION', 'the device certificate has expired; pair this device again'),
   remote_admin_requires_mtls: entry('FAILED_PRECONDITION', 'remote administration requires mTLS'),
+  // device.v1.json failed its seal (PROTOCOL.md §13): edited, swapped, restored from an older copy or deleted.
+  device_state_corrupt: entry(
+    'INTERNAL',
+    "the device state failed its integrity check; unpair and pair again (palyra device unpair, then palyra device pair)",
+  ),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 
