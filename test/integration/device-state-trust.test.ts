@@ -12,9 +12,10 @@ import { CertificateAuthority, createCertificateAuthority } from '../../main/cor
 import { parsePairingUri } from '../../main/core/pairing-uri.js';
 import { DeviceAgent } from '../../main/device/device-agent.js';
 import type { AgentEvent } from '../../main/device/device-agent.js';
-import { DeviceStore } from '../../main/device/device-store.js';
+import { deviceKeychainAccount, DeviceStore } from '../../main/device/device-store.js';
 import { pairDevice } from '../../main/device/pairing-client.js';
 import type { Gateway } from '../../main/gateway/gateway.js';
+import { KEYCHAIN_SERVICE, openOsKeychain } from '../../main/store/keychain.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -73,7 +74,11 @@ interface Setup {
 }
 
 /** A gateway behind a relay, and a device paired with it through the relay (QR, auto-approved). */
-async function pairedDevice(): Promise<Setup> {
+function pairedDevice(): Promise<Setup> {
+  return pairedDeviceIn('file');
+}
+
+async function pairedDeviceIn(mode: 'file' | 'os'): Promise<Setup> {
   const { gateway, cleanup } = await startGateway();
   cleanups.push(cleanup);
   const relay = await countingListener(gateway.port);
@@ -81,7 +86,7 @@ async function pairedDevice(): Promise<Setup> {
   const { dir, cleanup: removeDir } = await tempDir('palyra-trust-dev-');
   cleanups.push(removeDir);
   const deviceDir = path.join(dir, 'device');
-  const store = await DeviceStore.open({ deviceDir, keychain: 'file' });
+  const store = await DeviceStore.open({ deviceDir, keychain: mode });
   const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'node', issuedBy: 'test', gatewayAddresses: [relay.address], gatewayName: gateway.name });
   const result = await pairDevice({
     store,
@@ -230,4 +235,43 @@ describe('a tampered device state never reaches the network', () => {
     expect(await runAgent(s.deviceDir)).toContainEqual(expect.objectContaining({ type: 'connection', state: 'online' }));
     expect(s.relay.connections()).toBeGreaterThan(before);
   });
+});
+
+const secretService = process.env.PALYRA_TEST_SECRET_SERVICE === '1';
+
+describe.skipIf(!secretService)('the seal keyed from the real OS keychain (gnome-keyring via keytar)', () => {
+  it('keeps the state key and generation in the device entry, and refuses a rollback and a deletion', async () => {
+    const keychain = await openOsKeychain();
+    if (keychain === null) throw new Error('PALYRA_TEST_SECRET_SERVICE=1 but the Secret Service is not usable');
+    const s = await pairedDeviceIn('os');
+    const account = await deviceKeychainAccount(s.deviceDir);
+    cleanups.push(async () => {
+      await keychain.delete(KEYCHAIN_SERVICE, account);
+    });
+    const entry = JSON.parse((await keychain.get(KEYCHAIN_SERVICE, account))!) as Record<string, unknown>;
+    const doc = await readDoc(s);
+    expect(entry).toMatchObject({ state_mac_key_b64: expect.stringMatching(/^[A-Za-z0-9+/]{43}$/), state_generation: doc.generation });
+    expect(JSON.stringify(doc)).not.toContain(entry.state_mac_key_b64 as string);
+
+    const older = `${statePath(s)}.older`;
+    await copyFile(statePath(s), older);
+    const store = await DeviceStore.open({ deviceDir: s.deviceDir, keychain: 'os' });
+    await store.updateState((current) => ({ ...current!, updated_at_unix_ms: current!.updated_at_unix_ms + 1 }));
+    await copyFile(older, statePath(s));
+    const reopened = await DeviceStore.open({ deviceDir: s.deviceDir, keychain: 'os' });
+    await expect(reopened.readState()).rejects.toMatchObject({ code: 'device_state_corrupt', message: expect.stringContaining('behind the') });
+    await rm(statePath(s));
+    await expect(reopened.loadIdentity()).rejects.toMatchObject({ code: 'device_state_corrupt', message: expect.stringContaining('is missing') });
+
+    const before = s.relay.connections();
+    const agent = await DeviceAgent.open({ deviceDir: s.deviceDir, keychain: 'os' });
+    const events: AgentEvent[] = [];
+    agent.on((event) => events.push(event));
+    agent.start();
+    await waitFor(() => events.find((e) => e.type === 'failed'), { what: 'the agent to fail', detail: () => JSON.stringify(events) });
+    await agent.stop();
+    expect(events).toEqual([expect.objectContaining({ type: 'failed', code: 'device_state_corrupt' })]);
+    expect(s.relay.connections()).toBe(before);
+    await reopened.wipe();
+  }, 60_000);
 });
