@@ -139,6 +139,11 @@ export const ERROR_CATALOGUE = {
   remote_admin_requires_mtls: entry('FAILED_PRECONDITION', 'remote administration requires mTLS'),
   certificate_unknown: entry('UNAUTHENTICATED', 'the client certificate is not one this gateway issued, or it has expired'),
   unauthenticated_call_limit: entry('RESOURCE_EXHAUSTED', 'too many concurrent calls without a client certificate'),
+  // device.v1.json failed its seal (PROTOCOL.md §13): edited, swapped, restored from an older copy or deleted.
+  device_state_corrupt: entry(
+    'INTERNAL',
+    "the device state failed its integrity check; unpair and pair again (palyra device unpair, then palyra device pair)",
+  ),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -208,6 +208,7 @@ export class DeviceAgent {
       deviceDir: o.deviceDir,
       keychain: o.keychain,
       ...(o.osKeychain === undefined ? {} : { osKeychain: o.osKeychain }),
+      ...(o.log === undefined ? {} : { log: o.log }),
     });
     return new DeviceAgent(store, o);
   }
@@ -230,7 +231,8 @@ export class DeviceAgent {
    */
   async status(): Promise<AgentStatus> {
     const keychain = await this.store.keychainState();
-    const state = await this.store.readState();
+    // Locked: the seal cannot be checked, so the file is only shown (nothing connects without the keychain anyway).
+    const state = keychain === 'locked' ? await this.store.peekState() : await this.store.readState();
     const identity = keychain === 'locked' ? null : await this.store.loadIdentity();
     const gateway = state?.gateway ?? null;
     return {
@@ -297,9 +299,19 @@ export class DeviceAgent {
    */
   async unpair(): Promise<UnpairResult> {
     await this.stop();
-    const state = await this.store.readState();
-    let revokedAtGateway = state?.revoked === true;
+    let state: DevicePairingState | null = null;
     let gatewayError: UnpairResult['gateway_error'] = null;
+    let deviceId: string | null;
+    try {
+      state = await this.store.readState();
+      deviceId = state?.device_id ?? null;
+    } catch (error) {
+      // A state that fails its seal names a gateway nobody can vouch for: wipe without telling it.
+      if (!isPalyraError(error, 'device_state_corrupt')) throw error;
+      gatewayError = { code: error.code, message: error.message };
+      deviceId = await this.store.storedDeviceId();
+    }
+    let revokedAtGateway = state?.revoked === true;
     if (state !== null && !state.revoked && state.paired && state.certificate_pem !== null && state.gateway !== null) {
       try {
         await this.#revokeAtGateway(state);
@@ -315,7 +327,7 @@ export class DeviceAgent {
     this.#identity = null;
     this.#renewal = 'idle';
     this.#emit({ type: 'unpaired' });
-    return { device_id: state?.device_id ?? null, revoked_at_gateway: revokedAtGateway, gateway_error: gatewayError };
+    return { device_id: deviceId, revoked_at_gateway: revokedAtGateway, gateway_error: gatewayError };
   }
 
   // --- connected mode --------------------------------------------------------------------------------------------

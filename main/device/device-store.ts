@@ -3,22 +3,32 @@
  * key (current and staged), and its non-secret pairing state. Each device dir is one identity.
  *
  * Layout of a device dir:
- *   device.v1.json        DevicePairingState (non-secret), 0600, replaced atomically; the dir itself is 0700
+ *   device.v1.json        DevicePairingState (non-secret) plus `generation` and `mac` (device-state-seal.ts), 0600,
+ *                         replaced atomically; the dir itself is 0700
  *   .identity-state.lock  held while secrets or state change, so processes on one dir never make two identities
  *   --keychain os         one OS keychain entry: service `palyra-desktop`, account `device:<realpath of the dir>`,
- *                         value JSON {device_id, signing_key_b64, tls_private_key_pem, pending_tls_private_key_pem};
- *                         a single entry so that committing a staged key is one atomic replace
+ *                         value JSON {device_id, signing_key_b64, tls_private_key_pem, pending_tls_private_key_pem,
+ *                         state_mac_key_b64, state_generation, state_migration_sha256}; a single entry so that
+ *                         committing a staged key is one atomic replace
  *   --keychain file       secrets/: an encrypted FilesystemSecretStore with its key in secrets/.store-key.v1 (never
  *                         the keychain), keys device/identity.json (DeviceIdentity.serialize form),
- *                         device/tls-key.pem and device/tls-key.pending.pem
+ *                         device/tls-key.pem, device/tls-key.pending.pem and device/state-seal.json
+ *                         ({key_b64, generation, migration_sha256})
  *
- * Nothing here logs, and no error message or cause carries key material.
+ * The state secret keys the MAC of device.v1.json and its latest generation is kept beside it, so an edited,
+ * swapped, restored or deleted device.v1.json is `device_state_corrupt`, never acted on. In file mode the secret is
+ * only as safe as secrets/.store-key.v1: whoever can read the device dir can forge the seal, and restoring the
+ * whole dir (secrets/ included) rolls it back unnoticed.
+ *
+ * Nothing here logs except through the `log` option (one line when an unsealed file is sealed), and no error
+ * message or cause carries key material.
  */
 
+import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { fromUtf8, utf8 } from '../core/bytes.js';
+import { constantTimeEqual, fromBase64, fromUtf8, toBase64, utf8 } from '../core/bytes.js';
 import { certificateFingerprint } from '../core/certificates.js';
 import type { ClientKind } from '../core/client-kind.js';
 import { CLIENT_KINDS } from '../core/client-kind.js';
@@ -32,6 +42,7 @@ import type { Keychain } from '../store/keychain.js';
 import { KEYCHAIN_SERVICE, openOsKeychain } from '../store/keychain.js';
 import { withStateLock } from '../store/state-lock.js';
 import { parseStateDocument } from '../store/state-schema.js';
+import { deriveStateMacKey, hasSeal, openSealedDocument, sealDocument, STATE_SECRET_BYTES, withoutSeal } from './device-state-seal.js';
 
 /** Where the device's secrets go (`--keychain os|file`). */
 export type KeychainMode = 'os' | 'file';
@@ -44,6 +55,8 @@ export const DEVICE_SECRETS_DIR = 'secrets';
 export const DEVICE_IDENTITY_SECRET = 'device/identity.json';
 export const DEVICE_TLS_KEY_SECRET = 'device/tls-key.pem';
 export const DEVICE_PENDING_TLS_KEY_SECRET = 'device/tls-key.pending.pem';
+/** File mode: the state secret and the latest generation of device.v1.json. */
+export const DEVICE_STATE_SEAL_SECRET = 'device/state-seal.json';
 /** Prefix of the keychain account that holds one device dir's secrets. */
 export const DEVICE_KEYCHAIN_ACCOUNT_PREFIX = 'device:';
 
@@ -82,6 +95,8 @@ export interface DeviceStoreOptions {
   keychain: KeychainMode;
   /** The OS keychain for mode 'os'; omitted = openOsKeychain(), null = none (mode 'os' then fails). */
   osKeychain?: Keychain | null;
+  /** Where the one-line notice goes when an unsealed device.v1.json (from an older version) is sealed. */
+  log?: (line: Record<string, unknown>) => void;
 }
 
 export function isKeychainMode(value: unknown): value is KeychainMode {
@@ -196,10 +211,52 @@ export function parseDevicePairingState(value: unknown, where: string): DevicePa
 
 // --- secrets backends ----------------------------------------------------------------------------------------------
 
+/** What keys and anchors device.v1.json, kept with the device's other secrets. */
+interface StateSeal {
+  /** STATE_SECRET_BYTES random bytes; the MAC key is derived from them. */
+  readonly secret: Uint8Array;
+  /** Generation of the latest device.v1.json written (0: none yet); a file behind it is an older copy. */
+  readonly generation: number;
+  /** Hex SHA-256 of the unsealed file a migration is sealing, so a crash half-way can resume; null otherwise. */
+  readonly migrating: string | null;
+}
+
 interface DeviceSecrets {
   readonly identity: DeviceIdentity;
   readonly tlsKeyPem: string | null;
   readonly pendingTlsKeyPem: string | null;
+  /** null only for secrets written before device states were sealed. */
+  readonly seal: StateSeal | null;
+}
+
+function newSeal(generation: number, migrating: string | null): StateSeal {
+  return { secret: new Uint8Array(randomBytes(STATE_SECRET_BYTES)), generation, migrating };
+}
+
+function sameSeal(a: StateSeal | null, b: StateSeal | null): boolean {
+  if (a === null || b === null) return a === b;
+  return constantTimeEqual(a.secret, b.secret) && a.generation === b.generation && a.migrating === b.migrating;
+}
+
+/** The seal from its stored fields; absent key = not sealed yet. No cause is kept: it could quote the secret. */
+function sealFromFields(key: unknown, generation: unknown, migrating: unknown, where: string): StateSeal | null {
+  if (key === undefined || key === null) return null;
+  const bad = (problem: string): PalyraError =>
+    new PalyraError('state_corrupt', `the device state key in ${where} is invalid: ${problem}`, { details: { where } });
+  if (typeof key !== 'string') throw bad('the key is not a string');
+  let secret: Uint8Array;
+  try {
+    secret = fromBase64(key);
+  } catch {
+    throw bad('the key is not base64');
+  }
+  if (secret.length !== STATE_SECRET_BYTES) throw bad(`the key is not ${STATE_SECRET_BYTES} bytes`);
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) throw bad('the generation is not a counter');
+  const migratingValue = migrating ?? null;
+  if (migratingValue !== null && (typeof migratingValue !== 'string' || !HEX_SHA256.test(migratingValue))) {
+    throw bad('the migration digest is not hex SHA-256');
+  }
+  return { secret, generation, migrating: migratingValue };
 }
 
 /** One device dir's secrets, wherever they live. Mutations run under the device dir's state lock. */
@@ -285,6 +342,7 @@ class KeychainBackend implements SecretsBackend {
       identity: identityFromFields(o, this.where),
       tlsKeyPem: optionalPem(o, 'tls_private_key_pem', this.where),
       pendingTlsKeyPem: optionalPem(o, 'pending_tls_private_key_pem', this.where),
+      seal: sealFromFields(o.state_mac_key_b64, o.state_generation, o.state_migration_sha256, this.where),
     };
   }
 
@@ -293,6 +351,13 @@ class KeychainBackend implements SecretsBackend {
       ...next.identity.toStored(),
       tls_private_key_pem: next.tlsKeyPem,
       pending_tls_private_key_pem: next.pendingTlsKeyPem,
+      ...(next.seal === null
+        ? {}
+        : {
+            state_mac_key_b64: toBase64(next.seal.secret, false),
+            state_generation: next.seal.generation,
+            state_migration_sha256: next.seal.migrating,
+          }),
     };
     await this.#call((keychain) => keychain.set(KEYCHAIN_SERVICE, this.#account, JSON.stringify(record)));
   }
@@ -340,8 +405,11 @@ class FileBackend implements SecretsBackend {
     const identity = identityFromFields(parseSecretJson(identityText, this.where), this.where);
     const tlsKeyPem = await readOptionalSecret(store, DEVICE_TLS_KEY_SECRET);
     const pendingTlsKeyPem = await readOptionalSecret(store, DEVICE_PENDING_TLS_KEY_SECRET);
+    const sealText = await readOptionalSecret(store, DEVICE_STATE_SEAL_SECRET);
+    const sealFields = sealText === null ? null : parseSecretJson(sealText, this.where);
+    const seal = sealFields === null ? null : sealFromFields(sealFields.key_b64, sealFields.generation, sealFields.migration_sha256, this.where);
     // A commit interrupted between its two file operations leaves pending equal to current: it was committed.
-    return { identity, tlsKeyPem, pendingTlsKeyPem: pendingTlsKeyPem === tlsKeyPem ? null : pendingTlsKeyPem };
+    return { identity, tlsKeyPem, pendingTlsKeyPem: pendingTlsKeyPem === tlsKeyPem ? null : pendingTlsKeyPem, seal };
   }
 
   async write(next: DeviceSecrets, previous: DeviceSecrets | null): Promise<void> {
@@ -357,6 +425,13 @@ class FileBackend implements SecretsBackend {
       if (value === before) continue;
       if (value === null) await store.deleteSecret(key);
       else await store.writeSecret(key, utf8(value));
+    }
+    if (!sameSeal(next.seal, previous?.seal ?? null)) {
+      if (next.seal === null) await store.deleteSecret(DEVICE_STATE_SEAL_SECRET);
+      else {
+        const record = { key_b64: toBase64(next.seal.secret, false), generation: next.seal.generation, migration_sha256: next.seal.migrating };
+        await store.writeSecret(DEVICE_STATE_SEAL_SECRET, utf8(JSON.stringify(record)));
+      }
     }
   }
 
@@ -401,6 +476,38 @@ async function removeTree(target: string): Promise<void> {
 
 // --- the store -----------------------------------------------------------------------------------------------------
 
+/** device.v1.json as found on disk, before its seal is checked. */
+interface StateFile {
+  readonly bytes: Buffer;
+  readonly value: Fields;
+}
+
+/** What a checked read found. `fromCache`: the keychain was locked and the key this instance saw was used. */
+interface VerifiedState {
+  readonly secrets: DeviceSecrets | null;
+  readonly state: DevicePairingState | null;
+  /** Generation of the file read (0 when there is none). */
+  readonly generation: number;
+  readonly fromCache: boolean;
+}
+
+/** The state key this instance last read, so the state stays readable and writable while the keychain locks. */
+interface SealCache {
+  readonly secret: Uint8Array;
+  readonly key: Uint8Array;
+  /** The highest generation seen in the secrets or written by this instance. */
+  generation: number;
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A word or a single-quoted one, for a command line the user can paste into a POSIX shell. */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
 export class DeviceStore {
   /** Absolute path of the device dir. */
   readonly deviceDir: string;
@@ -409,20 +516,24 @@ export class DeviceStore {
   readonly stateFile: string;
   readonly #secrets: SecretsBackend;
   readonly #keychainBackend: KeychainBackend | null;
+  readonly #log: (line: Record<string, unknown>) => void;
   /** The identity this instance loaded, so writeState can refuse another device's state without a keychain read. */
   #knownIdentity: { deviceId: string; fingerprint: string } | null = null;
+  #sealCache: SealCache | null = null;
 
-  private constructor(deviceDir: string, mode: KeychainMode, keychainBackend: KeychainBackend | null) {
+  private constructor(deviceDir: string, mode: KeychainMode, keychainBackend: KeychainBackend | null, log: (line: Record<string, unknown>) => void) {
     this.deviceDir = deviceDir;
     this.keychainMode = mode;
     this.stateFile = path.join(deviceDir, DEVICE_STATE_FILE);
     this.#keychainBackend = keychainBackend;
     this.#secrets = keychainBackend ?? new FileBackend(path.join(deviceDir, DEVICE_SECRETS_DIR));
+    this.#log = log;
   }
 
   /**
    * Creates the device dir (0700) if needed. Does not touch the keychain: with mode 'os' and no usable keychain,
-   * the secret operations (and keychainState) throw `keychain_unavailable`, while the non-secret state stays readable.
+   * the secret operations, the pairing state (its seal is keyed from the keychain) and keychainState throw
+   * `keychain_unavailable`.
    */
   static async open(options: DeviceStoreOptions): Promise<DeviceStore> {
     if (!isKeychainMode(options.keychain)) {
@@ -430,9 +541,10 @@ export class DeviceStore {
     }
     const deviceDir = path.resolve(options.deviceDir);
     await ensurePrivateDir(deviceDir);
-    if (options.keychain === 'file') return new DeviceStore(deviceDir, 'file', null);
+    const log = options.log ?? (() => undefined);
+    if (options.keychain === 'file') return new DeviceStore(deviceDir, 'file', null, log);
     const keychain = options.osKeychain === undefined ? await openOsKeychain() : options.osKeychain;
-    return new DeviceStore(deviceDir, 'os', new KeychainBackend(keychain, await deviceKeychainAccount(deviceDir), deviceDir));
+    return new DeviceStore(deviceDir, 'os', new KeychainBackend(keychain, await deviceKeychainAccount(deviceDir), deviceDir), log);
   }
 
   /** 'file' in file mode; in os mode 'os' or 'locked', and `keychain_unavailable` when there is no usable keychain. */
@@ -442,42 +554,27 @@ export class DeviceStore {
 
   /**
    * The stored identity, or null when none exists. Never null for a locked keychain (`keychain_locked`). Throws
-   * `device_id_mismatch` when device.v1.json belongs to another identity and `device_identity_missing` when
-   * device.v1.json exists but the secrets hold no identity (e.g. set up with the other --keychain mode); a corrupt
-   * device.v1.json is `state_corrupt`, since the check needs it.
+   * `device_state_corrupt` when device.v1.json fails its seal, `device_id_mismatch` when it belongs to another
+   * identity and `device_identity_missing` when it exists but the secrets hold no identity (e.g. set up with the
+   * other --keychain mode).
    */
-  async loadIdentity(): Promise<DeviceIdentity | null> {
-    const secrets = await this.#secrets.read();
-    const state = await this.readState();
-    if (secrets === null) {
-      if (state !== null) throw this.#identityMissing(state.device_id);
-      return null;
-    }
-    const { identity } = secrets;
-    if (state !== null && (state.device_id !== identity.deviceId || state.identity_fingerprint !== identity.fingerprint)) {
-      throw new PalyraError(
-        'device_id_mismatch',
-        `${this.stateFile} belongs to device ${state.device_id}, but ${this.#secrets.where} holds device ${identity.deviceId}`,
-        { details: { stateDeviceId: state.device_id, identityDeviceId: identity.deviceId, stateFile: this.stateFile } },
-      );
-    }
-    this.#knownIdentity = { deviceId: identity.deviceId, fingerprint: identity.fingerprint };
-    return identity;
+  loadIdentity(): Promise<DeviceIdentity | null> {
+    return this.#loadIdentity(false);
   }
 
   /**
-   * The stored identity, generating and storing one if there is none. First writer wins across processes on this
-   * device dir; a locked keychain is `keychain_locked`, never a reason to generate.
+   * The stored identity, generating and storing one (with a new state secret) if there is none. First writer wins
+   * across processes on this device dir; a locked keychain is `keychain_locked`, never a reason to generate.
    */
   async loadOrCreateIdentity(): Promise<DeviceIdentity> {
     const existing = await this.loadIdentity();
     if (existing !== null) return existing;
     return this.#locked(async () => {
-      const raced = await this.loadIdentity();
+      const raced = await this.#loadIdentity(true);
       if (raced !== null) return raced;
-      await this.#secrets.write({ identity: DeviceIdentity.generate(), tlsKeyPem: null, pendingTlsKeyPem: null }, null);
+      await this.#secrets.write({ identity: DeviceIdentity.generate(), tlsKeyPem: null, pendingTlsKeyPem: null, seal: newSeal(0, null) }, null);
       // Read back what is stored: the identity in use is whatever the store holds.
-      const stored = await this.loadIdentity();
+      const stored = await this.#loadIdentity(true);
       if (stored === null) {
         throw new PalyraError('store_io_failed', `${this.#secrets.where} did not keep the new device identity`, {
           details: { where: this.#secrets.where },
@@ -485,6 +582,11 @@ export class DeviceStore {
       }
       return stored;
     });
+  }
+
+  /** The device id the secrets hold, without looking at device.v1.json (for unpairing a device whose state is corrupt). */
+  async storedDeviceId(): Promise<string | null> {
+    return (await this.#secrets.read())?.identity.deviceId ?? null;
   }
 
   /** PKCS#8 PEM of the TLS key the current certificate was issued for; null when there is none. */
@@ -522,34 +624,37 @@ export class DeviceStore {
     });
   }
 
-  /** The pairing state, or null before the first writeState; `state_corrupt` (naming the file) if unreadable. */
+  /**
+   * The pairing state, or null before the first writeState. Checks the seal against the state secret and the
+   * latest generation (`device_state_corrupt`, naming the file and how to recover); an unsealed file from before
+   * sealing is sealed here once. While the keychain is locked, the key this instance read earlier checks it; without
+   * one it is `keychain_locked`.
+   */
   async readState(): Promise<DevicePairingState | null> {
-    let text: string;
-    try {
-      text = await readFile(this.stateFile, 'utf8');
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return null;
-      throw new PalyraError('store_io_failed', `failed to read ${this.stateFile}: ${messageOf(error)}`, {
-        cause: error,
-        details: { path: this.stateFile },
-      });
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw corrupt(this.stateFile, 'not valid JSON', error);
-    }
-    return parseDevicePairingState(value, this.stateFile);
+    return (await this.#verified({ underLock: false, cachedIfLocked: true })).state;
   }
 
   /**
-   * Validates and atomically replaces device.v1.json (0600). Refuses (`device_id_mismatch`) a state for another
-   * identity than the one this instance loaded; does not read the keychain, so it works while it is locked.
+   * What device.v1.json says, WITHOUT checking its seal: only for showing something while the keychain is locked.
+   * Never connect, pin or decide anything with it.
+   */
+  async peekState(): Promise<DevicePairingState | null> {
+    const file = await this.#readStateFile();
+    if (file === null) return null;
+    return parseDevicePairingState(withoutSeal(file.value), this.stateFile);
+  }
+
+  /**
+   * Validates, seals and atomically replaces device.v1.json (0600), then records its generation with the secrets.
+   * Refuses (`device_id_mismatch`) a state for another identity than the one this instance loaded, and refuses to
+   * replace a file that fails its seal (`device_state_corrupt`). While the keychain is locked it seals with the key
+   * this instance read earlier and the keychain catches up at the next write.
    */
   async writeState(state: DevicePairingState): Promise<void> {
     const checked = this.#checkState(state);
-    await this.#locked(() => this.#writeStateFile(checked));
+    await this.#locked(async () => {
+      await this.#writeSealed(await this.#verified({ underLock: true, cachedIfLocked: true }), checked);
+    });
   }
 
   /** Read-modify-write of the state under the device dir's lock, for changes that race with other processes. */
@@ -557,13 +662,14 @@ export class DeviceStore {
     mutate: (current: DevicePairingState | null) => DevicePairingState | Promise<DevicePairingState>,
   ): Promise<DevicePairingState> {
     return this.#locked(async () => {
-      const next = this.#checkState(await mutate(await this.readState()));
-      await this.#writeStateFile(next);
+      const current = await this.#verified({ underLock: true, cachedIfLocked: true });
+      const next = this.#checkState(await mutate(current.state));
+      await this.#writeSealed(current, next);
       return next;
     });
   }
 
-  /** Deletes the identity, both TLS keys (keychain entry and/or encrypted store) and the pairing state. */
+  /** Deletes the identity, both TLS keys, the state secret (keychain entry and/or encrypted store) and the pairing state. */
   async wipe(): Promise<void> {
     await this.#locked(async () => {
       // Secrets first: a wipe stopped half-way then leaves state without identity, which loadIdentity reports.
@@ -577,6 +683,175 @@ export class DeviceStore {
       await fsyncDir(this.deviceDir);
     });
     this.#knownIdentity = null;
+    this.#sealCache = null;
+  }
+
+  async #loadIdentity(underLock: boolean): Promise<DeviceIdentity | null> {
+    const { secrets, state } = await this.#verified({ underLock, cachedIfLocked: false });
+    if (secrets === null) return null;
+    const { identity } = secrets;
+    if (state !== null && (state.device_id !== identity.deviceId || state.identity_fingerprint !== identity.fingerprint)) {
+      throw this.#mismatch(state.device_id, identity.deviceId);
+    }
+    this.#knownIdentity = { deviceId: identity.deviceId, fingerprint: identity.fingerprint };
+    return identity;
+  }
+
+  /**
+   * Reads the secrets, then device.v1.json (in that order, so a concurrent write — file first, generation second —
+   * never looks like a rollback), and checks one against the other. Work that must hold the lock (sealing an
+   * unsealed file, or a second look when another process may be half-way through that) re-runs under it.
+   */
+  async #verified(o: { underLock: boolean; cachedIfLocked: boolean }): Promise<VerifiedState> {
+    let secrets: DeviceSecrets | null;
+    try {
+      secrets = await this.#secrets.read();
+    } catch (error) {
+      if (o.cachedIfLocked && this.#sealCache !== null && isPalyraError(error, 'keychain_locked')) return this.#verifiedWithCache(this.#sealCache);
+      throw error;
+    }
+    const file = await this.#readStateFile();
+    const again = (): Promise<VerifiedState> => this.#locked(() => this.#verified({ ...o, underLock: true }));
+    if (secrets === null) {
+      if (file === null) return { secrets, state: null, generation: 0, fromCache: false };
+      const deviceId = file.value.device_id;
+      throw this.#identityMissing(typeof deviceId === 'string' ? deviceId : '(unknown)');
+    }
+    const { seal } = secrets;
+    if (seal !== null) this.#rememberSeal(seal);
+    if (file === null) {
+      if (seal !== null && seal.generation > 0) {
+        throw this.#stateCorrupt(`is missing, although ${this.#secrets.where} records that generation ${seal.generation} was written (it was deleted)`);
+      }
+      return { secrets, state: null, generation: 0, fromCache: false };
+    }
+    if (seal === null) {
+      // A migration in another process stores the key before the sealed file: look again once it is done.
+      if (hasSeal(file.value)) {
+        if (!o.underLock) return again();
+        throw this.#stateCorrupt(`carries a MAC, but ${this.#secrets.where} holds no key for it`);
+      }
+      return o.underLock ? this.#migrate(secrets, file) : again();
+    }
+    if (!hasSeal(file.value)) {
+      if (seal.migrating !== null && seal.migrating === sha256Hex(file.bytes)) return o.underLock ? this.#migrate(secrets, file) : again();
+      throw this.#stateCorrupt(`has no MAC, although ${this.#secrets.where} holds the key that seals it (an unsealed file replaced the sealed one)`);
+    }
+    const { state, generation } = this.#openSealed(file, deriveStateMacKey(seal.secret), seal.generation);
+    return { secrets, state, generation, fromCache: false };
+  }
+
+  /** The keychain is locked: check the file with the key this instance read before. */
+  async #verifiedWithCache(cache: SealCache): Promise<VerifiedState> {
+    const file = await this.#readStateFile();
+    if (file === null) {
+      if (cache.generation > 0) throw this.#stateCorrupt(`is missing, although generation ${cache.generation} was written (it was deleted)`);
+      return { secrets: null, state: null, generation: 0, fromCache: true };
+    }
+    if (!hasSeal(file.value)) throw this.#stateCorrupt('has no MAC, although this device seals its state (an unsealed file replaced the sealed one)');
+    const { state, generation } = this.#openSealed(file, cache.key, cache.generation);
+    return { secrets: null, state, generation, fromCache: true };
+  }
+
+  #openSealed(file: StateFile, key: Uint8Array, minimumGeneration: number): { state: DevicePairingState; generation: number } {
+    const opened = openSealedDocument(file.value, key);
+    if (!opened.ok) throw this.#stateCorrupt(`${opened.problem}: it was changed by something that does not hold this device's secrets`);
+    if (opened.generation < minimumGeneration) {
+      throw this.#stateCorrupt(
+        `is at generation ${opened.generation}, behind the ${minimumGeneration} recorded in ${this.#secrets.where} (an older copy was restored)`,
+      );
+    }
+    // Sealed by this device: a schema failure now is a bug or a newer version, reported as state_corrupt.
+    const state = parseDevicePairingState(opened.fields, this.stateFile);
+    if (this.#sealCache !== null) this.#sealCache.generation = Math.max(this.#sealCache.generation, opened.generation);
+    return { state, generation: opened.generation };
+  }
+
+  /**
+   * Seals an unsealed device.v1.json (written before sealing existed, or a migration cut short), under the lock:
+   * the key and the digest of the file go to the secrets first, then the sealed file, then the digest is cleared.
+   * A crash at any point leaves either the old file and its digest (resumed here) or the sealed one.
+   */
+  async #migrate(secrets: DeviceSecrets, file: StateFile): Promise<VerifiedState> {
+    const legacy = parseDevicePairingState(file.value, this.stateFile);
+    const { identity } = secrets;
+    if (legacy.device_id !== identity.deviceId || legacy.identity_fingerprint !== identity.fingerprint) {
+      throw this.#mismatch(legacy.device_id, identity.deviceId);
+    }
+    let holder = secrets;
+    if (holder.seal === null) {
+      holder = { ...secrets, seal: newSeal(1, sha256Hex(file.bytes)) };
+      await this.#secrets.write(holder, secrets);
+    }
+    const seal = holder.seal!;
+    const generation = Math.max(seal.generation, 1);
+    await this.#writeStateFile(legacy, generation, deriveStateMacKey(seal.secret));
+    const done: DeviceSecrets = { ...holder, seal: { secret: seal.secret, generation, migrating: null } };
+    await this.#secrets.write(done, holder);
+    this.#rememberSeal(done.seal!);
+    this.#log({ event: 'device.state_sealed', file: this.stateFile, generation, message: `sealed ${this.stateFile} (written by an older version) with a MAC keyed from ${this.#secrets.where}` });
+    return { secrets: done, state: legacy, generation, fromCache: false };
+  }
+
+  /** Under the lock, after `current` was read and checked: seal and write `next`, then advance the generation. */
+  async #writeSealed(current: VerifiedState, next: DevicePairingState): Promise<void> {
+    if (current.fromCache) {
+      const cache = this.#sealCache!;
+      const generation = Math.max(current.generation, cache.generation) + 1;
+      await this.#writeStateFile(next, generation, cache.key);
+      // A file ahead of the generation in the keychain is accepted; the next unlocked write records it.
+      cache.generation = generation;
+      return;
+    }
+    const secrets = current.secrets;
+    if (secrets === null) {
+      throw new PalyraError('device_identity_missing', `no device identity in ${this.#secrets.where}; cannot write the pairing state before it exists`, {
+        details: { where: this.#secrets.where },
+      });
+    }
+    let holder = secrets;
+    if (holder.seal === null) {
+      // Secrets from before sealing, and no state yet: the key first, so a crash leaves "no state" rather than a
+      // sealed file without its key.
+      holder = { ...secrets, seal: newSeal(0, null) };
+      await this.#secrets.write(holder, secrets);
+    }
+    const seal = holder.seal!;
+    const generation = Math.max(current.generation, seal.generation) + 1;
+    await this.#writeStateFile(next, generation, deriveStateMacKey(seal.secret));
+    const advanced: DeviceSecrets = { ...holder, seal: { secret: seal.secret, generation, migrating: null } };
+    await this.#secrets.write(advanced, holder);
+    this.#rememberSeal(advanced.seal!);
+  }
+
+  #rememberSeal(seal: StateSeal): void {
+    const cache = this.#sealCache;
+    if (cache !== null && constantTimeEqual(cache.secret, seal.secret)) {
+      cache.generation = Math.max(cache.generation, seal.generation);
+      return;
+    }
+    this.#sealCache = { secret: seal.secret, key: deriveStateMacKey(seal.secret), generation: seal.generation };
+  }
+
+  async #readStateFile(): Promise<StateFile | null> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.stateFile);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return null;
+      throw new PalyraError('store_io_failed', `failed to read ${this.stateFile}: ${messageOf(error)}`, {
+        cause: error,
+        details: { path: this.stateFile },
+      });
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(fromUtf8(bytes));
+    } catch {
+      throw this.#stateCorrupt('is not valid JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw this.#stateCorrupt('is not a JSON object');
+    return { bytes, value: value as Fields };
   }
 
   #checkState(state: DevicePairingState): DevicePairingState {
@@ -592,9 +867,10 @@ export class DeviceStore {
     return checked;
   }
 
-  async #writeStateFile(state: DevicePairingState): Promise<void> {
+  async #writeStateFile(state: DevicePairingState, generation: number, key: Uint8Array): Promise<void> {
+    const document = sealDocument({ ...state }, generation, key);
     await ensurePrivateDir(this.deviceDir);
-    await writeFileAtomic(this.stateFile, utf8(`${JSON.stringify(state, null, 2)}\n`));
+    await writeFileAtomic(this.stateFile, utf8(`${JSON.stringify(document, null, 2)}\n`));
   }
 
   async #requireSecrets(purpose: string): Promise<DeviceSecrets> {
@@ -605,6 +881,28 @@ export class DeviceStore {
       });
     }
     return current;
+  }
+
+  /** The command that recovers this device dir: unpair wipes it whatever device.v1.json says. */
+  #unpairCommand(): string {
+    return `palyra device unpair --device-dir ${shellWord(this.deviceDir)}${this.keychainMode === 'file' ? ' --keychain file' : ''}`;
+  }
+
+  #stateCorrupt(problem: string): PalyraError {
+    return new PalyraError(
+      'device_state_corrupt',
+      `${this.stateFile} ${problem}; its pinned gateway CA and addresses cannot be trusted, so this device will not ` +
+        `connect. Unpair and pair again (${this.#unpairCommand()}, then palyra device pair …)`,
+      { details: { file: this.stateFile } },
+    );
+  }
+
+  #mismatch(stateDeviceId: string, identityDeviceId: string): PalyraError {
+    return new PalyraError(
+      'device_id_mismatch',
+      `${this.stateFile} belongs to device ${stateDeviceId}, but ${this.#secrets.where} holds device ${identityDeviceId}`,
+      { details: { stateDeviceId, identityDeviceId, stateFile: this.stateFile } },
+    );
   }
 
   #identityMissing(stateDeviceId: string): PalyraError {

@@ -77,7 +77,13 @@ export function resolveKeychainMode(args: ParsedCommand, env: NodeJS.ProcessEnv)
 }
 
 function openAgent(args: ParsedCommand, context: CliContext, extra: { notify?: (title: string, body: string) => void; log?: (line: Record<string, unknown>) => void } = {}): Promise<DeviceAgent> {
-  return DeviceAgent.open({ deviceDir: resolveDeviceDir(args, context.env), keychain: resolveKeychainMode(args, context.env), ...extra });
+  // Without a log of its own a command still says, in one line, when it sealed a device state from an older version.
+  const log =
+    extra.log ??
+    ((line: Record<string, unknown>) => {
+      if (line.event === 'device.state_sealed' && typeof line.message === 'string') context.out.note(`notice: ${line.message}`);
+    });
+  return DeviceAgent.open({ deviceDir: resolveDeviceDir(args, context.env), keychain: resolveKeychainMode(args, context.env), ...extra, log });
 }
 
 // --- device pair -------------------------------------------------------------------------------------------------
@@ -313,7 +319,8 @@ asked), reconnects with backoff, and renews its certificate before it expires. P
 ({"type":"connection","state":"online"}, {"type":"capability",…}, {"type":"renewed",…}, …).
 
 SIGINT/SIGTERM stop it (exit 0). Exit 1 with error[device_revoked] when the gateway revokes the device, with
-error[certificate_expired] when its certificate expired unrenewed (pair again).`,
+error[certificate_expired] when its certificate expired unrenewed (pair again), with error[device_state_corrupt]
+before any connection when device.v1.json fails its integrity check (palyra device unpair, then pair again).`,
   options: { ...DEVICE_OPTIONS },
   positionals: [],
 });
@@ -385,7 +392,11 @@ const UNPAIR_SPEC: CommandSpec = defineCommand({
   summary: 'revoke this device at the gateway and wipe it',
   description: `Asks the gateway to revoke this device (RevokeDevicePairing over mutual TLS), then wipes the device's identity,
 keys and pairing state. If the gateway cannot be reached the local material is wiped anyway and a warning says
-that the gateway still lists the device (revoke it there with 'palyra devices revoke').`,
+that the gateway still lists the device (revoke it there with 'palyra devices revoke').
+
+This is also the way out of error[device_state_corrupt] (device.v1.json was edited, replaced, restored from an older
+copy or deleted): the state is not trusted, so the gateway is not contacted; the local material is wiped and the
+device can pair again.`,
   options: { ...DEVICE_OPTIONS },
   positionals: [],
   notes: ['With --json: {"device_id","revoked_at_gateway":true|false,"gateway_error":{"code","message"}|null}'],
@@ -399,7 +410,12 @@ async function runUnpair(args: ParsedCommand, context: CliContext): Promise<numb
     out.document(result);
     return EXIT_OK;
   }
-  if (result.gateway_error !== null) {
+  if (result.gateway_error?.code === 'device_state_corrupt') {
+    out.note(
+      `warning: the device state failed its integrity check, so the gateway it names was not contacted; it still lists ` +
+        `device ${result.device_id ?? '-'} as paired until an operator revokes it ('palyra devices revoke DEVICE_ID' on the gateway)`,
+    );
+  } else if (result.gateway_error !== null) {
     out.note(
       `warning: the gateway could not be told (error[${result.gateway_error.code}]: ${oneLine(result.gateway_error.message)}); ` +
         `it still lists device ${result.device_id ?? '-'} as paired until an operator revokes it`,

@@ -103,6 +103,8 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   capability_denied: 'The device refused that capability.',
   device_identity_missing: 'This device has no identity yet.',
   certificate_expired: "This device's certificate has expired. Pair this device again.",
+  device_state_corrupt:
+    "This device's saved pairing was changed outside Palyra (edited, replaced by an older copy or deleted), so its gateway and pinned certificate can no longer be trusted and it will not connect. Unpair this device (palyra device unpair) and pair it again.",
   remote_admin_requires_mtls: 'Remote administration needs the gateway to require mTLS; it is off on this gateway.',
   certificate_unknown: "The gateway does not recognise this device's certificate (another gateway's, or expired). Pair the device again.",
   unauthenticated_call_limit: 'The gateway is busy with other unpaired devices right now. Try again in a moment.',

@@ -16,6 +16,7 @@ import {
   DEVICE_IDENTITY_SECRET,
   DEVICE_SECRETS_DIR,
   DEVICE_STATE_FILE,
+  DEVICE_STATE_SEAL_SECRET,
   deviceKeychainAccount,
   DeviceStore,
 } from '../../../main/device/device-store.js';
@@ -185,6 +186,10 @@ describe('DeviceStore', () => {
         signing_key_b64: toBase64(identity.exportSeed(), false),
         tls_private_key_pem: privateKeyPem,
         pending_tls_private_key_pem: null,
+        // The state secret (32 bytes, unpadded base64) and the generation of the one state written so far.
+        state_mac_key_b64: expect.stringMatching(/^[A-Za-z0-9+/]{43}$/),
+        state_generation: 1,
+        state_migration_sha256: null,
       });
       expect(keychain.size).toBe(1);
       expect(await readdir(dir)).toEqual([DEVICE_STATE_FILE]);
@@ -358,7 +363,8 @@ describe('DeviceStore', () => {
       expect((await readdir(dir)).filter((name) => name.includes(TEMP_INFIX))).toEqual([]);
 
       expect(await (await openIn(dir, 'file')).readState()).toEqual(state);
-      expect(JSON.parse(await readFile(store.stateFile, 'utf8'))).toEqual(state);
+      // Readable JSON: the state's own members, then the seal (generation 2 after two writes).
+      expect(JSON.parse(await readFile(store.stateFile, 'utf8'))).toEqual({ ...state, generation: 2, mac: expect.stringMatching(/^[0-9a-f]{64}$/) });
     });
 
     it('updateState reads, changes and writes under the lock', async () => {
@@ -390,7 +396,7 @@ describe('DeviceStore', () => {
 
       await writeFile(store.stateFile, '{"device_id": 7');
       const error = await errorOf(() => store.readState());
-      expect(isPalyraError(error, 'state_corrupt')).toBe(true);
+      expect(isPalyraError(error, 'device_state_corrupt')).toBe(true);
       expect(error.message).toContain(store.stateFile);
     });
 
@@ -401,11 +407,14 @@ describe('DeviceStore', () => {
       expect(await codeOf(() => store.writeState(unpairedState(stranger)))).toBe('device_id_mismatch');
     });
 
-    it('reports device_id_mismatch naming both ids when device.v1.json belongs to another identity', async () => {
+    it('reports device_id_mismatch naming both ids when an unsealed device.v1.json of another identity is migrated', async () => {
       const dir = path.join(root, 'mismatch');
       const identity = await (await openIn(dir, 'file')).loadOrCreateIdentity();
       const stranger = await (await openIn(path.join(root, 'stranger'), 'file')).loadOrCreateIdentity();
       await writeFile(path.join(dir, DEVICE_STATE_FILE), JSON.stringify(unpairedState(stranger)));
+      // Sealed device dirs refuse the unsealed file outright; one from before sealing checks whose it is first.
+      expect(await codeOf(async () => (await openIn(dir, 'file')).loadIdentity())).toBe('device_state_corrupt');
+      await (await FilesystemSecretStore.open(path.join(dir, DEVICE_SECRETS_DIR), { keychain: null })).deleteSecret(DEVICE_STATE_SEAL_SECRET);
       const error = await errorOf(async () => (await openIn(dir, 'file')).loadOrCreateIdentity());
       expect(isPalyraError(error, 'device_id_mismatch')).toBe(true);
       expect(error.message).toContain(identity.deviceId);
