@@ -2,8 +2,9 @@
  * Browser mode (ARCHITECTURE.md): the same main-process services and IPC contract, served to the same renderer in
  * any browser over loopback. Plain Node, no Electron.
  *
- * - HTTP on 127.0.0.1:PORT serves the built renderer (dist/renderer) with a strict CSP, or a built-in page saying
- *   the renderer is not built yet. Requests whose Host is not ours are refused (DNS rebinding).
+ * - HTTP on 127.0.0.1:PORT serves the built renderer (dist/renderer) under the renderer policy Electron serves it
+ *   with too (renderer-policy.ts: the CSP, file types, path rules), or a built-in page saying the renderer is not
+ *   built yet. Requests whose Host is not ours are refused (DNS rebinding).
  * - A printed link `http://127.0.0.1:PORT/#token=…` carries a random 32-byte one-time token in its fragment. The
  *   page POSTs it to `/session` (same origin, JSON); the first exchange spends it and answers 204 with a session
  *   cookie (`palyra_session_PORT`, HttpOnly, SameSite=Strict, Path=/, no expiry); any later one answers 410
@@ -23,7 +24,6 @@
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -33,6 +33,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { EventName, IpcEnvelope } from '../ipc/contract.js';
 import { IpcRouter } from './ipc-router.js';
 import type { ChannelHandlers, IpcLog } from './ipc-router.js';
+import { readRendererFile, rendererContentSecurityPolicy, rendererEntryFile, rendererFileForPath, rendererResponseHeaders } from './renderer-policy.js';
 
 /** Largest WebSocket message either way; a QR payload or any contract argument is far below. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -99,58 +100,30 @@ export interface BrowserHost {
 }
 
 /**
- * The page's Content-Security-Policy: nothing but our own origin, our WebSocket, and the camera's media streams.
- * 'wasm-unsafe-eval' lets the QR worker compile zxing-wasm's WebAssembly (served from this origin); it allows no
- * JavaScript eval.
+ * The page's Content-Security-Policy: the one renderer policy Electron serves too (renderer-policy.ts), whose only
+ * difference here is connect-src naming our own IPC WebSocket, `ws://127.0.0.1:PORT`.
  */
 export function contentSecurityPolicy(port: number): string {
-  return [
-    "default-src 'self'",
-    "img-src 'self' data: blob:",
-    "media-src 'self' blob: mediastream:",
-    `connect-src 'self' ws://127.0.0.1:${port}`,
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "style-src 'self' 'unsafe-inline'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
+  return rendererContentSecurityPolicy({ ipcWebSocketPort: port });
 }
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.webmanifest': 'application/manifest+json; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.wasm': 'application/wasm',
-  '.mp4': 'video/mp4',
-  '.webm': 'video/webm',
-};
-
-export function contentTypeOf(file: string): string {
-  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+/**
+ * Every HTTP response's headers: the renderer's (the CSP above, nosniff, COOP, CORP, no referrer), plus what a
+ * browser needs told that Electron enforces itself (no framing, the camera only, no caching of the page).
+ */
+export function browserResponseHeaders(port: number): Readonly<Record<string, string>> {
+  return Object.freeze({
+    ...rendererResponseHeaders({ ipcWebSocketPort: port }),
+    'X-Frame-Options': 'DENY',
+    'Permissions-Policy': 'camera=(self), microphone=(), geolocation=()',
+    'Cache-Control': 'no-store',
+  });
 }
 
-/** Shown when dist/renderer has no index.html yet (no script: the CSP would refuse an inline one anyway). */
+/** Shown when dist/renderer has no index.html yet. Unstyled, no script: the CSP refuses inline ones. */
 const NOT_BUILT_PAGE = `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Palyra Desktop</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#eee;padding:0 .25rem}</style>
-</head>
+<head><meta charset="utf-8"><title>Palyra Desktop</title></head>
 <body>
 <h1>Palyra Desktop</h1>
 <p id="renderer-not-built">The renderer is not built yet. Run <code>npm run build:renderer</code> (or <code>npm start</code>, which builds
@@ -273,16 +246,7 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
   });
 
   async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const common = {
-      'Content-Security-Policy': contentSecurityPolicy(port),
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Resource-Policy': 'same-origin',
-      'X-Frame-Options': 'DENY',
-      'Permissions-Policy': 'camera=(self), microphone=(), geolocation=()',
-      'Cache-Control': 'no-store',
-    };
+    const common = browserResponseHeaders(port);
     const text = (status: number, body: string, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { ...common, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
@@ -316,19 +280,14 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
       text(405, 'method not allowed\n', { Allow: 'GET, HEAD' });
       return;
     }
-    const file = resolveStaticPath(rendererDir, req.url ?? '/');
-    if (file === null) {
+    const file = rendererFileForPath(pathname ?? '/', rendererDir);
+    if (file.kind === 'not_found') {
       text(404, 'not found\n');
       return;
     }
-    let body: Buffer | null = null;
-    try {
-      if ((await stat(file)).isFile()) body = await readFile(file);
-    } catch {
-      body = null;
-    }
-    if (body === null && file === path.join(rendererDir, 'index.html')) body = Buffer.from(NOT_BUILT_PAGE, 'utf8');
-    if (body === null && file === path.join(rendererDir, 'favicon.ico')) {
+    let body = await readRendererFile(file);
+    if (body === null && file.path === rendererEntryFile(rendererDir)) body = Buffer.from(NOT_BUILT_PAGE, 'utf8');
+    if (body === null && file.path === path.join(rendererDir, 'favicon.ico')) {
       // Browsers ask for it on their own; no icon is not an error worth a console line.
       res.writeHead(204, common);
       res.end();
@@ -338,7 +297,7 @@ export async function startBrowserHost(options: BrowserHostOptions): Promise<Bro
       text(404, 'not found\n');
       return;
     }
-    res.writeHead(200, { ...common, 'Content-Type': contentTypeOf(file), 'Content-Length': body.length });
+    res.writeHead(200, { ...common, 'Content-Type': file.contentType, 'Content-Length': body.length });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
@@ -545,26 +504,4 @@ function rawText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
-}
-
-/**
- * The file a request path names under `root`, or null for anything that could leave it (`..`, encoded slashes,
- * NUL). `/` is index.html. Query strings are ignored.
- */
-export function resolveStaticPath(root: string, url: string): string | null {
-  const pathname = url.split('?', 1)[0] ?? '';
-  if (!pathname.startsWith('/')) return null;
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(pathname);
-  } catch {
-    return null;
-  }
-  if (decoded.includes('\0') || decoded.includes('\\')) return null;
-  const segments = decoded.split('/').filter((s) => s !== '');
-  if (segments.some((s) => s === '..' || s === '.')) return null;
-  if (decoded.endsWith('/')) segments.push('index.html');
-  if (segments.length === 0) segments.push('index.html');
-  const file = path.join(root, ...segments);
-  return file.startsWith(root + path.sep) ? file : null;
 }

@@ -18,7 +18,6 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFile } from 'node:fs/promises';
 import { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, Notification, protocol, session, shell, Tray } from 'electron';
 import type { IpcMainInvokeEvent, MenuItemConstructorOptions, WebContents } from 'electron';
 import { chooseKeychain } from '../platform/keychain-choice.js';
@@ -42,6 +41,7 @@ import {
 } from './electron-security.js';
 import { browserWindowOptions, pendingAfterEvent, pendingFromList, progressBarValue, requestNotification, trayRequestsLabel, trayTooltip, WINDOW_TITLE } from './electron-window.js';
 import { IpcRouter } from './ipc-router.js';
+import { readRendererFile } from './renderer-policy.js';
 import type { IpcLog } from './ipc-router.js';
 import { LOG_DIR_NAME, openFileLogger } from './logger.js';
 import type { Logger } from './logger.js';
@@ -323,12 +323,9 @@ function runFirstInstance(): void {
   async function serveRenderer(request: Request): Promise<Response> {
     const target = rendererFileFor(request.url, rendererDir);
     if (target.kind === 'not_found' || request.method !== 'GET') return new Response('not found', { status: 404, headers: RESPONSE_HEADERS });
-    try {
-      const body = await readFile(target.path);
-      return new Response(body, { status: 200, headers: { ...RESPONSE_HEADERS, 'Content-Type': target.contentType } });
-    } catch {
-      return new Response('not found', { status: 404, headers: RESPONSE_HEADERS });
-    }
+    const body = await readRendererFile(target);
+    if (body === null) return new Response('not found', { status: 404, headers: RESPONSE_HEADERS });
+    return new Response(body, { status: 200, headers: { ...RESPONSE_HEADERS, 'Content-Type': target.contentType } });
   }
 
   function hardenSession(): void {

@@ -8,6 +8,8 @@
 
 import path from 'node:path';
 import { MAX_PAIRING_URI_LENGTH, PAIRING_URI_SCHEME } from '../core/pairing-uri.js';
+import { rendererContentSecurityPolicy, rendererFileForPath, rendererResponseHeaders } from './renderer-policy.js';
+import type { RendererFile } from './renderer-policy.js';
 
 /** The privileged custom scheme the renderer is served from (registered standard + secure + fetch). */
 export const APP_SCHEME = 'app';
@@ -17,39 +19,13 @@ export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
 export const APP_ENTRY_URL = `${APP_ORIGIN}/index.html`;
 
 /**
- * Sent with every `app://palyra` response. Everything the renderer needs comes from its own origin: scripts and
- * styles from the Vite build (no inline, no eval), the QR worker from a file (a module worker: worker-src 'self'),
- * images from files or `data:` (QR codes rendered to data URLs); the camera stream is attached with `srcObject`,
- * which media-src does not govern. 'wasm-unsafe-eval' lets the QR worker compile zxing-wasm's WebAssembly, which it
- * fetches from its own origin (connect-src 'self'); it allows no JavaScript eval. The renderer talks to the main
- * process over IPC only, so it may not connect anywhere else, nor be framed, nor frame.
+ * Sent with every `app://palyra` response: the one renderer policy (renderer-policy.ts), which browser mode serves
+ * too, there with its IPC WebSocket added to connect-src.
  */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "media-src 'self'",
-  "worker-src 'self'",
-  "manifest-src 'self'",
-  "frame-src 'none'",
-  "child-src 'none'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const CONTENT_SECURITY_POLICY = rendererContentSecurityPolicy();
 
 /** Extra response headers for every renderer file. */
-export const RESPONSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-  'X-Content-Type-Options': 'nosniff',
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Resource-Policy': 'same-origin',
-  'Referrer-Policy': 'no-referrer',
-});
+export const RESPONSE_HEADERS: Readonly<Record<string, string>> = rendererResponseHeaders();
 
 function parseUrl(text: string): URL | null {
   try {
@@ -144,50 +120,19 @@ export function deepLinkFromUrl(url: string): string | null {
   return deepLinkFromArgv([url]);
 }
 
-export type RendererFile = { readonly kind: 'file'; readonly path: string; readonly contentType: string } | { readonly kind: 'not_found' };
-
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.webp': 'image/webp',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-  '.webmanifest': 'application/manifest+json',
-};
+export type { RendererFile } from './renderer-policy.js';
 
 /**
- * Which file under `root` (dist/renderer) an `app://palyra/…` request serves. `/` is index.html. Another host,
- * credentials, a (possibly percent-encoded) `..` or separator, a dot-file, a drive letter or an unknown file type
- * is not found, so nothing outside root is ever read. `pathImpl` is the platform's path module (tests pass win32).
+ * Which file under `root` (dist/renderer) an `app://palyra/…` request serves. Another host or credentials is not
+ * found; the path (after the URL parser resolved its dot segments) follows renderer-policy.ts's rules, the same as
+ * browser mode's. `pathImpl` is the platform's path module (tests pass win32).
  */
 export function rendererFileFor(url: string, root: string, pathImpl: path.PlatformPath = path): RendererFile {
   const parsed = parseUrl(url);
   if (parsed === null || parsed.protocol !== `${APP_SCHEME}:` || parsed.host !== APP_HOST || parsed.username !== '' || parsed.password !== '') {
     return { kind: 'not_found' };
   }
-  let pathname: string;
-  try {
-    pathname = decodeURIComponent(parsed.pathname);
-  } catch {
-    return { kind: 'not_found' };
-  }
-  if (pathname === '/' || pathname === '') pathname = '/index.html';
-  const segments = pathname.split('/').slice(1);
-  if (segments.some((s) => s === '' || s.startsWith('.') || s.includes('\\') || s.includes('\0') || s.includes(':'))) return { kind: 'not_found' };
-  const contentType = CONTENT_TYPES[pathImpl.extname(pathname).toLowerCase()];
-  if (contentType === undefined) return { kind: 'not_found' };
-  const resolvedRoot = pathImpl.resolve(root);
-  const file = pathImpl.resolve(resolvedRoot, ...segments);
-  const relative = pathImpl.relative(resolvedRoot, file);
-  if (relative === '' || relative.startsWith('..') || pathImpl.isAbsolute(relative)) return { kind: 'not_found' };
-  return { kind: 'file', path: file, contentType };
+  return rendererFileForPath(parsed.pathname === '' ? '/' : parsed.pathname, root, pathImpl);
 }
 
 /** Fuse settings, in electron-builder's `electronFuses` vocabulary; electron-builder.yml must say the same. */

@@ -10,6 +10,10 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../core/errors.js';
 
+// In a page (the renderer, preload), zod must not probe for `new Function` to compile its fast paths: the renderer's
+// CSP (script-src without 'unsafe-eval') refuses it, and even a refused, caught probe is a reported violation.
+if (typeof document !== 'undefined') z.config({ jitless: true });
+
 const id26 = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a canonical 26-character id');
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const unixMs = z.number().int().nonnegative();

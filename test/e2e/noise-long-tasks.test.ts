@@ -152,5 +152,7 @@ describeWithChromium('the QR scanner on a noise video (browser mode)', (executab
     // The UI still answers input while the scanner runs: Stop takes effect and the camera is off.
     await page.getByTestId('camera-stop').click();
     await page.locator('[data-testid=scan-status][data-state=off]').waitFor({ timeout: 20_000 });
+    // All of it under the strict renderer policy (the Electron one): nothing refused.
+    expect(browser.cspViolations()).toEqual([]);
   });
 });

@@ -81,5 +81,8 @@ describeWithChromium('the one-time browser link', (executable) => {
     // The first profile is unaffected.
     await page.reload();
     await page.getByTestId('not-paired').waitFor({ timeout: STEP_TIMEOUT_MS });
+    // The app and the link-problem pages, all under the strict renderer policy (the Electron one): nothing refused.
+    expect(first.cspViolations()).toEqual([]);
+    expect(second.cspViolations()).toEqual([]);
   });
 });

@@ -221,5 +221,9 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     await pageA.locator(`[data-testid=revoked-row][data-device-id="${deviceId}"]`).waitFor({ timeout: STEP_TIMEOUT_MS });
     await shot(pageA, '11-a-revocation');
     expect((await stat(path.join(OUTPUT_DIR, '10-b-revoked.png'))).size).toBeGreaterThan(0);
+    // Every view of both apps, the camera and the QR worker, under the strict renderer policy (the Electron one):
+    // nothing refused.
+    expect(browserA.cspViolations()).toEqual([]);
+    expect(browserB.cspViolations()).toEqual([]);
   });
 });

@@ -108,5 +108,7 @@ describeWithChromium('the app as administrator of a remote gateway (browser mode
     await expect.poll(() => pageA.getByTestId('request-row').count(), { timeout: STEP_TIMEOUT_MS }).toBe(0);
     const device = gateway.admin.listDevices().devices.find((d) => d.device_id === result.deviceId);
     expect(device).toMatchObject({ status: 'paired', client_kind: 'node' });
+    // All of it under the strict renderer policy (the Electron one): nothing refused.
+    expect(browserA.cspViolations()).toEqual([]);
   }, 120_000);
 });

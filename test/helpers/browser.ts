@@ -65,9 +65,25 @@ export function fakeCameraFlags(y4mFile: string): string[] {
   return ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${y4mFile}`];
 }
 
+/** A Content-Security-Policy violation a page of ours reported (or Chromium logged on its console). */
+export interface CspViolation {
+  /** `event`: a `securitypolicyviolation` event in the page; `console`: Chromium's "Refused to …" console line. */
+  readonly via: 'event' | 'console';
+  readonly page: string;
+  /** The directive that refused it (`style-src-attr`, `script-src-elem`, …); for a console line, its text. */
+  readonly directive: string;
+  readonly blocked: string;
+  readonly sample: string;
+}
+
 export interface ChromiumInstance {
   readonly context: BrowserContext;
   readonly userDataDir: string;
+  /**
+   * Every CSP violation in any page of this browser so far (across navigations and reloads): the e2e flows assert
+   * there is none, so a renderer change that the strict policy would break in Electron fails them in browser mode.
+   */
+  cspViolations(): readonly CspViolation[];
   /** Closes the browser and removes its profile directory. */
   close(): Promise<void>;
 }
@@ -100,10 +116,19 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumIn
     await rm(userDataDir, { recursive: true, force: true });
     throw error;
   }
+  let violations: CspViolation[];
+  try {
+    violations = await collectCspViolations(context);
+  } catch (error) {
+    await context.close().catch(() => undefined);
+    await rm(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
   let closed: Promise<void> | null = null;
   return {
     context,
     userDataDir,
+    cspViolations: () => [...violations],
     close() {
       closed ??= (async () => {
         try {
@@ -115,6 +140,54 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumIn
       return closed;
     },
   };
+}
+
+/** The binding through which the pages' init script hands each violation event to the test process. */
+const CSP_BINDING = '__palyraReportCspViolation';
+const MAX_RECORDED_VIOLATIONS = 200;
+
+/**
+ * Records every CSP violation in the context's pages: a `securitypolicyviolation` listener installed before any page
+ * script runs (it also keeps them in `window.__cspViolations`, for a look from devtools), reported to this process
+ * through a binding so that navigations lose nothing, and Chromium's own console lines about the policy.
+ */
+async function collectCspViolations(context: BrowserContext): Promise<CspViolation[]> {
+  const violations: CspViolation[] = [];
+  const record = (violation: CspViolation): void => {
+    if (violations.length < MAX_RECORDED_VIOLATIONS) violations.push(violation);
+  };
+  const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+  await context.exposeBinding(CSP_BINDING, (_source, report: unknown) => {
+    const r = typeof report === 'object' && report !== null ? (report as Record<string, unknown>) : {};
+    record({ via: 'event', page: text(r.documentURI), directive: text(r.effectiveDirective), blocked: text(r.blockedURI), sample: text(r.sample) });
+  });
+  await context.addInitScript((binding: string) => {
+    const w = window as unknown as { __cspViolations?: unknown[] } & Record<string, unknown>;
+    const seen: unknown[] = [];
+    w.__cspViolations = seen;
+    document.addEventListener(
+      'securitypolicyviolation',
+      (event) => {
+        const report = {
+          documentURI: event.documentURI,
+          effectiveDirective: event.effectiveDirective,
+          blockedURI: event.blockedURI,
+          sample: event.sample,
+        };
+        seen.push(report);
+        const send = w[binding];
+        if (typeof send === 'function') void (send as (r: unknown) => Promise<void>)(report);
+      },
+      true,
+    );
+  }, CSP_BINDING);
+  context.on('console', (message) => {
+    const line = message.text();
+    if (/Content Security Policy|Refused to (apply|load|execute|connect|create|frame|compile|evaluate)/i.test(line)) {
+      record({ via: 'console', page: message.page()?.url() ?? '', directive: line, blocked: message.location().url, sample: '' });
+    }
+  });
+  return violations;
 }
 
 const APP_READY_TIMEOUT_MS = 15_000;

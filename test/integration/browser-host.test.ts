@@ -100,8 +100,9 @@ describe('the page', () => {
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(page.headers['content-security-policy']).toBe(contentSecurityPolicy(a.host.port));
     expect(page.headers['content-security-policy']).toBe(
-      `default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self' ws://127.0.0.1:${a.host.port}; ` +
-        "script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+        `connect-src 'self' ws://127.0.0.1:${a.host.port}; media-src 'self'; worker-src 'self'; manifest-src 'self'; frame-src 'none'; ` +
+        "child-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     );
     expect(page.headers['x-content-type-options']).toBe('nosniff');
     expect(page.body.toString()).toContain('renderer is not built');
@@ -113,7 +114,7 @@ describe('the page', () => {
     expect(head.body.length).toBe(0);
   });
 
-  it('serves the built renderer with the right content types, and nothing outside it', async () => {
+  it('serves the built renderer with the right content types, and nothing outside it nor of another type', async () => {
     const { dir, cleanup } = await tempDir('palyra-renderer-');
     cleanups.push(cleanup);
     const rendererDir = path.join(dir, 'renderer');
@@ -137,7 +138,6 @@ describe('the page', () => {
       ['/assets/app.css', 'text/css; charset=utf-8'],
       ['/assets/logo.svg', 'image/svg+xml'],
       ['/assets/qr.wasm', 'application/wasm'],
-      ['/assets/blob.xyz', 'application/octet-stream'],
       ['/assets/app.js?v=2', 'text/javascript; charset=utf-8'],
     ];
     for (const [target, type] of types) {
@@ -146,7 +146,7 @@ describe('the page', () => {
       expect(reply.headers['content-type'], target).toBe(type);
       expect(reply.headers['content-security-policy'], target).toBe(contentSecurityPolicy(port));
     }
-    for (const target of ['/../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/assets/%2e%2e/%2e%2e/secret.txt', '/assets%5c..%5c..%5csecret.txt', '/%00', '/assets', '/nope.js', '/%E0%A4%A']) {
+    for (const target of ['/../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/assets/%2e%2e/%2e%2e/secret.txt', '/assets%5c..%5c..%5csecret.txt', '/%00', '/assets', '/nope.js', '/%E0%A4%A', '/assets/blob.xyz']) {
       const reply = await request(port, target);
       expect(reply.status, target).toBe(404);
       expect(reply.body.toString()).not.toContain('outside the renderer');

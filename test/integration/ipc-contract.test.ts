@@ -1,12 +1,18 @@
 // The whole product through the IPC contract, the way the renderer (or an automation client) drives it: two desktop
 // apps in browser mode, each with its own user-data dir. A hosts a gateway; B pairs with it from A's QR URI; A
 // approves after comparing the SAS; both report paired; A revokes and B learns it at once.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startBrowserHost } from '../../main/app/browser-host.js';
+import { SETTINGS_FILE } from '../../main/app/settings.js';
 import { EVENTS } from '../../main/ipc/contract.js';
 import type { ChannelResult, EventPayload } from '../../main/ipc/contract.js';
 import { openTestApp } from '../helpers/desktop-app.js';
 import type { TestApp } from '../helpers/desktop-app.js';
+import { connectIpc } from '../helpers/ipc-client.js';
 import type { IpcClient } from '../helpers/ipc-client.js';
+import { stubServices } from '../helpers/stub-services.js';
 
 type Progress = EventPayload<'device.pairing'>['progress'];
 type GatewayEvent = EventPayload<'gateway.event'>;
@@ -261,6 +267,38 @@ describe('pairing two desktop apps through the IPC contract', () => {
       expect(status?.caFingerprint).toBe(on.ca_fingerprint);
     } finally {
       await reopened.dispose();
+    }
+  });
+
+  it('errors reach the client without local paths: a coded error names the file only, an internal one only an incident', async () => {
+    const a = await app();
+    // settings.json taken by a folder: saving the configuration fails with store_io_failed, whose message names it.
+    await mkdir(path.join(a.dir, 'userData', SETTINGS_FILE), { recursive: true });
+    const saved = await a.client.call('gateway.configure', { enabled: false, name: 'Unsaved' });
+    expect(saved.ok).toBe(false);
+    if (!saved.ok) {
+      expect(saved.error.code).toBe('store_io_failed');
+      expect(saved.error.message).toContain(SETTINGS_FILE);
+      expect(saved.error.message).not.toContain(a.dir);
+      expect(saved.error.message).not.toMatch(/(^|[\s'"])\/[^\s'"]+\//);
+    }
+
+    // A handler bug: the client gets the code, the generic text and an incident; the host's log gets the rest.
+    const logged: Record<string, unknown>[] = [];
+    const bug = new TypeError(`Cannot read properties of undefined (reading 'listen') in ${path.join(a.dir, 'main', 'x.js')}`);
+    const host = await startBrowserHost({ services: stubServices({ 'gateway.status': () => Promise.reject(bug) }), rendererDir: path.join(a.dir, 'none'), log: (line) => logged.push(line) });
+    const client = await connectIpc(host);
+    try {
+      const envelope = await client.call('gateway.status', {});
+      expect(envelope.ok).toBe(false);
+      const message = envelope.ok ? '' : envelope.error.message;
+      expect(envelope.ok ? null : envelope.error.code).toBe('internal');
+      const incident = /^Something went wrong inside Palyra; see the log for details \(incident ([0-9a-f]{8})\)\.$/.exec(message)?.[1];
+      expect(incident, message).toBeDefined();
+      expect(logged).toContainEqual(expect.objectContaining({ event: 'ipc.internal_error', channel: 'gateway.status', incident, message: bug.message }));
+    } finally {
+      await client.close();
+      await host.close();
     }
   });
 });
