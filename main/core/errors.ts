@@ -137,6 +137,12 @@ export const ERROR_CATALOGUE = {
   device_identity_missing: entry('FAILED_PRECONDITION', 'no device identity is stored for this device directory'),
   certificate_expired: entry('FAILED_PRECONDITION', 'the device certificate has expired; pair this device again'),
   remote_admin_requires_mtls: entry('FAILED_PRECONDITION', 'remote administration requires mTLS'),
+  // --- PIN pairing v2 (SPAKE2+, RFC 9383) ------------------------------------------------------------------------
+  pake_invalid_share: entry('INVALID_ARGUMENT', 'SPAKE2+ share is not a valid P-256 point'),
+  pake_confirmation_failed: entry(
+    'FAILED_PRECONDITION',
+    'wrong PIN, or someone is intercepting this connection',
+  ),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -104,6 +104,10 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   device_identity_missing: 'This device has no identity yet.',
   certificate_expired: "This device's certificate has expired. Pair this device again.",
   remote_admin_requires_mtls: 'Remote administration needs the gateway to require mTLS; it is off on this gateway.',
+
+  // PIN pairing v2
+  pake_invalid_share: 'The pairing exchange carried an invalid value and was stopped. Start again.',
+  pake_confirmation_failed: 'The PIN did not match, or someone is intercepting this connection. Check the PIN and start again; if it keeps failing, do not pair over this network.',
 };
 
 const FALLBACK_TEXT = 'Something went wrong.';
