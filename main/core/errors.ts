@@ -144,6 +144,12 @@ export const ERROR_CATALOGUE = {
     'INTERNAL',
     "the device state failed its integrity check; unpair and pair again (palyra device unpair, then palyra device pair)",
   ),
+  // --- PIN pairing v2 (SPAKE2+, RFC 9383) ------------------------------------------------------------------------
+  pake_invalid_share: entry('INVALID_ARGUMENT', 'SPAKE2+ share is not a valid P-256 point'),
+  pake_confirmation_failed: entry(
+    'FAILED_PRECONDITION',
+    'wrong PIN, or someone is intercepting this connection',
+  ),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -108,6 +108,10 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   remote_admin_requires_mtls: 'Remote administration needs the gateway to require mTLS; it is off on this gateway.',
   certificate_unknown: "The gateway does not recognise this device's certificate (another gateway's, or expired). Pair the device again.",
   unauthenticated_call_limit: 'The gateway is busy with other unpaired devices right now. Try again in a moment.',
+
+  // PIN pairing v2
+  pake_invalid_share: 'The pairing exchange carried an invalid value and was stopped. Start again.',
+  pake_confirmation_failed: 'The PIN did not match, or someone is intercepting this connection. Check the PIN and start again; if it keeps failing, do not pair over this network.',
 };
 
 const FALLBACK_TEXT = 'Something went wrong.';
