@@ -34,7 +34,7 @@ const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(benchDir, '../..');
 const BIN = path.join(repoRoot, 'bin/palyra.js');
 const option = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const only = option('only')?.split(',') ?? ['unary', 'pairing', 'revocation', 'streams'];
+const only = option('only')?.split(',') ?? ['unary', 'pairing', 'revocation', 'streams', 'flood'];
 const STREAM_COUNTS = (option('streams') ?? '250,1000').split(',').map(Number).sort((a, b) => a - b);
 const HEARTBEAT_MS = Number(option('heartbeat-ms') ?? 1000);
 
@@ -43,6 +43,7 @@ const UNARY_RUNS = 5;
 const UNARY_RUN_MS = 1000;
 const PAIRINGS = 40;
 const REVOCATIONS = 12;
+const BACKGROUND_STREAMS = Number(option('background-streams') ?? 1000);
 const HEARTBEAT_PHASE_MS = 8000;
 const CALL_DEADLINE_MS = 30_000;
 const ISOLATED = { 'grpc.use_local_subchannel_pool': 1 };
@@ -543,6 +544,76 @@ async function pairingSection() {
 }
 
 // =====================================================================================================================
+// 5. Unauthenticated flood: RSS and a legitimate pairing while oversized certificate-less calls pour in
+// =====================================================================================================================
+
+const FLOOD_CALLS = 200;
+const FLOOD_CONNECTIONS = 20;
+const FLOOD_TOKEN_BYTES = 4 * 1024 * 1024;
+
+async function floodSection() {
+  const dir = await tempStateDir('flood');
+  const child = await startGatewayChild(dir);
+  const admin = await GatewayAdmin.open({ stateDir: dir, keychain: null });
+  const caPem = admin.identity.caCertificatePem;
+  const mint = async () => (await admin.mintCode({ method: 'qr', kind: 'desktop', issuedBy: 'bench', gatewayAddresses: [child.listen], gatewayName: null })).code;
+  const approve = (id) => admin.approve(id);
+  const legit = anonymousClient(child.listen, caPem);
+  const floodClients = Array.from({ length: FLOOD_CONNECTIONS }, () => anonymousClient(child.listen, caPem));
+  try {
+    for (let i = 0; i < 3; i++) await timedPairing(legit, mint, approve); // warm-up
+    const quiet = [];
+    for (let i = 0; i < 10; i++) quiet.push((await timedPairing(legit, mint, approve)).gateway);
+    const idleRss = await rssOf(child.pid);
+    let peakRss = idleRss;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peakRss = Math.max(peakRss, await rssOf(child.pid));
+        await sleep(25);
+      }
+    })();
+    const junk = 'x'.repeat(FLOOD_TOKEN_BYTES);
+    const outcomes = new Map();
+    const flood = Promise.all(
+      Array.from({ length: FLOOD_CALLS }, (_, i) =>
+        unary((o, cb) => floodClients[i % FLOOD_CONNECTIONS].BeginPairingSession({ v: 1, client_kind: 'desktop', method: { qr_token: junk } }, new grpc.Metadata(), o, cb)).then(
+          () => 'accepted',
+          (e) => grpc.status[e.code] ?? String(e.code),
+        ),
+      ),
+    ).then((results) => {
+      for (const r of results) outcomes.set(r, (outcomes.get(r) ?? 0) + 1);
+    });
+    const during = [];
+    for (let i = 0; i < 10; i++) during.push((await timedPairing(legit, mint, approve)).gateway);
+    await flood;
+    sampling = false;
+    await sampler;
+    const q = summarize(quiet);
+    const d = summarize(during);
+    printTable({
+      title: `${FLOOD_CALLS} concurrent BeginPairingSession calls with a 4 MiB qr_token, no client certificate, over ${FLOOD_CONNECTIONS} connections (gateway child)`,
+      columns: [
+        { key: 'name', label: 'measure' },
+        { key: 'value', label: 'value' },
+        { key: 'ratio', label: 'vs baseline' },
+      ],
+      rows: [
+        { name: 'gateway RSS idle (baseline) / peak during the flood', value: `${fmtMiB(idleRss)} / ${fmtMiB(peakRss)}`, ratio: `${fmtRatio(peakRss, idleRss)} (target: peak < 300 MiB)` },
+        { name: 'legitimate pairing, gateway side p50: quiet (baseline) / during the flood', value: `${fmtMs(q.p50)} / ${fmtMs(d.p50)}`, ratio: fmtRatio(d.p50, q.p50) },
+        { name: 'flood call outcomes', value: [...outcomes].map(([k, v]) => `${k} ${v}`).join(', '), ratio: '' },
+      ],
+      notes: ['the flood is refused from the 5-byte gRPC length prefix (32 KiB limit without a client certificate) and by the per-connection / per-source call caps; the legitimate pairing runs on its own connection'],
+    });
+  } finally {
+    legit.close();
+    for (const c of floodClients) c.close();
+    await child.stop();
+  }
+}
+
+// =====================================================================================================================
 // 3. Revocation → stream closed
 // =====================================================================================================================
 
@@ -565,7 +636,7 @@ async function measureRevocations(live, revoke) {
     const { reference, extra } = await revoke(device);
     const failure = await Promise.race([stream.ended, sleep(10_000).then(() => 'timeout')]);
     if (failure === 'timeout') throw new Error(`stream of ${device.deviceId} still open 10 s after revocation`);
-    samples.push({ fromReference: stream.endedAt - reference, ...Object.fromEntries(Object.entries(extra ?? {}).map(([k, t]) => [k, stream.endedAt - t])) });
+    samples.push({ code: failure?.code ?? 'end', fromReference: stream.endedAt - reference, ...Object.fromEntries(Object.entries(extra ?? {}).map(([k, t]) => [k, stream.endedAt - t])) });
     client.close();
   }
   return samples;
@@ -573,6 +644,7 @@ async function measureRevocations(live, revoke) {
 
 async function revocationSection() {
   const rows = [];
+  let statusNote = '';
 
   // a) same process: Gateway in this process, GatewayAdmin.revokeDevice on its admin.
   const inProcDir = await tempStateDir('revoke-inproc');
@@ -608,9 +680,13 @@ async function revocationSection() {
   const childDir = await tempStateDir('revoke-child');
   const admin = await GatewayAdmin.open({ stateDir: childDir, keychain: null });
   const devices = await pairDevicesInState(admin, 2 * (REVOCATIONS + 2));
+  // Streams of devices that stay paired, so each revocation happens among BACKGROUND_STREAMS others.
+  const bystanders = await pairDevicesInState(admin, BACKGROUND_STREAMS);
   const child = await startGatewayChild(childDir);
+  let background = [];
   try {
     const caPem = admin.identity.caCertificatePem;
+    background = await openLiveStreams(child.listen, caPem, bystanders);
     const live = await openLiveStreams(child.listen, caPem, devices);
     let committedAt = 0;
     const off = admin.onChange((change) => {
@@ -633,7 +709,10 @@ async function revocationSection() {
       return { reference: exitedAt, extra: { fromSpawn: spawnedAt } };
     });
     rows.push({ name: 'CLI: `palyra devices revoke` child → gateway child', ref: 'CLI process exited', s: summarize(viaCli.slice(2).map((x) => x.fromReference)), wide: summarize(viaCli.slice(2).map((x) => x.fromSpawn)), wideLabel: 'from the spawn' });
+    const codes = [...viaAdmin, ...viaCli].map((x) => x.code);
+    statusNote = `${codes.filter((c) => c === grpc.status.PERMISSION_DENIED).length} of ${codes.length} revoked streams ended PERMISSION_DENIED (others: ${codes.filter((c) => c !== grpc.status.PERMISSION_DENIED).join(', ') || 'none'}); ${background.filter((b) => b.stream.endedAt === null).length} of ${background.length} bystander streams still open`;
   } finally {
+    for (const b of background) b.client.close();
     await child.stop();
   }
 
@@ -661,6 +740,8 @@ async function revocationSection() {
       'same process: the reference is the admin change event fired right after the identity journal commit; the gateway closes streams from that same event',
       'other processes: the gateway learns of the commit through its state-directory watch (fs.watch, 500 ms poll as fallback)',
       'a negative figure would mean the stream closed before the CLI process had finished exiting',
+      `the gateway-child rows run with ${BACKGROUND_STREAMS} other devices' streams open on the same gateway (--background-streams=N)`,
+      statusNote,
     ],
   });
 }
@@ -779,6 +860,7 @@ try {
   if (only.includes('pairing')) await section('2. Full pairing', pairingSection);
   if (only.includes('revocation')) await section('3. Revocation latency', revocationSection);
   if (only.includes('streams')) await section('4. Concurrent node streams', streamsSection);
+  if (only.includes('flood')) await section('5. Unauthenticated flood', floodSection);
 } finally {
   for (const child of children) child.kill('SIGKILL');
   for (const dir of tempRoots) await rm(dir, { recursive: true, force: true });
