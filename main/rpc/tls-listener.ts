@@ -1,5 +1,5 @@
 /**
- * The gateway's one node-RPC port (PROTOCOL.md §5): a node:tls server (TLS 1.3 only) that judges each client at the
+ * The gateway's one node-RPC port (PROTOCOL.md §3): a node:tls server (TLS 1.3 only) that judges each client at the
  * handshake and hands the sockets to grpc-js through connection injectors. Client certificates are requested but
  * optional, so unpaired devices reach the pairing RPCs; a presented certificate must chain to the CA, be unexpired,
  * not in the CRL and not revoked by fingerprint. Where it goes is decided per connection (`TlsListenerRoutes`):

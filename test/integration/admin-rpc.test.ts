@@ -277,14 +277,17 @@ describe('palyra.admin.v1.GatewayAdmin operations', () => {
     expect(audit.chain?.ok).toBe(true);
     expect(audit.entries.map((e) => e.event)).toEqual(expect.arrayContaining(['role_granted', 'pairing_approved', 'device_revoked']));
 
-    // The admin device itself revoked: a new connection with its certificate fails at the handshake.
+    // The admin device itself revoked: a new connection with its certificate is refused with a coded status.
     await gateway.admin.revokeDevice(adminDevice.deviceId, 'lost');
     // Its open WatchEvents stream ends first (the revocation closed its connection); a new connection is refused.
     expect(await withDeadline(events.ended, { what: "the revoked admin's WatchEvents stream to end" })).not.toBeNull();
     const fresh = adminClient(gateway, adminDevice);
     const refused = await call((md, o, cb) => fresh.ListDevices({}, md, o, cb));
     expect(refused.ok).toBe(false);
-    if (!refused.ok) expect(refused.error.code).toBe(grpc.status.UNAVAILABLE);
+    if (!refused.ok) {
+      expect(refused.error.code).toBe(grpc.status.PERMISSION_DENIED);
+      expect(refused.error.details).toContain('revoked');
+    }
   }, 90_000);
 
   it('ends a WatchEvents stream promptly when `palyra devices revoke-admin` withdraws the role, and refuses the next call', async () => {
