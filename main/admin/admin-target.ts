@@ -85,6 +85,8 @@ export interface AdminTarget {
   revokeDevice(deviceId: string, reason: string): Promise<DeviceView>;
   /** Unpairs (no ban); not paired → `not_found`. */
   removeDevice(deviceId: string): Promise<void>;
+  /** Sets a paired device's display name (audited); not paired → `not_found`, a bad name → `invalid_argument`. */
+  renameDevice(deviceId: string, name: string): Promise<DeviceView>;
   /** Lifts a ban; not banned → `not_found`. */
   unbanDevice(deviceId: string): Promise<void>;
   /** Only the gateway host may change roles: a remote target refuses with `permission_denied`. */

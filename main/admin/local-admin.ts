@@ -127,6 +127,10 @@ export class LocalAdminTarget implements AdminTarget {
     await (await this.#source.forWrite()).removeDevice(deviceId);
   }
 
+  async renameDevice(deviceId: string, name: string): Promise<DeviceView> {
+    return (await this.#source.forWrite()).renameDevice(deviceId, name, this.#live());
+  }
+
   async unbanDevice(deviceId: string): Promise<void> {
     await (await this.#source.forWrite()).unbanDevice(deviceId);
   }

@@ -30,6 +30,7 @@ import type {
   MintPairingCodeResponse__Output,
   RevokeDeviceResponse__Output,
 } from '../rpc/admin-service.js';
+import type { RenameDeviceResponse__Output } from '../rpc/generated/palyra/admin/v1/RenameDeviceResponse.js';
 import { callUnary, fromServiceError } from '../rpc/rpc-errors.js';
 import { createGatewayChannelCredentials } from '../rpc/tls-client.js';
 import type {
@@ -76,6 +77,7 @@ export function requestViewOf(r: AdminPairingRequest__Output): RequestView {
     expires_at_unix_ms: r.expires_at_unix_ms,
     decided_at_unix_ms: numberOrNull(r.decided_at_unix_ms),
     reason: orNull(r.reason),
+    device_name: orNull(r.device_name),
   };
 }
 
@@ -95,6 +97,9 @@ export function deviceViewOf(d: AdminDevice__Output): DeviceView {
     revoked_at_unix_ms: numberOrNull(d.revoked_at_unix_ms),
     revoked_reason: orNull(d.revoked_reason),
     platform: orNull(d.platform),
+    name: orNull(d.name),
+    method: d.method === '' ? null : validMethod(d.method),
+    last_address: orNull(d.last_address),
   };
 }
 
@@ -264,6 +269,13 @@ export class RemoteAdminTarget implements AdminTarget {
 
   async removeDevice(deviceId: string): Promise<void> {
     await this.#call<DeviceStatusResponse__Output>((md, opts, cb) => this.#client.RemoveDevice({ device_id: deviceId }, md, opts, cb));
+  }
+
+  /** Sets the device's display name; resolves with the device after the change. */
+  async renameDevice(deviceId: string, name: string): Promise<DeviceView> {
+    const response = await this.#call<RenameDeviceResponse__Output>((md, opts, cb) => this.#client.RenameDevice({ device_id: deviceId, name }, md, opts, cb));
+    if (response.device === null) throw new PalyraError('internal', `device ${deviceId} was renamed but the gateway did not return it`);
+    return deviceViewOf(response.device);
   }
 
   async unbanDevice(deviceId: string): Promise<void> {

@@ -78,6 +78,10 @@ export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
       await c.target().unbanDevice(args.device_id);
       return { device_id: args.device_id };
     },
+    'gateway.renameDevice': async (args) => {
+      const device = await c.target().renameDevice(args.device_id, args.name);
+      return { ...device, online: device.status === 'paired' && c.isOnline(args.device_id) };
+    },
     // Only the gateway host may change roles: a remote target refuses with permission_denied.
     'gateway.grantAdmin': async (args) => {
       const device = await c.target().grantAdmin(args.device_id);

@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ClientKind } from '../core/client-kind.js';
+import { normalizeDeviceName } from '../core/device-name.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { formatHostPort, parseHostPort } from '../core/net-address.js';
 import { parsePairingUri, parseScannedPayload } from '../core/pairing-uri.js';
@@ -93,9 +94,11 @@ export class PairingRuns {
       target = args.method === 'token' ? { method: 'qr-token', token: args.token, gateway } : { method: 'pin', pin: args.pin, gateway };
       kind = args.kind ?? 'desktop';
     }
+    // Checked before a pairing id exists; blank means "let the gateway choose".
+    const deviceName = args.device_name === undefined || args.device_name.trim() === '' ? undefined : normalizeDeviceName(args.device_name);
     this.cancelAll();
     const run: PairingRun = { id: randomUUID(), controller: new AbortController(), finished: false, done: Promise.resolve() };
-    run.done = this.#chain.then(() => this.#execute(run, target, kind));
+    run.done = this.#chain.then(() => this.#execute(run, target, kind, deviceName));
     this.#chain = run.done;
     this.#runs.set(run.id, run);
     return { pairing_id: run.id };
@@ -132,14 +135,14 @@ export class PairingRuns {
     if (progress.type === 'paired') this.#o.onPaired();
   }
 
-  async #execute(run: PairingRun, target: PairingTarget, kind: ClientKind): Promise<void> {
+  async #execute(run: PairingRun, target: PairingTarget, kind: ClientKind, deviceName: string | undefined): Promise<void> {
     const { agent } = this.#o;
     try {
       if (run.controller.signal.aborted) return;
       // The agent pairs only while its connected mode is stopped; it is started again below.
       await agent.stop();
       this.#agentRun = run;
-      await agent.pair(target, { kind, signal: run.controller.signal });
+      await agent.pair(target, { kind, signal: run.controller.signal, ...(deviceName === undefined ? {} : { deviceName }) });
     } catch (error) {
       const e = toPalyraError(error);
       // The agent reports its own failures as progress; this covers anything that failed before it could.

@@ -13,6 +13,7 @@
  */
 
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AdminTarget } from '../admin/admin-target.js';
@@ -324,6 +325,7 @@ export class DesktopServices {
       electron_version: (process.versions as Readonly<Record<string, string | undefined>>).electron ?? null,
       device_dir: this.deviceDir,
       state_dir: this.stateDir,
+      host_name: os.hostname(),
     };
   }
 }

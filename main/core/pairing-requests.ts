@@ -13,6 +13,7 @@
 
 import type { ClientKind } from './client-kind.js';
 import { isClientKind } from './client-kind.js';
+import { normalizeDeviceName } from './device-name.js';
 import { PalyraError } from './errors.js';
 import { isCanonicalId } from './ids.js';
 import type { PairingMethodKind } from './pairing-codes.js';
@@ -57,6 +58,11 @@ export interface PairingRequest {
   /** False for hellos without an X25519 commitment (reference clients): their SAS proves nothing. */
   readonly sasVerifiable: boolean;
   readonly completedAtUnixMs: number | null;
+  /**
+   * The display name the device sent in Complete (normalized), or the one the gateway derived for it; absent or null
+   * for a request filed before names existed.
+   */
+  readonly deviceName?: string | null;
 }
 
 export type NewPairingRequestInput = Omit<
@@ -107,6 +113,8 @@ export function createPairingRequest(input: NewPairingRequestInput): PairingRequ
     if (!HEX_32_BYTES.test(hex)) bad(`${name} must be 64 lowercase hex characters`);
   }
   if (!/^[0-9]{6}$/.test(input.sas)) bad('sas must be 6 decimal digits');
+  // Stored names are already normalized: anything else did not come through the gateway's validation.
+  if (input.deviceName != null && normalizeDeviceName(input.deviceName) !== input.deviceName) bad('deviceName must be normalized');
   return { ...input, state: 'pending_approval', decisionReason: null, decidedAtUnixMs: null, completedAtUnixMs: null };
 }
 

@@ -252,7 +252,8 @@ export class DeviceAgent {
   }
 
   /** Pairs (or re-pairs) this device; progress events go to the listeners. Not while the agent runs. */
-  async pair(target: PairingTarget, o: { kind: ClientKind; waitMs?: number; signal?: AbortSignal }): Promise<PairResult> {
+  /** `deviceName`: the display name sent to the gateway (absent or blank: the gateway derives one). */
+  async pair(target: PairingTarget, o: { kind: ClientKind; deviceName?: string; waitMs?: number; signal?: AbortSignal }): Promise<PairResult> {
     if (this.#running) throw new PalyraError('invalid_argument', 'stop the device agent before pairing again');
     const result = await pairDevice({
       store: this.store,
@@ -262,6 +263,7 @@ export class DeviceAgent {
       onProgress: (event) => {
         this.#emit(event);
       },
+      ...(o.deviceName === undefined ? {} : { deviceName: o.deviceName }),
       ...(o.waitMs === undefined ? {} : { waitMs: o.waitMs }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });

@@ -8,6 +8,7 @@
  */
 
 import type { ClientKind } from '../core/client-kind.js';
+import { normalizeDeviceName } from '../core/device-name.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { certificateFingerprint, parseCertificate, spkiPin, spkiPinFromSpkiDer } from '../core/certificates.js';
 import { createCertificateSigningRequest } from '../core/csr.js';
@@ -63,6 +64,11 @@ export interface PairOptions {
   store: DeviceStore;
   target: PairingTarget;
   kind: ClientKind;
+  /**
+   * The display name sent in Complete (`device_name`); absent or blank: the gateway derives one. Checked here before
+   * anything is sent, so a bad name never uses up the code.
+   */
+  deviceName?: string;
   waitMs?: number;
   onProgress?: (event: PairingProgress) => void;
   signal?: AbortSignal;
@@ -116,6 +122,7 @@ export async function pairDevice(o: PairOptions): Promise<PairResult> {
 
 async function pair(o: PairOptions, emit: (event: PairingProgress) => void): Promise<PairResult> {
   const clock = o.clock ?? Date.now;
+  const deviceName = o.deviceName === undefined || o.deviceName.trim() === '' ? '' : normalizeDeviceName(o.deviceName);
   const identity = await o.store.loadOrCreateIdentity();
   let lastError: PalyraError | null = null;
   for (const address of addressesOf(o.target)) {
@@ -134,7 +141,7 @@ async function pair(o: PairOptions, emit: (event: PairingProgress) => void): Pro
     emit({ type: 'verifying_gateway', gateway, ca_fingerprint: trust.caFingerprint, ca_pin: trust.caPin, pinned: trust.pinned });
     const client = createNodeServiceClient(gateway, createGatewayChannelCredentials({ caCertificatePem: trust.caPem }));
     try {
-      return await pairOver(client, gateway, trust, o, emit, clock, identity);
+      return await pairOver(client, gateway, trust, { ...o, deviceName }, emit, clock, identity);
     } finally {
       client.close();
     }
@@ -179,6 +186,7 @@ async function pairOver(
     transcript_mac: Buffer.from(hello.transcriptMac),
     tls_csr_der: Buffer.from(csrDer),
     tls_csr_signature: Buffer.from(signCsrBinding(identity, hello.sessionId, csrDer)),
+    device_name: o.deviceName ?? '',
   };
   await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   const gatewayName = begin.gateway_name === '' ? (o.target.method === 'qr' ? o.target.uri.name : null) : begin.gateway_name;

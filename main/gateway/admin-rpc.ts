@@ -217,6 +217,12 @@ export class AdminRpc {
         return { device_id: deviceId, status: 'removed' };
       }),
 
+      RenameDevice: unary('RenameDevice', async (req) => {
+        const live = ctx.liveNodes();
+        const device = await admin.renameDevice(req.device_id.trim(), req.name, live);
+        return { device: deviceMessage(device, live) };
+      }),
+
       UnbanDevice: unary('UnbanDevice', async (req) => {
         const deviceId = req.device_id.trim();
         await admin.unbanDevice(deviceId);
@@ -276,6 +282,7 @@ function requestMessage(r: RequestView): AdminPairingRequest {
     expires_at_unix_ms: r.expires_at_unix_ms,
     decided_at_unix_ms: r.decided_at_unix_ms ?? 0,
     reason: r.reason ?? '',
+    device_name: r.device_name ?? '',
   };
 }
 
@@ -295,6 +302,9 @@ function deviceMessage(d: DeviceView, live: ReadonlyMap<string, number>): AdminD
     revoked_at_unix_ms: d.revoked_at_unix_ms ?? 0,
     revoked_reason: d.revoked_reason ?? '',
     platform: d.platform ?? '',
+    name: d.name ?? '',
+    method: d.method ?? '',
+    last_address: d.last_address ?? '',
   };
 }
 

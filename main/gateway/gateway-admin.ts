@@ -77,6 +77,8 @@ export interface RequestView {
   expires_at_unix_ms: number;
   decided_at_unix_ms: number | null;
   reason: string | null;
+  /** The name the device sent (or the gateway derived); null for a request from before names existed. */
+  device_name: string | null;
 }
 
 export interface DeviceView {
@@ -93,6 +95,12 @@ export interface DeviceView {
   revoked_at_unix_ms: number | null;
   revoked_reason: string | null;
   platform: string | null;
+  /** Display name; null for a device paired before names existed. */
+  name: string | null;
+  /** How it paired; null when not known. */
+  method: PairingMethodKind | null;
+  /** Peer address (no port) of its last RegisterNode; null when never seen. */
+  last_address: string | null;
 }
 
 export interface MintedCode {
@@ -457,6 +465,9 @@ export class GatewayAdmin {
         revoked_at_unix_ms: null,
         revoked_reason: null,
         platform: node?.platform ?? null,
+        name: d.name ?? null,
+        method: d.method ?? null,
+        last_address: node?.lastAddress ?? null,
       });
     }
     for (const r of this.identity.listRevokedDevices()) devices.push(revokedView(r, nodes.get(r.device_id)));
@@ -475,6 +486,18 @@ export class GatewayAdmin {
     validateCanonicalId(deviceId);
     if (!(await this.mutateIdentity((m) => m.removePairedDevice(deviceId)))) throw new PalyraError('not_found', `device ${deviceId} is not paired`);
     await this.#dropNode(deviceId);
+  }
+
+  /**
+   * Sets a paired device's display name (trimmed, NFC, 1–64 characters, no control characters; audited
+   * `device_renamed`). Not paired → `not_found`; a bad name → `invalid_argument`. Returns the device as listed.
+   */
+  async renameDevice(deviceId: string, name: string, live: ReadonlyMap<string, number> = new Map()): Promise<DeviceView> {
+    validateCanonicalId(deviceId);
+    await this.mutateIdentity((m) => m.renameDevice(deviceId, name));
+    const device = this.listDevices(live).devices.find((d) => d.device_id === deviceId && d.status === 'paired');
+    if (device === undefined) throw new PalyraError('not_found', `device ${deviceId} is not paired`);
+    return device;
   }
 
   /** Lifts a ban. Not banned → `not_found`. */
@@ -602,6 +625,9 @@ function revokedView(r: RevokedDeviceRecord, node: NodeRecord | undefined): Devi
     revoked_at_unix_ms: r.revoked_at_unix_ms,
     revoked_reason: r.reason,
     platform: node?.platform ?? null,
+    name: r.name ?? null,
+    method: null,
+    last_address: node?.lastAddress ?? null,
   };
 }
 
@@ -619,5 +645,6 @@ export function requestView(r: StoredPairingRequest | import('../core/pairing-re
     expires_at_unix_ms: r.expiresAtUnixMs,
     decided_at_unix_ms: r.decidedAtUnixMs,
     reason: r.decisionReason,
+    device_name: r.deviceName ?? null,
   };
 }

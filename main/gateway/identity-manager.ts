@@ -14,8 +14,10 @@ import type { IssuedCertificate, StoredCertificateAuthority } from '../core/cert
 import { DEFAULT_CERT_VALIDITY_MS, DEFAULT_ROTATION_THRESHOLD_MS, shouldRotate } from '../core/certificates.js';
 import { crlEntriesAt, nextCrlNumber, normalizeSerialHex } from '../core/crl.js';
 import type { RevokedSerial } from '../core/crl.js';
+import { normalizeDeviceName } from '../core/device-name.js';
 import { PalyraError } from '../core/errors.js';
 import { validateCanonicalId } from '../core/ids.js';
+import type { PairingMethodKind } from '../core/pairing-codes.js';
 import { publishedCrlNumber, writeCrlFile } from './crl-file.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditIntent } from '../store/audit-log.js';
@@ -58,6 +60,10 @@ export interface VerifiedDevice {
   clientKind: ClientKind;
   identityFingerprint: string;
   signingPublicKeyHex: string;
+  /** The display name of its pairing request (already normalized); null/absent: none. */
+  name?: string | null;
+  /** How it paired. */
+  method?: PairingMethodKind | null;
 }
 
 export interface IssuedDeviceCertificate {
@@ -443,6 +449,8 @@ export class IdentityManager {
         signing_public_key_hex: verified.signingPublicKeyHex,
         paired_at_unix_ms: now,
         roles: [],
+        name: verified.name ?? null,
+        method: verified.method ?? null,
       };
       const ops: IdentityOp[] = [this.#sequenceOp()];
       if (previous !== undefined) ops.push({ op: 'revoke_certificates', records: supersededCertificates(previous, 'superseded by re-pairing', now) });
@@ -526,6 +534,7 @@ export class IdentityManager {
           client_kind: current?.client_kind ?? null,
           identity_fingerprint: current?.identity_fingerprint ?? null,
           certificate_fingerprint: current?.current_certificate.fingerprint ?? null,
+          name: current?.name ?? null,
         },
       });
       return Promise.resolve({ ops, result: undefined, audit: ['device_revoked', { device_id: deviceId, reason, was_paired: current !== undefined }] });
@@ -582,6 +591,22 @@ export class IdentityManager {
     return this.#mutate((state) => {
       if (!state.revoked_devices.has(deviceId)) return Promise.resolve({ ops: [], result: false });
       return Promise.resolve({ ops: [{ op: 'delete_revoked_device', device_id: deviceId }], result: true, audit: ['device_unbanned', { device_id: deviceId }] });
+    });
+  }
+
+  /**
+   * Sets a paired device's display name (normalized; audited `device_renamed`). Not paired → `not_found`; an invalid
+   * name → `invalid_argument`, and nothing changes. Renaming to the current name writes nothing.
+   */
+  async renameDevice(deviceId: string, name: string): Promise<PairedDeviceRecord> {
+    validateCanonicalId(deviceId);
+    const normalized = normalizeDeviceName(name);
+    return this.#mutate((state) => {
+      const current = state.paired_devices.get(deviceId);
+      if (current === undefined) throw new PalyraError('not_found', `device ${deviceId} is not paired`);
+      if (current.name === normalized) return Promise.resolve({ ops: [], result: current });
+      const device: PairedDeviceRecord = { ...current, name: normalized };
+      return Promise.resolve({ ops: [{ op: 'put_device', device }], result: device, audit: ['device_renamed', { device_id: deviceId, name: normalized }] });
     });
   }
 

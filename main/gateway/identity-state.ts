@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import type { ClientKind } from '../core/client-kind.js';
 import { CLIENT_KINDS } from '../core/client-kind.js';
+import type { PairingMethodKind } from '../core/pairing-codes.js';
 import { parseStateDocument } from '../store/state-schema.js';
 
 export interface CertificateRecord {
@@ -37,6 +38,10 @@ export interface PairedDeviceRecord {
   signing_public_key_hex: string;
   paired_at_unix_ms: number;
   roles: DeviceRole[];
+  /** Display name (sent at pairing or set by the operator); absent or null for a device paired before names existed. */
+  name?: string | null;
+  /** How the device paired; absent or null when not known (older states). */
+  method?: PairingMethodKind | null;
 }
 
 export interface RevokedDeviceRecord {
@@ -47,6 +52,8 @@ export interface RevokedDeviceRecord {
   client_kind: ClientKind | null;
   identity_fingerprint: string | null;
   certificate_fingerprint: string | null;
+  /** Its display name when it was revoked (absent or null: none known). */
+  name?: string | null;
 }
 
 export interface RevokedCertificateRecord {
@@ -167,6 +174,9 @@ const pairedDeviceSchema = z.looseObject({
   signing_public_key_hex: z.string(),
   paired_at_unix_ms: unixMs,
   roles: z.array(z.literal('admin')).default([]),
+  // Older states have neither: they load as null.
+  name: z.string().nullable().default(null),
+  method: z.enum(['qr', 'pin']).nullable().default(null),
 });
 
 const revokedDeviceSchema = z.looseObject({
@@ -176,6 +186,7 @@ const revokedDeviceSchema = z.looseObject({
   client_kind: clientKind.nullable().default(null),
   identity_fingerprint: z.string().nullable().default(null),
   certificate_fingerprint: z.string().nullable().default(null),
+  name: z.string().nullable().default(null),
 });
 
 const revokedCertificateSchema = z.looseObject({

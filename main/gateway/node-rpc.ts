@@ -215,6 +215,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         transcriptMac: exactLength(req.transcript_mac, 32, 'transcript_mac'),
         csrDer: req.tls_csr_der.length === 0 ? null : req.tls_csr_der,
         csrSignature: req.tls_csr_signature.length === 0 ? null : req.tls_csr_signature,
+        deviceName: req.device_name,
       });
       ctx.log({ event: 'pairing.request', request_id: request.requestId, device_id: request.deviceId, sas: request.sas });
       return {
@@ -320,7 +321,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         .map((c) => ({ name: c.name.trim(), available: c.available }))
         .filter((c, i, all) => c.name.length > 0 && c.name.length <= 128 && all.findIndex((o) => o.name === c.name) === i)
         .slice(0, 64);
-      await ctx.admin.putNode({ deviceId, platform: req.platform.trim().slice(0, 128), capabilities, registeredAtUnixMs: existing?.registeredAtUnixMs ?? now, lastSeenAtUnixMs: now });
+      await ctx.admin.putNode({ deviceId, platform: req.platform.trim().slice(0, 128), capabilities, registeredAtUnixMs: existing?.registeredAtUnixMs ?? now, lastSeenAtUnixMs: now, lastAddress: peerHost(call.getPeer()) });
       await ctx.pairing.markMaterialDelivered(deviceId);
       ctx.nodeSeen(deviceId, 'node.registered');
       return { v: version(req.v), device_id: req.device_id, accepted: true, reason: 'registered' };

@@ -16,6 +16,7 @@
  */
 
 import type { ClientKind } from '../core/client-kind.js';
+import { resolveDeviceName } from '../core/device-name.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
@@ -62,6 +63,8 @@ export interface CompleteInput {
   transcriptMac: Uint8Array;
   csrDer: Uint8Array | null;
   csrSignature: Uint8Array | null;
+  /** `device_name` as sent (empty or absent: the gateway derives one). */
+  deviceName?: string;
 }
 
 export interface StatusResult {
@@ -343,6 +346,8 @@ export class PairingService {
 
   /** CompletePairingSession: verify, check the CSR binding, file the request for approval. */
   async complete(input: CompleteInput): Promise<StoredPairingRequest> {
+    // Before the reservation is consumed: a bad name is a usage error the device can fix and send again.
+    const deviceName = resolveDeviceName(input.deviceName ?? '', input.clientKind, input.deviceId);
     const reservation = this.#reserved.get(input.sessionId);
     this.#reserved.delete(input.sessionId);
     if (reservation === undefined) throw new PalyraError('pairing_session_not_found', 'pairing session does not have a reserved code');
@@ -395,6 +400,7 @@ export class PairingService {
           transcriptHashHex: verified.transcriptHashHex,
           sas: verified.sas,
           sasVerifiable: verified.sasVerifiable,
+          deviceName,
         }),
         csrDerB64,
         material: null,
@@ -405,7 +411,7 @@ export class PairingService {
         result: request,
         audit: [
           'pairing_requested',
-          { request_id: request.requestId, device_id: request.deviceId, client_kind: request.clientKind, method: request.method, sas: request.sas, sas_verifiable: request.sasVerifiable, identity_fingerprint: request.identityFingerprint },
+          { request_id: request.requestId, device_id: request.deviceId, client_kind: request.clientKind, method: request.method, sas: request.sas, sas_verifiable: request.sasVerifiable, identity_fingerprint: request.identityFingerprint, device_name: deviceName },
         ],
       };
     });
@@ -496,6 +502,8 @@ export class PairingService {
           clientKind: request.clientKind,
           identityFingerprint: request.identityFingerprint,
           signingPublicKeyHex: request.signingPublicKeyHex,
+          name: request.deviceName ?? null,
+          method: request.method,
         },
         csrDer: request.csrDerB64 === null ? null : fromBase64(request.csrDerB64),
       }),

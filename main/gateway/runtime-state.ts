@@ -42,6 +42,8 @@ export interface NodeRecord {
   readonly capabilities: readonly NodeCapabilityRecord[];
   readonly registeredAtUnixMs: number;
   readonly lastSeenAtUnixMs: number;
+  /** Peer address (no port) of the node's last RegisterNode; absent or null when not known. */
+  readonly lastAddress?: string | null;
 }
 
 export interface RuntimeState {
@@ -162,6 +164,8 @@ const requestSchema = z.looseObject({
   csrDerB64: z.string().nullable(),
   material: materialSchema.nullable(),
   materialDeliveredAtUnixMs: unixMs.nullable(),
+  // Requests filed before device names existed have none.
+  deviceName: z.string().nullable().default(null),
 });
 
 const nodeSchema = z.looseObject({
@@ -170,6 +174,7 @@ const nodeSchema = z.looseObject({
   capabilities: z.array(z.looseObject({ name: z.string(), available: z.boolean() })),
   registeredAtUnixMs: unixMs,
   lastSeenAtUnixMs: unixMs,
+  lastAddress: z.string().nullable().default(null),
 });
 
 const pinBudgetSchema = z.looseObject({

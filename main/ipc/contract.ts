@@ -63,10 +63,16 @@ export const ScannedPairingSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('token'), token: z.string() }),
 ]);
 
+/**
+ * A display name as typed (bounded here; the main process trims, normalizes and checks it: 1–64 characters, no
+ * control characters, else `invalid_argument`).
+ */
+const deviceNameInput = z.string().max(256);
+
 export const PairStartArgsSchema = z.union([
-  z.strictObject({ method: z.literal('uri'), uri: z.string().min(1).max(2048), kind: clientKind.optional() }),
-  z.strictObject({ method: z.literal('token'), token: z.string().min(16).max(128), gateway: hostPort, kind: clientKind.optional() }),
-  z.strictObject({ method: z.literal('pin'), pin: z.string().regex(/^[0-9]{6}$/, 'a PIN is 6 digits'), gateway: hostPort, kind: clientKind.optional() }),
+  z.strictObject({ method: z.literal('uri'), uri: z.string().min(1).max(2048), kind: clientKind.optional(), device_name: deviceNameInput.optional() }),
+  z.strictObject({ method: z.literal('token'), token: z.string().min(16).max(128), gateway: hostPort, kind: clientKind.optional(), device_name: deviceNameInput.optional() }),
+  z.strictObject({ method: z.literal('pin'), pin: z.string().regex(/^[0-9]{6}$/, 'a PIN is 6 digits'), gateway: hostPort, kind: clientKind.optional(), device_name: deviceNameInput.optional() }),
 ]);
 
 export const GatewayStatusSchema = z.object({
@@ -115,6 +121,8 @@ export const RequestViewSchema = z.object({
   expires_at_unix_ms: unixMs,
   decided_at_unix_ms: unixMs.nullable(),
   reason: z.string().nullable(),
+  /** The name the device sent (or the gateway derived); null for a request from before names. */
+  device_name: z.string().nullable().default(null),
 });
 
 export const DeviceViewSchema = z.object({
@@ -132,6 +140,11 @@ export const DeviceViewSchema = z.object({
   revoked_reason: z.string().nullable(),
   platform: z.string().nullable(),
   online: z.boolean(),
+  /** Display name; null for a device paired before names. */
+  name: z.string().nullable().default(null),
+  method: z.enum(['qr', 'pin']).nullable().default(null),
+  /** Peer address (no port) of its last RegisterNode. */
+  last_address: z.string().nullable().default(null),
 });
 
 export const AuditEntrySchema = z.object({
@@ -172,6 +185,8 @@ export const AppInfoSchema = z.object({
   electron_version: z.string().nullable(),
   device_dir: z.string(),
   state_dir: z.string(),
+  /** This computer's host name: the default display name when pairing. */
+  host_name: z.string().default(''),
 });
 
 /** Every request/response channel. Names are `area.action`; preload exposes each as one method. */
@@ -207,6 +222,8 @@ export const CHANNELS = {
   'gateway.revokeDevice': { args: z.strictObject({ device_id: id26, reason: reason.optional() }), result: z.object({ device_id: z.string() }) },
   'gateway.removeDevice': { args: z.strictObject({ device_id: id26 }), result: z.object({ device_id: z.string() }) },
   'gateway.unbanDevice': { args: z.strictObject({ device_id: id26 }), result: z.object({ device_id: z.string() }) },
+  /** Sets a paired device's display name (audited); not paired → `not_found`, a bad name → `invalid_argument`. */
+  'gateway.renameDevice': { args: z.strictObject({ device_id: id26, name: deviceNameInput }), result: DeviceViewSchema },
   /** Grants a paired device the admin role (the hosted gateway or the local state dir only: a remote admin cannot). */
   'gateway.grantAdmin': { args: z.strictObject({ device_id: id26 }), result: DeviceViewSchema },
   /** Withdraws a paired device's admin role (the hosted gateway or the local state dir only). */

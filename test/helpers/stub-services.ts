@@ -15,6 +15,7 @@ export const STUB_APP_INFO = {
   electron_version: null,
   device_dir: '/tmp/device',
   state_dir: '/tmp/gateway',
+  host_name: 'test-host',
 } as const;
 
 export function stubServices(overrides: Partial<Record<string, (args: never) => Promise<unknown>>> = {}): HostedServices & {

@@ -17,6 +17,11 @@ const DEVICE_KEYS = [
   'last_seen_at_unix_ms',
   'capabilities',
   'roles',
+  'name',
+  'platform',
+  'method',
+  'paired_at_unix_ms',
+  'last_address',
 ];
 
 interface DeviceJson {
@@ -87,11 +92,16 @@ describe('palyra devices', () => {
         last_seen_at_unix_ms: null,
         capabilities: [],
         roles: [],
+        name: null,
+        platform: null,
+        method: null,
+        paired_at_unix_ms: expect.any(Number) as number,
+        last_address: null,
       });
     }
     const text = await runCli(['devices', 'list', '--state-dir', stateDir]);
     expect(text.code).toBe(0);
-    for (const d of devices) expect(text.stdout).toMatch(new RegExp(`${d.verified.deviceId}\\s+${d.verified.clientKind}\\s+paired`));
+    for (const d of devices) expect(text.stdout).toMatch(new RegExp(`${d.verified.deviceId}\\s+-\\s+${d.verified.clientKind}\\s+-\\s+-\\s+paired`));
   });
 
   it('revokes a device: prints it as revoked, and its certificate joins the revoked list', async () => {
@@ -157,6 +167,11 @@ describe('palyra devices', () => {
       last_seen_at_unix_ms: null,
       capabilities: [],
       roles: [],
+      name: null,
+      platform: null,
+      method: null,
+      paired_at_unix_ms: null,
+      last_address: null,
     });
   });
 
@@ -173,7 +188,7 @@ describe('palyra devices', () => {
     expect(listed.devices.find((d) => d.device_id === id)?.roles).toEqual(['admin']);
     expect(listed.devices.find((d) => d.device_id === devices[1]!.verified.deviceId)?.roles).toEqual([]);
     const text = await runCli(['devices', 'list', '--state-dir', stateDir]);
-    expect(text.stdout).toMatch(new RegExp(`${id}\\s+\\S+\\s+paired\\s+admin\\s`));
+    expect(text.stdout).toMatch(new RegExp(`${id}\\s+-\\s+\\S+\\s+-\\s+-\\s+paired\\s+admin\\s`));
     expect(text.stdout).toMatch(/\bROLES\b/);
 
     const withdrawn = await runCliJson(['devices', 'revoke-admin', id, '--state-dir', stateDir]);

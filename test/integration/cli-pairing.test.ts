@@ -26,6 +26,7 @@ const REQUEST_KEYS = [
   'identity_fingerprint',
   'requested_at_unix_ms',
   'reason',
+  'device_name',
 ];
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -242,6 +243,7 @@ describe('palyra pairing approve / reject', () => {
       identity_fingerprint: request.identityFingerprint,
       requested_at_unix_ms: request.requestedAtUnixMs,
       reason: null,
+      device_name: null,
     });
 
     const approved = await runCliJson(['pairing', 'approve', request.requestId, '--state-dir', stateDir]);

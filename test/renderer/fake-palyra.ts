@@ -95,6 +95,7 @@ export function requestView(overrides: Partial<RequestView> = {}): RequestView {
     expires_at_unix_ms: now + 290_000,
     decided_at_unix_ms: null,
     reason: null,
+    device_name: null,
     ...overrides,
   };
 }
@@ -116,6 +117,9 @@ export function deviceView(overrides: Partial<DeviceView> = {}): DeviceView {
     revoked_reason: null,
     platform: 'linux',
     online: true,
+    name: null,
+    method: null,
+    last_address: null,
     ...overrides,
   };
 }
@@ -129,7 +133,7 @@ export function createFakePalyra(): FakePalyra {
   const listeners = new Map<EventName, Set<(payload: unknown) => void>>();
   const fake = {
     appInfo: vi.fn(() =>
-      Promise.resolve({ name: 'Palyra', version: '0.1.0', mode: 'browser' as const, platform: 'linux', node_version: '20', electron_version: null, device_dir: '/d', state_dir: '/s' }),
+      Promise.resolve({ name: 'Palyra', version: '0.1.0', mode: 'browser' as const, platform: 'linux', node_version: '20', electron_version: null, device_dir: '/d', state_dir: '/s', host_name: '' }),
     ),
     deviceStatus: vi.fn(() => Promise.resolve(deviceStatus())),
     deviceParseScan: vi.fn(() =>
@@ -155,6 +159,7 @@ export function createFakePalyra(): FakePalyra {
     gatewayRevokeDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
     gatewayRemoveDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
     gatewayUnbanDevice: vi.fn((args: { device_id: string }) => Promise.resolve({ device_id: args.device_id })),
+    gatewayRenameDevice: vi.fn((args: { device_id: string; name: string }) => Promise.resolve(deviceView({ device_id: args.device_id, name: args.name.trim() }))),
     gatewayGrantAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: ['admin'] }))),
     gatewayRevokeAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: [] }))),
     gatewayAuditTail: vi.fn(() => Promise.resolve({ entries: [], chain: { ok: true, entries: 0 } })),

@@ -9,9 +9,11 @@
  */
 
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CLIENT_KINDS } from '../../core/client-kind.js';
 import type { ClientKind } from '../../core/client-kind.js';
+import { normalizeDeviceName } from '../../core/device-name.js';
 import { isErrorCode, PalyraError } from '../../core/errors.js';
 import { parseTtl, validatePairingProof } from '../../core/pairing-codes.js';
 import { parseScannedPayload } from '../../core/pairing-uri.js';
@@ -92,8 +94,8 @@ const PAIR_SPEC: CommandSpec = defineCommand({
   name: 'device pair',
   summary: 'pair with a gateway (QR URI, or PIN + gateway address)',
   usage: [
-    'URI [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
-    '--pin PIN --gateway HOST:PORT [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    'URI [--name NAME] [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    '--pin PIN --gateway HOST:PORT [--name NAME] [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
     'TOKEN --gateway HOST:PORT [...]',
   ],
   description: `Pairs this device with a gateway. URI is the palyra://pair?… link of a QR code: the device checks the gateway's CA
@@ -109,6 +111,12 @@ Exit 1 with error[ca_pin_mismatch], error[pairing_rejected], error[pairing_expir
       type: 'string',
       placeholder: 'HOST:PORT',
       description: 'the gateway to pair with, for --pin and a bare token (a URI names its gateways itself)',
+    },
+    name: {
+      type: 'string',
+      placeholder: 'NAME',
+      description: "this device's display name, shown to the operator (1–64 characters, no control characters)",
+      default: "this computer's host name",
     },
     kind: {
       type: 'string',
@@ -164,6 +172,15 @@ function pairingTarget(args: ParsedCommand, now: number): { target: PairingTarge
   return { target: { method: 'qr', uri: payload.uri }, uriKind: payload.uri.kind };
 }
 
+/** The host name as a display name; a host name that is not a valid one (empty, too long) lets the gateway choose. */
+function defaultPairingName(): string {
+  try {
+    return normalizeDeviceName(os.hostname());
+  } catch {
+    return '';
+  }
+}
+
 /** Text lines for a pairing progress event (the error of a failed pairing is printed separately). */
 function progressText(event: PairingProgress): string[] {
   switch (event.type) {
@@ -200,6 +217,9 @@ async function runPair(args: ParsedCommand, context: CliContext): Promise<number
   const waitText = args.string('wait');
   const waitMs = waitText === undefined ? undefined : parseOptionValue('--wait', command, () => parseTtl(waitText));
   if (waitMs !== undefined && waitMs < 1_000) throw usageError('--wait must be at least 1s', command);
+  const nameText = args.string('name');
+  // Checked before anything is opened or sent: a bad --name is a usage error and uses up no code.
+  const deviceName = nameText === undefined ? defaultPairingName() : parseOptionValue('--name', command, () => normalizeDeviceName(nameText));
   const agent = await openAgent(args, context);
   const { out } = context;
   agent.on((event) => {
@@ -214,7 +234,7 @@ async function runPair(args: ParsedCommand, context: CliContext): Promise<number
     abort.abort();
   });
   try {
-    await agent.pair(target, { kind, signal: abort.signal, ...(waitMs === undefined ? {} : { waitMs }) });
+    await agent.pair(target, { kind, deviceName, signal: abort.signal, ...(waitMs === undefined ? {} : { waitMs }) });
   } finally {
     signal.dispose();
   }

@@ -1,5 +1,5 @@
 /**
- * `palyra devices list|revoke|remove|unban` (CLI.md "Gateway (operator side)"). Revocation goes through the shared
+ * `palyra devices list|rename|revoke|remove|unban` (CLI.md "Gateway (operator side)"). Revocation goes through the shared
  * state directory, so a running gateway closes the device's live connections on its own.
  *
  * Printed results: `revoke` prints the device as `list` shows it after the change (status "revoked"); `remove` and
@@ -10,6 +10,7 @@
 import type { DeviceView } from '../../admin/admin-target.js';
 import { withAdminTarget } from '../../admin/admin-target.js';
 import type { ClientKind } from '../../core/client-kind.js';
+import type { PairingMethodKind } from '../../core/pairing-codes.js';
 import { REMOTE_ADMIN_OPTIONS, chooseAdminTarget, localAdminTarget } from '../admin-target.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import type { CliContext } from '../context.js';
@@ -27,6 +28,11 @@ export interface DeviceOutput {
   last_seen_at_unix_ms: number | null;
   capabilities: string[];
   roles: string[];
+  name: string | null;
+  platform: string | null;
+  method: PairingMethodKind | null;
+  paired_at_unix_ms: number | null;
+  last_address: string | null;
 }
 
 export function deviceOutput(d: DeviceView): DeviceOutput {
@@ -40,6 +46,11 @@ export function deviceOutput(d: DeviceView): DeviceOutput {
     last_seen_at_unix_ms: d.last_seen_at_unix_ms,
     capabilities: [...d.capabilities],
     roles: [...d.roles],
+    name: d.name,
+    platform: d.platform,
+    method: d.method,
+    paired_at_unix_ms: d.paired_at_unix_ms,
+    last_address: d.last_address,
   };
 }
 
@@ -53,13 +64,15 @@ function shortFingerprint(fingerprint: string | null): string {
 const LIST_SPEC: CommandSpec = defineCommand({
   name: 'devices list',
   summary: 'list paired and revoked devices',
-  description: 'Lists paired and revoked (banned) devices, and the revoked certificate fingerprints.',
+  description: `Lists paired and revoked (banned) devices — name, platform, how and when each paired, when and from where it was
+last seen — and the revoked certificate fingerprints.`,
   options: { ...REMOTE_ADMIN_OPTIONS },
   positionals: [],
   notes: [
     `With --json: {"devices":[{"device_id","client_kind","status":"paired|revoked","identity_fingerprint",
-"certificate_fingerprint","cert_expires_at_unix_ms","last_seen_at_unix_ms","capabilities":[…],"roles":[…]}],
-"revoked_certificate_fingerprints":[…]}`,
+"certificate_fingerprint","cert_expires_at_unix_ms","last_seen_at_unix_ms","capabilities":[…],"roles":[…],"name",
+"platform","method":"qr|pin","paired_at_unix_ms","last_address"}],"revoked_certificate_fingerprints":[…]}
+(unknown values are null; last_address is the peer address, without port, of the device's last RegisterNode)`,
   ],
 });
 
@@ -76,21 +89,53 @@ async function runList(args: ParsedCommand, context: CliContext): Promise<number
     out.line(`Devices (${devices.length}):`);
     out.line(
       formatTable(
-        ['DEVICE_ID', 'KIND', 'STATUS', 'ROLES', 'IDENTITY', 'CERT_EXPIRES', 'LAST_SEEN', 'CAPABILITIES'],
+        ['DEVICE_ID', 'NAME', 'KIND', 'PLATFORM', 'METHOD', 'STATUS', 'ROLES', 'PAIRED', 'LAST_SEEN', 'LAST_ADDRESS', 'IDENTITY', 'CERT_EXPIRES', 'CAPABILITIES'],
         devices.map((d) => [
           d.device_id,
+          d.name ?? '-',
           d.client_kind ?? '-',
+          d.platform ?? '-',
+          d.method ?? '-',
           d.status === 'revoked' && d.revoked_reason !== null ? `revoked (${d.revoked_reason})` : d.status,
           d.roles.length === 0 ? '-' : d.roles.join(','),
+          formatTimestamp(d.paired_at_unix_ms),
+          formatTimestamp(d.last_seen_at_unix_ms),
+          d.last_address ?? '-',
           shortFingerprint(d.identity_fingerprint),
           formatTimestamp(d.cert_expires_at_unix_ms),
-          formatTimestamp(d.last_seen_at_unix_ms),
           d.capabilities.length === 0 ? '-' : d.capabilities.join(','),
         ]),
       ),
     );
   }
   out.line(`Revoked certificates: ${revoked.length}`);
+  return EXIT_OK;
+}
+
+// --- devices rename ----------------------------------------------------------------------------------------------
+
+const RENAME_SPEC: CommandSpec = defineCommand({
+  name: 'devices rename',
+  summary: "change a paired device's display name",
+  description: `Sets the display name shown for a paired device on the approval screen, in device lists and in the app (audited
+as device_renamed). The name is trimmed and stored in Unicode NFC; it must be 1–64 characters without control
+characters, else error[invalid_argument] (exit 1, nothing changes). A device that is not paired fails with
+error[not_found] (exit 1).`,
+  options: { ...REMOTE_ADMIN_OPTIONS },
+  positionals: [
+    { name: 'DEVICE_ID', required: true, description: "the paired device, as 'palyra devices list' shows it" },
+    { name: 'NAME', required: true, description: 'the new display name (quote it if it has spaces)' },
+  ],
+  notes: ["With --json: the device after the change, as 'devices list --json' shows it."],
+});
+
+async function runRename(args: ParsedCommand, context: CliContext): Promise<number> {
+  const deviceId = args.requiredPositional('DEVICE_ID');
+  const name = args.requiredPositional('NAME');
+  const device = await withAdminTarget(await chooseAdminTarget(args, context), (t) => t.renameDevice(deviceId, name));
+  const { out } = context;
+  if (out.json) out.document(deviceOutput(device));
+  else out.line(`Renamed device ${deviceId} to "${device.name ?? name}".`);
   return EXIT_OK;
 }
 
@@ -203,6 +248,7 @@ export const DEVICES_GROUP = defineGroup({
   description: 'Paired and revoked devices of the gateway state directory.',
   subcommands: {
     list: { spec: LIST_SPEC, run: runList },
+    rename: { spec: RENAME_SPEC, run: runRename },
     revoke: { spec: REVOKE_SPEC, run: runRevoke },
     remove: { spec: REMOVE_SPEC, run: runRemove },
     unban: { spec: UNBAN_SPEC, run: runUnban },

@@ -41,6 +41,7 @@ export interface RequestOutput {
   identity_fingerprint: string;
   requested_at_unix_ms: number;
   reason: string | null;
+  device_name: string | null;
 }
 
 export function codeOutput(c: CodeView): CodeOutput {
@@ -58,6 +59,7 @@ export function requestOutput(r: RequestView): RequestOutput {
     identity_fingerprint: r.identity_fingerprint,
     requested_at_unix_ms: r.requested_at_unix_ms,
     reason: r.reason,
+    device_name: r.device_name,
   };
 }
 
@@ -187,7 +189,8 @@ requests in that state. Compare a request's SAS with the one the device shows be
   positionals: [],
   notes: [
     `With --json: {"codes":[{"method","expires_at_unix_ms","kind"}],"requests":[{"request_id","device_id","client_kind",
-"state","method","sas","identity_fingerprint","requested_at_unix_ms","reason"}]}`,
+"state","method","sas","identity_fingerprint","requested_at_unix_ms","reason","device_name"}]}
+(device_name: the name the device sent, or "<client_kind> <last 6 of device_id>" when it sent none)`,
   ],
 });
 
@@ -224,10 +227,11 @@ async function runList(args: ParsedCommand, context: CliContext): Promise<number
     out.line(`Pairing requests (${requests.length}):`);
     out.line(
       formatTable(
-        ['REQUEST_ID', 'DEVICE_ID', 'KIND', 'METHOD', 'STATE', 'SAS', 'REQUESTED', 'REASON'],
+        ['REQUEST_ID', 'DEVICE_ID', 'NAME', 'KIND', 'METHOD', 'STATE', 'SAS', 'REQUESTED', 'REASON'],
         requests.map((r) => [
           r.request_id,
           r.device_id,
+          r.device_name ?? '-',
           r.client_kind,
           r.method,
           r.state,
@@ -285,7 +289,7 @@ async function runDecision(verb: 'approve' | 'reject', args: ParsedCommand, cont
     out.document(requestOutput(view));
   } else {
     out.line(
-      `${verb === 'approve' ? 'Approved' : 'Rejected'} pairing request ${view.request_id}: device ${view.device_id} ` +
+      `${verb === 'approve' ? 'Approved' : 'Rejected'} pairing request ${view.request_id}: device ${view.device_id}${view.device_name === null ? '' : ` "${view.device_name}"`} ` +
         `(${view.client_kind}, ${view.method}) SAS ${sasText(view)}, state ${view.state}, reason: ${view.reason ?? '-'}`,
     );
   }

@@ -20,6 +20,8 @@ import type { ListPairingRequestsResponse as _palyra_admin_v1_ListPairingRequest
 import type { MintPairingCodeRequest as _palyra_admin_v1_MintPairingCodeRequest, MintPairingCodeRequest__Output as _palyra_admin_v1_MintPairingCodeRequest__Output } from './palyra/admin/v1/MintPairingCodeRequest.js';
 import type { MintPairingCodeResponse as _palyra_admin_v1_MintPairingCodeResponse, MintPairingCodeResponse__Output as _palyra_admin_v1_MintPairingCodeResponse__Output } from './palyra/admin/v1/MintPairingCodeResponse.js';
 import type { PairingRequest as _palyra_admin_v1_PairingRequest, PairingRequest__Output as _palyra_admin_v1_PairingRequest__Output } from './palyra/admin/v1/PairingRequest.js';
+import type { RenameDeviceRequest as _palyra_admin_v1_RenameDeviceRequest, RenameDeviceRequest__Output as _palyra_admin_v1_RenameDeviceRequest__Output } from './palyra/admin/v1/RenameDeviceRequest.js';
+import type { RenameDeviceResponse as _palyra_admin_v1_RenameDeviceResponse, RenameDeviceResponse__Output as _palyra_admin_v1_RenameDeviceResponse__Output } from './palyra/admin/v1/RenameDeviceResponse.js';
 import type { RevokeDeviceRequest as _palyra_admin_v1_RevokeDeviceRequest, RevokeDeviceRequest__Output as _palyra_admin_v1_RevokeDeviceRequest__Output } from './palyra/admin/v1/RevokeDeviceRequest.js';
 import type { RevokeDeviceResponse as _palyra_admin_v1_RevokeDeviceResponse, RevokeDeviceResponse__Output as _palyra_admin_v1_RevokeDeviceResponse__Output } from './palyra/admin/v1/RevokeDeviceResponse.js';
 import type { WatchEventsRequest as _palyra_admin_v1_WatchEventsRequest, WatchEventsRequest__Output as _palyra_admin_v1_WatchEventsRequest__Output } from './palyra/admin/v1/WatchEventsRequest.js';
@@ -50,6 +52,8 @@ export interface ProtoGrpcType {
         MintPairingCodeRequest: MessageTypeDefinition<_palyra_admin_v1_MintPairingCodeRequest, _palyra_admin_v1_MintPairingCodeRequest__Output>
         MintPairingCodeResponse: MessageTypeDefinition<_palyra_admin_v1_MintPairingCodeResponse, _palyra_admin_v1_MintPairingCodeResponse__Output>
         PairingRequest: MessageTypeDefinition<_palyra_admin_v1_PairingRequest, _palyra_admin_v1_PairingRequest__Output>
+        RenameDeviceRequest: MessageTypeDefinition<_palyra_admin_v1_RenameDeviceRequest, _palyra_admin_v1_RenameDeviceRequest__Output>
+        RenameDeviceResponse: MessageTypeDefinition<_palyra_admin_v1_RenameDeviceResponse, _palyra_admin_v1_RenameDeviceResponse__Output>
         RevokeDeviceRequest: MessageTypeDefinition<_palyra_admin_v1_RevokeDeviceRequest, _palyra_admin_v1_RevokeDeviceRequest__Output>
         RevokeDeviceResponse: MessageTypeDefinition<_palyra_admin_v1_RevokeDeviceResponse, _palyra_admin_v1_RevokeDeviceResponse__Output>
         WatchEventsRequest: MessageTypeDefinition<_palyra_admin_v1_WatchEventsRequest, _palyra_admin_v1_WatchEventsRequest__Output>

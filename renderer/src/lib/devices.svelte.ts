@@ -12,7 +12,7 @@ export class DevicesStore {
   loaded = $state(false);
   error = $state<UiError | null>(null);
   actionError = $state<UiError | null>(null);
-  /** Device ids with a revoke/remove/unban/admin-role call in flight. */
+  /** Device ids with a rename/revoke/remove/unban/admin-role call in flight. */
   busy = $state<Record<string, boolean>>({});
 
   readonly paired = $derived(this.devices.filter((d) => d.status === 'paired'));
@@ -79,6 +79,11 @@ export class DevicesStore {
 
   async unban(deviceId: string): Promise<boolean> {
     return this.#act(deviceId, () => this.#api.gatewayUnbanDevice({ device_id: deviceId }));
+  }
+
+  /** Sets the device's display name (the gateway trims and checks it; a bad one fails with invalid_argument). */
+  async rename(deviceId: string, name: string): Promise<boolean> {
+    return this.#act(deviceId, () => this.#api.gatewayRenameDevice({ device_id: deviceId, name }));
   }
 
   /** Grants the device the admin role (only the gateway host may; a remote admin is refused). */

@@ -50,6 +50,13 @@ export class PairingStore {
   error = $state<UiError | null>(null);
   /** What the last start was called with; Retry starts it again. */
   lastArgs = $state<PairStartArgs | null>(null);
+  /**
+   * The display name this device sends when it pairs ("This device's name"): the host name until the person edits
+   * it. Blank sends none (the gateway then names the device after its kind and id).
+   */
+  deviceName = $state('');
+  #nameEdited = false;
+  #nameLoaded = false;
 
   readonly #api: PalyraApi;
   readonly attach: () => () => void;
@@ -61,11 +68,36 @@ export class PairingStore {
 
   constructor(api: PalyraApi) {
     this.#api = api;
-    this.attach = refCounted(() =>
-      api.on('device.pairing', (event) => {
+    this.attach = refCounted(() => {
+      void this.#loadDefaultName();
+      return api.on('device.pairing', (event) => {
         this.#onEvent(event);
-      }),
-    );
+      });
+    });
+  }
+
+  /** The person typed a name: the host name no longer replaces it. */
+  setDeviceName(name: string): void {
+    this.#nameEdited = true;
+    this.deviceName = name;
+  }
+
+  async #loadDefaultName(): Promise<void> {
+    if (this.#nameLoaded) return;
+    this.#nameLoaded = true;
+    try {
+      const info = await this.#api.appInfo({});
+      if (!this.#nameEdited) this.deviceName = info.host_name;
+    } catch {
+      // Without the host name the field starts empty; pairing still works (the gateway picks a name).
+      this.#nameLoaded = false;
+    }
+  }
+
+  /** `args` with this device's name, unless they carry one or the name is blank. */
+  #withName(args: PairStartArgs): PairStartArgs {
+    const name = this.deviceName.trim();
+    return name === '' || args.device_name !== undefined ? args : { ...args, device_name: name };
   }
 
   get active(): boolean {
@@ -76,8 +108,9 @@ export class PairingStore {
     return this.phase !== 'idle' && !this.active;
   }
 
-  async start(args: PairStartArgs): Promise<void> {
+  async start(given: PairStartArgs): Promise<void> {
     if (this.active) return;
+    const args = this.#withName(given);
     this.#clear();
     const attempt = ++this.#attempt;
     this.lastArgs = args;

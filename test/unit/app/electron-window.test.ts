@@ -28,6 +28,7 @@ function request(id: string, state: RequestView['state'], kind: RequestView['cli
     expires_at_unix_ms: 1_700_000_600_000,
     decided_at_unix_ms: null,
     reason: null,
+    device_name: null,
   };
 }
 

@@ -40,6 +40,7 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
     'bytes transcript_mac = 9',
     'bytes tls_csr_der = 25',
     'bytes tls_csr_signature = 26',
+    'string device_name = 27',
   ],
   'palyra.node.v1.CompletePairingSessionResponse': [
     'uint32 v = 1',
@@ -217,6 +218,7 @@ describe('palyra.node.v1 wire contract', () => {
         'BeginPairingSessionResponse.gateway_name = 25',
         'CompletePairingSessionRequest.tls_csr_der = 25',
         'CompletePairingSessionRequest.tls_csr_signature = 26',
+        'CompletePairingSessionRequest.device_name = 27',
         'GetPairingRequestStatusRequest.wait_ms = 25',
         'GetPairingRequestStatusResponse.sas = 25',
         'GetPairingRequestStatusResponse.request_expires_at_unix_ms = 26',

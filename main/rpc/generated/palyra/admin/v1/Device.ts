@@ -18,6 +18,9 @@ export interface Device {
   'revoked_at_unix_ms'?: (number | string | Long);
   'revoked_reason'?: (string);
   'platform'?: (string);
+  'name'?: (string);
+  'method'?: (string);
+  'last_address'?: (string);
 }
 
 export interface Device__Output {
@@ -35,4 +38,7 @@ export interface Device__Output {
   'revoked_at_unix_ms': (number);
   'revoked_reason': (string);
   'platform': (string);
+  'name': (string);
+  'method': (string);
+  'last_address': (string);
 }

@@ -16,6 +16,8 @@ import type { ListPairingRequestsRequest as _palyra_admin_v1_ListPairingRequests
 import type { ListPairingRequestsResponse as _palyra_admin_v1_ListPairingRequestsResponse, ListPairingRequestsResponse__Output as _palyra_admin_v1_ListPairingRequestsResponse__Output } from '../../../palyra/admin/v1/ListPairingRequestsResponse.js';
 import type { MintPairingCodeRequest as _palyra_admin_v1_MintPairingCodeRequest, MintPairingCodeRequest__Output as _palyra_admin_v1_MintPairingCodeRequest__Output } from '../../../palyra/admin/v1/MintPairingCodeRequest.js';
 import type { MintPairingCodeResponse as _palyra_admin_v1_MintPairingCodeResponse, MintPairingCodeResponse__Output as _palyra_admin_v1_MintPairingCodeResponse__Output } from '../../../palyra/admin/v1/MintPairingCodeResponse.js';
+import type { RenameDeviceRequest as _palyra_admin_v1_RenameDeviceRequest, RenameDeviceRequest__Output as _palyra_admin_v1_RenameDeviceRequest__Output } from '../../../palyra/admin/v1/RenameDeviceRequest.js';
+import type { RenameDeviceResponse as _palyra_admin_v1_RenameDeviceResponse, RenameDeviceResponse__Output as _palyra_admin_v1_RenameDeviceResponse__Output } from '../../../palyra/admin/v1/RenameDeviceResponse.js';
 import type { RevokeDeviceRequest as _palyra_admin_v1_RevokeDeviceRequest, RevokeDeviceRequest__Output as _palyra_admin_v1_RevokeDeviceRequest__Output } from '../../../palyra/admin/v1/RevokeDeviceRequest.js';
 import type { RevokeDeviceResponse as _palyra_admin_v1_RevokeDeviceResponse, RevokeDeviceResponse__Output as _palyra_admin_v1_RevokeDeviceResponse__Output } from '../../../palyra/admin/v1/RevokeDeviceResponse.js';
 import type { WatchEventsRequest as _palyra_admin_v1_WatchEventsRequest, WatchEventsRequest__Output as _palyra_admin_v1_WatchEventsRequest__Output } from '../../../palyra/admin/v1/WatchEventsRequest.js';
@@ -84,6 +86,15 @@ export interface GatewayAdminClient extends grpc.Client {
   removeDevice(argument: _palyra_admin_v1_DeviceIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_DeviceStatusResponse__Output>): grpc.ClientUnaryCall;
   removeDevice(argument: _palyra_admin_v1_DeviceIdRequest, callback: grpc.requestCallback<_palyra_admin_v1_DeviceStatusResponse__Output>): grpc.ClientUnaryCall;
   
+  RenameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  RenameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  RenameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  RenameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  renameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  renameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  renameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  renameDevice(argument: _palyra_admin_v1_RenameDeviceRequest, callback: grpc.requestCallback<_palyra_admin_v1_RenameDeviceResponse__Output>): grpc.ClientUnaryCall;
+  
   RevokeDevice(argument: _palyra_admin_v1_RevokeDeviceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RevokeDeviceResponse__Output>): grpc.ClientUnaryCall;
   RevokeDevice(argument: _palyra_admin_v1_RevokeDeviceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_admin_v1_RevokeDeviceResponse__Output>): grpc.ClientUnaryCall;
   RevokeDevice(argument: _palyra_admin_v1_RevokeDeviceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_admin_v1_RevokeDeviceResponse__Output>): grpc.ClientUnaryCall;
@@ -124,6 +135,8 @@ export interface GatewayAdminHandlers extends grpc.UntypedServiceImplementation 
   
   RemoveDevice: grpc.handleUnaryCall<_palyra_admin_v1_DeviceIdRequest__Output, _palyra_admin_v1_DeviceStatusResponse>;
   
+  RenameDevice: grpc.handleUnaryCall<_palyra_admin_v1_RenameDeviceRequest__Output, _palyra_admin_v1_RenameDeviceResponse>;
+  
   RevokeDevice: grpc.handleUnaryCall<_palyra_admin_v1_RevokeDeviceRequest__Output, _palyra_admin_v1_RevokeDeviceResponse>;
   
   UnbanDevice: grpc.handleUnaryCall<_palyra_admin_v1_DeviceIdRequest__Output, _palyra_admin_v1_DeviceStatusResponse>;
@@ -140,6 +153,7 @@ export interface GatewayAdminDefinition extends grpc.ServiceDefinition {
   MintPairingCode: MethodDefinition<_palyra_admin_v1_MintPairingCodeRequest, _palyra_admin_v1_MintPairingCodeResponse, _palyra_admin_v1_MintPairingCodeRequest__Output, _palyra_admin_v1_MintPairingCodeResponse__Output>
   RejectNodePairingRequest: MethodDefinition<_palyra_admin_v1_DecidePairingRequestRequest, _palyra_admin_v1_DecidePairingRequestResponse, _palyra_admin_v1_DecidePairingRequestRequest__Output, _palyra_admin_v1_DecidePairingRequestResponse__Output>
   RemoveDevice: MethodDefinition<_palyra_admin_v1_DeviceIdRequest, _palyra_admin_v1_DeviceStatusResponse, _palyra_admin_v1_DeviceIdRequest__Output, _palyra_admin_v1_DeviceStatusResponse__Output>
+  RenameDevice: MethodDefinition<_palyra_admin_v1_RenameDeviceRequest, _palyra_admin_v1_RenameDeviceResponse, _palyra_admin_v1_RenameDeviceRequest__Output, _palyra_admin_v1_RenameDeviceResponse__Output>
   RevokeDevice: MethodDefinition<_palyra_admin_v1_RevokeDeviceRequest, _palyra_admin_v1_RevokeDeviceResponse, _palyra_admin_v1_RevokeDeviceRequest__Output, _palyra_admin_v1_RevokeDeviceResponse__Output>
   UnbanDevice: MethodDefinition<_palyra_admin_v1_DeviceIdRequest, _palyra_admin_v1_DeviceStatusResponse, _palyra_admin_v1_DeviceIdRequest__Output, _palyra_admin_v1_DeviceStatusResponse__Output>
   WatchEvents: MethodDefinition<_palyra_admin_v1_WatchEventsRequest, _palyra_admin_v1_GatewayEvent, _palyra_admin_v1_WatchEventsRequest__Output, _palyra_admin_v1_GatewayEvent__Output>
