@@ -103,6 +103,7 @@ describe('palyra device pair --name and the operator lists', () => {
     const pair = start(['device', 'pair', uri, '--name', '  Ana’s laptop ', '--device-dir', deviceDir, '--keychain', 'file']);
     const request = await pendingRequest(stateDir, pair);
     expect(request.device_name).toBe('Ana’s laptop');
+    expect((request as { name?: string }).name).toBe('Ana’s laptop');
     const text = await runCli(['pairing', 'list', '--state-dir', stateDir]);
     expect(text.stdout).toContain('Ana’s laptop');
     const approved = await runCliJson(['pairing', 'approve', request.request_id, '--state-dir', stateDir]);

@@ -26,6 +26,7 @@ const REQUEST_KEYS = [
   'identity_fingerprint',
   'requested_at_unix_ms',
   'reason',
+  'name',
   'device_name',
 ];
 
@@ -243,6 +244,7 @@ describe('palyra pairing approve / reject', () => {
       identity_fingerprint: request.identityFingerprint,
       requested_at_unix_ms: request.requestedAtUnixMs,
       reason: null,
+      name: null,
       device_name: null,
     });
 

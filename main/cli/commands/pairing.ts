@@ -41,6 +41,8 @@ export interface RequestOutput {
   identity_fingerprint: string;
   requested_at_unix_ms: number;
   reason: string | null;
+  /** The device's display name (CLI.md round 2: `name`); `device_name` is the same value, as the admin API names it. */
+  name: string | null;
   device_name: string | null;
 }
 
@@ -59,6 +61,7 @@ export function requestOutput(r: RequestView): RequestOutput {
     identity_fingerprint: r.identity_fingerprint,
     requested_at_unix_ms: r.requested_at_unix_ms,
     reason: r.reason,
+    name: r.device_name,
     device_name: r.device_name,
   };
 }
@@ -189,8 +192,8 @@ requests in that state. Compare a request's SAS with the one the device shows be
   positionals: [],
   notes: [
     `With --json: {"codes":[{"method","expires_at_unix_ms","kind"}],"requests":[{"request_id","device_id","client_kind",
-"state","method","sas","identity_fingerprint","requested_at_unix_ms","reason","device_name"}]}
-(device_name: the name the device sent, or "<client_kind> <last 6 of device_id>" when it sent none)`,
+"state","method","sas","identity_fingerprint","requested_at_unix_ms","reason","name","device_name"}]}
+(name = device_name: the name the device sent, or "<client_kind> <last 6 of device_id>" when it sent none)`,
   ],
 });
 
