@@ -110,17 +110,28 @@ export class IpcRouter {
   }
 
   /** The checked result with every `{code, message}` error inside it made fit for the renderer too. */
-  #resultForRenderer(channel: ChannelName, value: unknown, depth = 0): unknown {
-    if (typeof value !== 'object' || value === null || depth > 8) return value;
-    if (Array.isArray(value)) return value.map((item: unknown) => this.#resultForRenderer(channel, item, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(value)) out[key] = this.#resultForRenderer(channel, field, depth + 1);
-    if (!isErrorShape(out)) return out;
-    if (out.code === 'internal') {
-      const incident = newIncidentId();
-      this.#log({ event: 'ipc.internal_error_in_result', channel, incident, message: out.message });
-      return { ...out, message: internalErrorMessage(incident) };
-    }
-    return { ...out, message: withoutLocalPaths(out.message) };
+  #resultForRenderer(channel: ChannelName, value: unknown): unknown {
+    return errorsForRenderer(value, (incident, message) => {
+      this.#log({ event: 'ipc.internal_error_in_result', channel, incident, message });
+    });
   }
+}
+
+/**
+ * `value` with every `{code, message}` error inside it made fit for the renderer: an `internal` one gets the generic
+ * message and a fresh incident id (`logInternal` receives the id and the original message), any other keeps its
+ * message with local paths cut to their last component. Results of calls and pushed events both pass through here.
+ */
+export function errorsForRenderer(value: unknown, logInternal: (incident: string, message: string) => void, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null || depth > 8) return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => errorsForRenderer(item, logInternal, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) out[key] = errorsForRenderer(field, logInternal, depth + 1);
+  if (!isErrorShape(out)) return out;
+  if (out.code === 'internal') {
+    const incident = newIncidentId();
+    logInternal(incident, out.message);
+    return { ...out, message: internalErrorMessage(incident) };
+  }
+  return { ...out, message: withoutLocalPaths(out.message) };
 }

@@ -3,6 +3,7 @@
 import { toPalyraError } from '../core/errors.js';
 import { EVENTS } from '../ipc/contract.js';
 import type { EventName, EventPayload } from '../ipc/contract.js';
+import { errorsForRenderer } from './ipc-router.js';
 import type { IpcLog } from './ipc-router.js';
 
 export type Publish = <E extends EventName>(event: E, payload: EventPayload<E>) => void;
@@ -22,16 +23,22 @@ export class EventHub {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Every event is checked against its schema here, once, before any transport sees it. */
+  /**
+   * Every event is checked against its schema here, once, before any transport sees it, and its `{code, message}`
+   * errors are made fit for the renderer as call results are (no internal text, no local paths).
+   */
   readonly publish: Publish = (event, payload) => {
     const checked = EVENTS[event].safeParse(payload);
     if (!checked.success) {
       this.#log({ event: 'ipc.invalid_event', name: event });
       return;
     }
+    const data = errorsForRenderer(checked.data, (incident, message) => {
+      this.#log({ event: 'ipc.internal_error_in_event', name: event, incident, message });
+    }) as typeof checked.data;
     for (const listener of [...this.#listeners]) {
       try {
-        listener(event, checked.data);
+        listener(event, data);
       } catch (error) {
         this.#log({ event: 'ipc.listener_failed', name: event, message: toPalyraError(error).message });
       }
