@@ -273,7 +273,7 @@ error[pairing_request_not_pending] (exit 1); an unknown one with error[pairing_r
     positionals: [{ name: 'REQUEST_ID', required: true, description: `the pending request to ${verb}, as 'palyra pairing list' shows it` }],
     notes: [
       `With --json: the request, {"request_id","device_id","client_kind","state","method","sas","identity_fingerprint",
-"requested_at_unix_ms","reason"}`,
+"requested_at_unix_ms","reason","name","device_name"}`,
     ],
   });
 }
