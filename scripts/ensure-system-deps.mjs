@@ -6,6 +6,7 @@
 //  - gnome-keyring, dbus-x11, libsecret-tools: a real Secret Service for the keychain tests
 //  - chromium: the headless browser of the renderer and end-to-end tests (browser mode)
 //  - openssl: the CA and CRL tests check what `palyra ca` writes with the real openssl binary
+//  - iproute2, util-linux: `ip` and `unshare`, so the DNS-SD tests multicast only inside a network namespace of their own
 // Missing packages are installed when this can be done without asking (running as root, or sudo without a
 // password); otherwise it stops at once, printing the one command to run. When keytar's native module is missing
 // (npm ci ran before libsecret was there, so its optional build failed) it is rebuilt afterwards.
@@ -15,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl'];
+export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl', 'iproute2', 'util-linux'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => console.error(`system-deps: ${message}`);

@@ -8,7 +8,7 @@ import { PalyraError } from '../core/errors.js';
 import type { PairingRequestState } from '../core/pairing-requests.js';
 import type { GatewayAdmin } from '../gateway/gateway-admin.js';
 import type { GatewayEvent } from '../gateway/gateway.js';
-import { advertisedAddress } from '../platform/advertised-address.js';
+import { reachableAddresses } from '../gateway/lan-addresses.js';
 import type {
   AdminLocation,
   AdminTarget,
@@ -74,9 +74,10 @@ export class LocalAdminTarget implements AdminTarget {
     let addresses = [...request.gatewayAddresses];
     let loopbackOnly = false;
     if (addresses.length === 0 && running !== null) {
-      const advertised = advertisedAddress(running.listen);
-      addresses = [advertised.address];
-      loopbackOnly = advertised.loopback;
+      // Every address another machine can dial (a wildcard listener has one per network interface).
+      const reachable = reachableAddresses(running.listen);
+      addresses = reachable.addresses;
+      loopbackOnly = reachable.reachable === 'this_computer';
     }
     if (addresses.length === 0 && request.method === 'qr') {
       throw new PalyraError(

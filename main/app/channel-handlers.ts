@@ -23,7 +23,12 @@ export interface HandlerContext {
   configure(args: ParsedChannelArgs<'gateway.configure'>): Promise<ChannelResult<'gateway.configure'>>;
   /** Device state changed under the app (status publication, remote-admin re-check). */
   afterUnpair(): Promise<void>;
+  /** Browses DNS-SD for gateways nearby. */
+  discover(timeoutMs: number): Promise<ChannelResult<'discovery.list'>['gateways']>;
 }
+
+/** How long the Pair view's "Gateways nearby" listens when it does not say. */
+const DEFAULT_DISCOVERY_TIMEOUT_MS = 2_000;
 
 /** Runs a synchronous handler body as a promise, so a throw becomes a rejection. */
 function settle<T>(body: () => T): Promise<T> {
@@ -46,6 +51,7 @@ export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
       await c.afterUnpair();
       return { unpaired: result.device_id !== null };
     },
+    'discovery.list': async (args) => ({ gateways: await c.discover(args.timeout_ms ?? DEFAULT_DISCOVERY_TIMEOUT_MS) }),
     'gateway.status': () => c.gatewayStatus(),
     'gateway.configure': (args) => c.configure(args),
     'gateway.mintCode': async (args) => {

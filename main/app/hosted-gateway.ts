@@ -5,9 +5,10 @@
  */
 
 import { stat } from 'node:fs/promises';
+import net from 'node:net';
 import { LocalAdminTarget } from '../admin/local-admin.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
-import { parseHostPort } from '../core/net-address.js';
+import { formatHostPort, parseHostPort } from '../core/net-address.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { GatewayEvent } from '../gateway/gateway.js';
 import { GatewayAdmin } from '../gateway/gateway-admin.js';
@@ -16,8 +17,34 @@ import type { ChannelResult } from '../ipc/contract.js';
 import { operatorName } from '../platform/operator.js';
 import type { Keychain } from '../store/keychain.js';
 import type { IpcLog, ParsedChannelArgs } from './ipc-router.js';
-import { normalizeListen, normalizeName } from './settings.js';
-import type { AppSettings, SettingsFile } from './settings.js';
+import { listenFor, networkOf, normalizeListen, normalizeName } from './settings.js';
+import type { AppSettings, GatewaySettings, SettingsFile } from './settings.js';
+
+/** Whether this machine can bind a dual-stack IPv6 wildcard socket (`[::]` accepting IPv4 too). */
+function dualStackAvailable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => {
+      resolve(false);
+    });
+    probe.listen({ port: 0, host: '::', ipv6Only: false }, () => {
+      probe.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}
+
+/** The address actually bound: `0.0.0.0` (every interface) becomes dual-stack `[::]` where IPv6 is available. */
+async function bindAddress(listen: string): Promise<string> {
+  const parsed = parseHostPort(listen, { allowPortZero: true });
+  if (parsed.host !== '0.0.0.0' || !(await dualStackAvailable())) return listen;
+  return formatHostPort({ host: '::', port: parsed.port });
+}
+
+function sameSettings(a: GatewaySettings, b: GatewaySettings): boolean {
+  return a.listen === b.listen && a.name === b.name && (a.announce ?? true) === (b.announce ?? true);
+}
 
 export interface HostedGatewayOptions {
   readonly stateDir: string;
@@ -37,7 +64,7 @@ export class HostedGateway {
   #settings: AppSettings;
   #gateway: Gateway | null = null;
   /** The settings the running gateway was started with (port 0 stays 0 here). */
-  #startedWith: { listen: string; name: string | null } | null = null;
+  #startedWith: GatewaySettings | null = null;
   #error: { code: string; message: string } | null = null;
   #standaloneAdmin: Promise<GatewayAdmin> | null = null;
   #ops: Promise<unknown> = Promise.resolve();
@@ -97,6 +124,10 @@ export class HostedGateway {
       error: this.#error,
       managed: gateway !== null ? 'hosted' : shownRemote !== null ? 'remote' : 'local_state',
       remote_gateway: shownRemote === null ? null : { address: shownRemote.address, name: shownRemote.name },
+      network: networkOf(settings.listen),
+      addresses: gateway?.addresses ?? [],
+      announced: gateway !== null && gateway.announcedAs !== null,
+      announce: settings.announce ?? true,
     };
   }
 
@@ -123,15 +154,26 @@ export class HostedGateway {
   async configure<T>(args: ParsedChannelArgs<'gateway.configure'>, o: { isDisposed: () => boolean; after: () => Promise<T> }): Promise<T> {
     const listen = args.listen === undefined ? undefined : normalizeListen(args.listen.trim());
     const name = args.name === undefined ? undefined : normalizeName(args.name);
+    if (listen !== undefined && args.network !== undefined && networkOf(listen) !== args.network) {
+      throw new PalyraError('invalid_argument', `listen ${listen} does not match network '${args.network}' (${args.network === 'local' ? 'loopback' : 'beyond loopback'} expected)`);
+    }
     return this.enqueue(async () => {
       if (o.isDisposed()) throw new PalyraError('unavailable', 'the app is shutting down');
       // Merged inside the queue: concurrent calls each change only what they name.
       const current = this.#settings.gateway;
-      const next = { enabled: args.enabled, listen: listen ?? current.listen, name: name === undefined ? current.name : name };
+      const chosen = listen ?? current.listen;
+      const next: GatewaySettings = {
+        enabled: args.enabled,
+        listen: args.network === undefined ? chosen : listenFor(chosen, args.network),
+        name: name === undefined ? current.name : name,
+      };
+      const announce = args.announce ?? current.announce;
+      if (announce !== undefined) next.announce = announce;
       await this.#o.settingsFile.save({ ...this.#settings, gateway: next });
       this.#settings = { ...this.#settings, gateway: next };
+      // A changed network or announce restarts the listener on the same state dir: pairings stay.
       const started = this.#startedWith;
-      const unchanged = started !== null && started.listen === next.listen && started.name === next.name;
+      const unchanged = started !== null && sameSettings(started, next);
       if (!next.enabled || !unchanged) await this.#stop();
       if (next.enabled && !unchanged) await this.#start();
       if (!next.enabled) this.#error = null;
@@ -141,13 +183,16 @@ export class HostedGateway {
 
   /** A failure is kept in the status, not thrown. */
   async #start(): Promise<void> {
-    const { listen, name } = this.#settings.gateway;
+    const settings = this.#settings.gateway;
+    const { listen, name } = settings;
     const log = this.#o.log;
     try {
       const gateway = await Gateway.start({
         stateDir: this.stateDir,
-        listen: parseHostPort(listen, { allowPortZero: true }),
+        listen: parseHostPort(await bindAddress(listen), { allowPortZero: true }),
         name,
+        // Devices on the network find it without typing an address; on loopback nobody else could dial it anyway.
+        announce: networkOf(listen) === 'lan' && settings.announce !== false,
         insecureNodeRpcOptOut: false,
         allowServerGeneratedKeys: false,
         allowLegacyDeviceIds: false,
@@ -160,7 +205,7 @@ export class HostedGateway {
         this.#o.onEvent(event);
       });
       this.#gateway = gateway;
-      this.#startedWith = { listen, name };
+      this.#startedWith = { ...settings };
       this.#error = null;
       log({ event: 'gateway.started', listen: gateway.listen });
     } catch (error) {

@@ -21,6 +21,7 @@ import { PalyraError, toPalyraError } from '../core/errors.js';
 import { DeviceAgent } from '../device/device-agent.js';
 import type { AgentEvent } from '../device/device-agent.js';
 import type { KeychainMode } from '../device/device-store.js';
+import { discoverGateways } from '../gateway/discovery.js';
 import type { Gateway, GatewayEvent } from '../gateway/gateway.js';
 import type { ChannelResult } from '../ipc/contract.js';
 import type { Keychain } from '../store/keychain.js';
@@ -64,6 +65,8 @@ export interface DesktopServicesOptions {
   notify?: (title: string, body: string) => void;
   log?: IpcLog;
   clock?: () => number;
+  /** 'off': no multicast DNS from this app (discovery.list fails with `unavailable`); default: env PALYRA_DISCOVERY. */
+  discovery?: 'multicast' | 'off';
 }
 
 export class DesktopServices {
@@ -157,6 +160,12 @@ export class DesktopServices {
       afterUnpair: async () => {
         this.#refreshStatus();
         await this.#remote.evaluate();
+      },
+      discover: (timeoutMs) => {
+        if ((options.discovery ?? (process.env.PALYRA_DISCOVERY === 'off' ? 'off' : 'multicast')) === 'off') {
+          return Promise.reject(new PalyraError('unavailable', 'finding gateways nearby is turned off here (PALYRA_DISCOVERY=off); enter the address'));
+        }
+        return discoverGateways({ timeoutMs });
       },
     });
   }

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { PalyraError } from '../core/errors.js';
-import { parseHostPort, formatHostPort } from '../core/net-address.js';
+import { parseHostPort, formatHostPort, isLoopbackHost } from '../core/net-address.js';
 import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
 import { parseStateDocument } from '../store/state-schema.js';
 
@@ -25,6 +25,23 @@ export interface GatewaySettings {
   /** `host:port`; port 0 = any free port. */
   listen: string;
   name: string | null;
+  /** Announce over DNS-SD while listening beyond loopback (absent = yes). */
+  announce?: boolean;
+}
+
+/** Who can reach the hosted gateway: `local` = this computer only (loopback), `lan` = devices on this network. */
+export type GatewayNetwork = 'local' | 'lan';
+
+/** The network a listen address serves; the listen address decides, `network` in settings.json mirrors it. */
+export function networkOf(listen: string): GatewayNetwork {
+  return isLoopbackHost(parseHostPort(listen, { allowPortZero: true }).host) ? 'local' : 'lan';
+}
+
+/** `listen` moved to `network`, keeping its port: loopback → 127.0.0.1, beyond → every interface (0.0.0.0). */
+export function listenFor(listen: string, network: GatewayNetwork): string {
+  if (networkOf(listen) === network) return listen;
+  const { port } = parseHostPort(listen, { allowPortZero: true });
+  return formatHostPort({ host: network === 'local' ? '127.0.0.1' : '0.0.0.0', port });
 }
 
 export interface AppSettings {
@@ -66,7 +83,7 @@ const nameSchema = z
 
 const settingsSchema = z.looseObject({
   version: z.literal(SETTINGS_VERSION),
-  gateway: z.looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema }).optional(),
+  gateway: z.looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema, announce: z.boolean().optional() }).optional(),
 });
 
 function parseSettings(text: string, file: string): AppSettings {
@@ -78,7 +95,10 @@ function parseSettings(text: string, file: string): AppSettings {
   }
   const parsed = parseStateDocument(settingsSchema, value, file);
   const settings = defaultSettings();
-  if (parsed.gateway !== undefined) settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
+  if (parsed.gateway !== undefined) {
+    settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
+    if (parsed.gateway.announce !== undefined) settings.gateway.announce = parsed.gateway.announce;
+  }
   return settings;
 }
 
@@ -105,7 +125,8 @@ export class SettingsFile {
 
   async save(settings: AppSettings): Promise<void> {
     await ensurePrivateDir(this.#dir);
-    const document = { version: SETTINGS_VERSION, gateway: settings.gateway };
+    // `network` is written for people reading the file; loading goes by `listen`.
+    const document = { version: SETTINGS_VERSION, gateway: { ...settings.gateway, network: networkOf(settings.gateway.listen) } };
     await writeFileAtomic(this.file, new TextEncoder().encode(`${JSON.stringify(document, null, 2)}\n`));
   }
 }

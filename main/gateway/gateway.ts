@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
-import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, isLoopbackHost } from '../core/net-address.js';
+import { PAIRING_PROTOCOL_VERSION } from '../core/handshake.js';
+import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, isLoopbackHost, parseHostPort } from '../core/net-address.js';
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
@@ -35,6 +36,9 @@ import { GatewayAdmin } from './gateway-admin.js';
 import type { DeviceView, RequestView } from './gateway-admin.js';
 import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
 import { IDENTITY_STATE_KEY } from './identity-manager.js';
+import { GatewayAnnouncer } from './discovery.js';
+import { reachableAddresses } from './lan-addresses.js';
+import type { Reachability } from './lan-addresses.js';
 import { createNodeRpcHandlers, endStreamAndFlush, toServiceError } from './node-rpc.js';
 import { PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
@@ -72,6 +76,8 @@ export interface GatewayStartOptions {
   allowServerGeneratedKeys: boolean;
   allowLegacyDeviceIds: boolean;
   keychain: Keychain | null;
+  /** Announce the gateway over DNS-SD (`_palyra._tcp`); a failure to do so is logged, not fatal. */
+  announce?: boolean;
   /** Extra DNS names / IPs for the server certificate. */
   serverNames?: string[];
   certificateValidityMs?: number;
@@ -118,6 +124,7 @@ export class Gateway {
   readonly #rotationGrace = new Map<string, number>();
   /** palyra.admin.v1.GatewayAdmin on the same port (remote administration by 'admin' devices). */
   #adminRpc: AdminRpc | null = null;
+  #announcer: GatewayAnnouncer | null = null;
 
   private constructor(o: {
     admin: GatewayAdmin;
@@ -274,6 +281,7 @@ export class Gateway {
     });
     await admin.audit('gateway_started', { listen: gateway.listen, mtls_required: gateway.mtlsRequired, insecure_opt_out: options.insecureNodeRpcOptOut });
     if (options.insecureNodeRpcOptOut) log({ event: 'gateway.insecure_opt_out', warning: 'node RPC mTLS is OFF: any local caller can act as any device' });
+    if (options.announce === true) await gateway.#startAnnouncing();
     return gateway;
   }
 
@@ -295,6 +303,35 @@ export class Gateway {
 
   get port(): number {
     return this.#listener.port;
+  }
+
+  /** What other machines (or only this one) can dial: one entry per network address for a wildcard listener. */
+  get addresses(): string[] {
+    return reachableAddresses(this.listen).addresses;
+  }
+
+  get reachable(): Reachability {
+    return reachableAddresses(this.listen).reachable;
+  }
+
+  /** The DNS-SD instance name while the gateway is announced, else null. */
+  get announcedAs(): string | null {
+    return this.#announcer?.instance ?? null;
+  }
+
+  async #startAnnouncing(): Promise<void> {
+    const ips = this.addresses.map((a) => parseHostPort(a).host).filter((h) => isIpv4Literal(h) || isIpv6Literal(h));
+    try {
+      this.#announcer = await GatewayAnnouncer.start(
+        { name: this.name ?? os.hostname(), caPin: this.caPin, port: this.port, ips, hostname: os.hostname(), protocolVersions: [PAIRING_PROTOCOL_VERSION] },
+        (line) => {
+          this.#log(line);
+        },
+      );
+    } catch (error) {
+      const e = toPalyraError(error);
+      this.#log({ event: 'discovery.announce_failed', code: e.code, message: e.message });
+    }
   }
 
   get caPin(): string {
@@ -546,6 +583,8 @@ export class Gateway {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearTimeout(t);
+    // The goodbye goes out while the port still answers, so browsers drop the gateway before it disappears.
+    await this.#announcer?.stop().catch(() => undefined);
     this.#watcher?.close();
     this.dispatcher.cancelAll('gateway is stopping');
     this.#adminRpc?.close(new PalyraError('unavailable', 'gateway is stopping'));

@@ -97,6 +97,23 @@ export const GatewayStatusSchema = z.object({
   managed: z.enum(['hosted', 'remote', 'local_state']),
   /** The managed remote gateway (managed 'remote'), else null. */
   remote_gateway: z.object({ address: z.string(), name: z.string().nullable() }).nullable(),
+  /** Round 2, additive. Who the hosted gateway is for: 'local' = this computer only, 'lan' = devices on this network. */
+  network: z.enum(['local', 'lan']).optional(),
+  /** While the hosted gateway runs: every address devices can dial (what its QR codes carry); else empty. */
+  addresses: z.array(z.string()).optional(),
+  /** While the hosted gateway runs: whether it is announced over DNS-SD. */
+  announced: z.boolean().optional(),
+  /** The announce setting (DNS-SD while on 'lan'). */
+  announce: z.boolean().optional(),
+});
+
+/** A gateway that announced itself over DNS-SD (a hint for PIN pairing; trust still comes from the pin). */
+export const DiscoveredGatewaySchema = z.object({
+  name: z.string(),
+  addresses: z.array(z.string()),
+  ca_pin_prefix: z.string(),
+  protocol_versions: z.array(z.number().int()),
+  host: z.string(),
 });
 
 export const MintedCodeSchema = z.object({
@@ -201,7 +218,14 @@ export const CHANNELS = {
 
   'gateway.status': { args: empty, result: GatewayStatusSchema },
   'gateway.configure': {
-    args: z.strictObject({ enabled: z.boolean(), listen: hostPort.optional(), name: z.string().max(64).nullable().optional() }),
+    args: z.strictObject({
+      enabled: z.boolean(),
+      listen: hostPort.optional(),
+      name: z.string().max(64).nullable().optional(),
+      /** Moves the listen host to 127.0.0.1 ('local') or every interface ('lan'), keeping the port. */
+      network: z.enum(['local', 'lan']).optional(),
+      announce: z.boolean().optional(),
+    }),
     result: GatewayStatusSchema,
   },
   'gateway.mintCode': {
@@ -228,6 +252,11 @@ export const CHANNELS = {
   'gateway.grantAdmin': { args: z.strictObject({ device_id: id26 }), result: DeviceViewSchema },
   /** Withdraws a paired device's admin role (the hosted gateway or the local state dir only). */
   'gateway.revokeAdmin': { args: z.strictObject({ device_id: id26 }), result: DeviceViewSchema },
+  /** Browses DNS-SD for `timeout_ms` (default 2 s) and lists the gateways that answered. */
+  'discovery.list': {
+    args: z.strictObject({ timeout_ms: z.number().int().min(200).max(10_000).optional() }),
+    result: z.object({ gateways: z.array(DiscoveredGatewaySchema) }),
+  },
   'gateway.auditTail': {
     args: z.strictObject({ count: z.number().int().min(1).max(1000) }),
     result: z.object({

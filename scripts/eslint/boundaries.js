@@ -31,7 +31,7 @@ export const RULES = {
     layers: ['core', 'rpc'],
     packages: ['@grpc/grpc-js', '@grpc/proto-loader', 'node:tls', 'node:net', 'node:path', 'node:url', 'node:fs'],
   },
-  gateway: { layers: ['core', 'store', 'rpc', 'gateway'], packages: [NODE_BUILTIN, '@grpc/grpc-js', 'zod'] },
+  gateway: { layers: ['core', 'store', 'rpc', 'gateway'], packages: [NODE_BUILTIN, '@grpc/grpc-js', 'zod', 'multicast-dns'] },
   device: { layers: ['core', 'store', 'rpc', 'device'], packages: [NODE_BUILTIN, '@grpc/grpc-js', 'zod'] },
   // Host facts both front ends share: data directories, the keychain choice, the operator's name, the address a
   // hosted gateway advertises.

@@ -33,6 +33,8 @@ export async function openTestApp(options: { rendererDir?: string } = {}): Promi
     osKeychain: new MemoryKeychain(),
     gatewayKeychain: null,
     mode: 'browser',
+    // No multicast DNS from an app inside the test process (DNS-SD is tested in a network namespace only).
+    discovery: 'off',
   });
   const host = await startBrowserHost({ services, rendererDir: options.rendererDir ?? path.join(dir, 'no-renderer') });
   const client = await connectIpc(host);

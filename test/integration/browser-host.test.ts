@@ -419,6 +419,7 @@ const EVERY_CHANNEL: Record<string, { args: unknown; expect: { ok: true; result?
   'gateway.renameDevice': { args: { device_id: '01HZY3V4J6K8M9N0P1Q2R3S4T6', name: 'Kitchen Pi' }, expect: { ok: false, code: 'not_found' } },
   'gateway.grantAdmin': { args: { device_id: A_ID }, expect: { ok: false, code: 'device_not_paired' } },
   'gateway.revokeAdmin': { args: { device_id: A_ID }, expect: { ok: false, code: 'device_not_paired' } },
+  'discovery.list': { args: { timeout_ms: 500 }, expect: { ok: false, code: 'unavailable' } },
   'gateway.auditTail': { args: { count: 10 }, expect: { ok: true, result: expect.objectContaining({ chain: expect.objectContaining({ ok: true }) }) } },
 };
 
@@ -445,6 +446,7 @@ const BAD_ARGS: Record<string, unknown[]> = {
   'gateway.grantAdmin': [{}, { device_id: 'x' }, { device_id: A_ID, role: 'admin' }],
   'gateway.revokeAdmin': [{ device_id: A_ID.toLowerCase() }, { device_id: null }],
   'gateway.auditTail': [{}, { count: 0 }, { count: 1001 }, { count: 1.5 }],
+  'discovery.list': [{ timeout_ms: 1 }, { timeout_ms: 10_001 }, { timeout_ms: 'soon' }, { scope: 'all' }],
 };
 
 describe('every channel through the host', () => {

@@ -65,7 +65,18 @@ describe('palyra gateway run', () => {
     const stateDir = await newStateDir();
     running = await startGatewayProcess(stateDir);
     const ready = JSON.parse(running.firstLine) as Record<string, unknown>;
-    expect(Object.keys(ready)).toEqual(['event', 'listen', 'ca_pin', 'ca_fingerprint', 'mtls_required', 'state_dir', 'rollback_protection']);
+    expect(Object.keys(ready)).toEqual([
+      'event',
+      'listen',
+      'ca_pin',
+      'ca_fingerprint',
+      'mtls_required',
+      'state_dir',
+      'rollback_protection',
+      'addresses',
+      'reachable',
+      'announced',
+    ]);
     expect(ready.rollback_protection).toBe('none');
     expect(ready.event).toBe('gateway.ready');
     expect(ready.listen).toMatch(/^127\.0\.0\.1:[1-9][0-9]*$/);

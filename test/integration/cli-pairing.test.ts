@@ -164,24 +164,28 @@ describe('palyra pairing code with a gateway on all interfaces', () => {
     gateway = null;
   });
 
-  it('writes this machine\'s host name, not 0.0.0.0, into the URI', async () => {
+  it("writes every IPv4 address of this machine and its host name, never 0.0.0.0, into the URI", async () => {
     const stateDir = await newStateDir();
-    gateway = await startGatewayProcess(stateDir, ['--listen', '0.0.0.0:0']);
+    // --no-announce: no multicast on this machine's real interfaces from a test.
+    gateway = await startGatewayProcess(stateDir, ['--listen', '0.0.0.0:0', '--no-announce']);
     const port = Number(gateway.ready.listen.slice(gateway.ready.listen.lastIndexOf(':') + 1));
     const result = await runCliJson(['pairing', 'code', '--state-dir', stateDir]);
+    expect(result.code).toBe(0);
+    const uri = parsePairingUri((result.json as { uri: string }).uri, { now: Date.now() });
+    const lanIpv4 = Object.values(os.networkInterfaces())
+      .flatMap((entries) => entries ?? [])
+      .filter((e) => e.family === 'IPv4' && !e.internal)
+      .map((e) => e.address);
     let usableName = true;
     try {
       parseHostPort(`${os.hostname()}:${port}`);
     } catch {
       usableName = false;
     }
-    if (usableName) {
-      expect(result.code).toBe(0);
-      const uri = parsePairingUri((result.json as { uri: string }).uri, { now: Date.now() });
-      expect(uri.gateways).toEqual([{ host: os.hostname(), port }]);
-    } else {
-      expect(result.json).toEqual({ error: { code: 'invalid_argument', message: expect.stringContaining('--gateway') } });
-    }
+    const expected = [...new Set(lanIpv4), ...(usableName ? [os.hostname()] : [])].slice(0, 8);
+    if (expected.length === 0) expected.push('127.0.0.1');
+    expect(uri.gateways).toEqual(expected.map((host) => ({ host, port })));
+    expect(uri.gateways.some((g) => g.host === '0.0.0.0')).toBe(false);
   });
 });
 

@@ -163,6 +163,7 @@ export function createFakePalyra(): FakePalyra {
     gatewayGrantAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: ['admin'] }))),
     gatewayRevokeAdmin: vi.fn((args: { device_id: string }) => Promise.resolve(deviceView({ device_id: args.device_id, roles: [] }))),
     gatewayAuditTail: vi.fn(() => Promise.resolve({ entries: [], chain: { ok: true, entries: 0 } })),
+    discoveryList: vi.fn(() => Promise.resolve({ gateways: [] as ChannelResult<'discovery.list'>['gateways'] })),
     on(event: EventName, listener: (payload: unknown) => void): () => void {
       let set = listeners.get(event);
       if (set === undefined) {

@@ -1,10 +1,14 @@
 /**
  * `palyra gateway run` (CLI.md "Gateway (operator side)"): the gateway, headless. Output is JSON lines on stdout:
  * the `gateway.ready` line first, then the gateway's log lines. SIGINT/SIGTERM stop it and exit 0 within 2 s.
+ * `palyra gateway discover`: the gateways announced on this network over DNS-SD (a hint; trust comes from the pin).
  */
 
-import { parseHostPort } from '../../core/net-address.js';
+import { parseTtl } from '../../core/pairing-codes.js';
+import { isLoopbackHost, parseHostPort } from '../../core/net-address.js';
+import { DEFAULT_DISCOVER_TIMEOUT_MS, MAX_DISCOVER_TIMEOUT_MS, discoverGateways } from '../../gateway/discovery.js';
 import { Gateway } from '../../gateway/gateway.js';
+import { loopbackWarning } from '../../gateway/lan-addresses.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import { parseOptionValue, usageError } from '../args.js';
 import type { CliContext } from '../context.js';
@@ -25,8 +29,11 @@ const RUN_SPEC: CommandSpec = defineCommand({
   description: `Runs the gateway on the state directory: the node-RPC port (TLS; mutual TLS for paired devices), pairing and
 revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
-   "rollback_protection":"keychain|none"}
-then JSON log lines. SIGINT/SIGTERM stop it (exit 0).`,
+   "rollback_protection":"keychain|none","addresses":["HOST:PORT",…],"reachable":"this_computer|network",
+   "announced":true|false}
+then JSON log lines. SIGINT/SIGTERM stop it (exit 0). On a loopback address only this computer can connect (a
+warning on stderr says so); --listen 0.0.0.0:PORT (IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network,
+and "addresses" lists every address they can dial.`,
   options: {
     listen: {
       type: 'string',
@@ -35,6 +42,12 @@ then JSON log lines. SIGINT/SIGTERM stop it (exit 0).`,
       default: DEFAULT_LISTEN,
     },
     name: { type: 'string', placeholder: 'NAME', description: 'gateway name shown to devices' },
+    announce: {
+      type: 'boolean',
+      description: 'announce the gateway on the local network over DNS-SD (_palyra._tcp), even on a loopback address',
+      default: 'on when not listening on loopback',
+    },
+    'no-announce': { type: 'boolean', description: 'never announce the gateway over DNS-SD' },
     'insecure-node-rpc-opt-out': {
       type: 'boolean',
       description: "no client certificates: device-bound RPCs trust the request's device_id. Loopback listen addresses only",
@@ -73,6 +86,8 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   const name = args.string('name') ?? null;
   if (name?.trim() === '') throw usageError('--name must not be empty', command);
   const optOut = args.flag('insecure-node-rpc-opt-out') || parseBooleanEnv(context.env, INSECURE_OPT_OUT_ENV, command);
+  if (args.flag('announce') && args.flag('no-announce')) throw usageError('--announce and --no-announce exclude each other', command);
+  const announce = args.flag('announce') || (!args.flag('no-announce') && !isLoopbackHost(listen.host));
   const stateDir = resolveStateDir(args, context.env);
   const choice = await chooseKeychain(context.env);
 
@@ -95,6 +110,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       allowServerGeneratedKeys: args.flag('allow-server-generated-keys'),
       allowLegacyDeviceIds: args.flag('allow-legacy-device-ids'),
       keychain: choice.keychain,
+      announce,
       log,
     });
   } catch (error) {
@@ -113,10 +129,16 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       mtls_required: gateway.mtlsRequired,
       state_dir: stateDir,
       rollback_protection: gateway.admin.rollbackProtection,
+      // Additive (round 2): who can reach it, and whether it is announced over DNS-SD.
+      addresses: gateway.addresses,
+      reachable: gateway.reachable,
+      announced: gateway.announcedAs !== null,
     });
     const startup = pending;
     pending = null;
     for (const line of startup) out.document(line);
+    const warning = loopbackWarning(gateway.listen);
+    if (warning !== null) out.note(warning);
     out.document({ event: 'gateway.store_key', location: gateway.admin.keyLocation, reason: choice.reason });
     if (gateway.admin.rollbackProtection === 'none') {
       out.note(
@@ -150,10 +172,62 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   return EXIT_OK;
 }
 
+const DISCOVER_SPEC: CommandSpec = defineCommand({
+  name: 'gateway discover',
+  summary: 'list the gateways announced on this network (DNS-SD)',
+  description: `Asks the local network for gateways (DNS-SD service _palyra._tcp over multicast DNS) for --timeout and lists
+the ones that answered: name, addresses to dial, the start of their CA pin and the pairing protocol versions they
+speak. A listing is only a hint: pairing still checks the gateway's CA pin (or the PIN handshake does).
+--json: {"gateways":[{"name","addresses":["HOST:PORT",…],"ca_pin_prefix","protocol_versions":[1],"host"}]}`,
+  options: {
+    timeout: {
+      type: 'string',
+      placeholder: 'DURATION',
+      description: `how long to listen for answers (e.g. 3s, 1500ms; at most ${MAX_DISCOVER_TIMEOUT_MS / 1000}s)`,
+      default: `${DEFAULT_DISCOVER_TIMEOUT_MS / 1000}s`,
+    },
+  },
+  positionals: [],
+});
+
+async function runGatewayDiscover(args: ParsedCommand, context: CliContext): Promise<number> {
+  const command = DISCOVER_SPEC.name;
+  const timeoutText = args.string('timeout');
+  const timeoutMs = timeoutText === undefined ? DEFAULT_DISCOVER_TIMEOUT_MS : parseOptionValue('--timeout', command, () => parseTtl(timeoutText));
+  if (timeoutMs < 1 || timeoutMs > MAX_DISCOVER_TIMEOUT_MS) {
+    throw usageError(`--timeout must be between 1ms and ${MAX_DISCOVER_TIMEOUT_MS / 1000}s`, command);
+  }
+  const signal = shutdownSignal();
+  const abort = new AbortController();
+  void signal.received.then(() => {
+    abort.abort();
+  });
+  let gateways;
+  try {
+    gateways = await discoverGateways({ timeoutMs, signal: abort.signal });
+  } finally {
+    signal.dispose();
+  }
+  const { out } = context;
+  if (out.json) {
+    out.document({ gateways });
+    return EXIT_OK;
+  }
+  if (gateways.length === 0) {
+    out.line(`No gateway answered within ${timeoutMs >= 1000 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`}.`);
+    return EXIT_OK;
+  }
+  for (const g of gateways) {
+    out.line(`${g.name === '' ? '(no name)' : g.name}  ${g.addresses.join(', ') || `(no address; host ${g.host})`}`);
+    out.line(`  CA pin starts ${g.ca_pin_prefix}  protocol ${g.protocol_versions.join(',') || '?'}  host ${g.host}`);
+  }
+  return EXIT_OK;
+}
+
 export const GATEWAY_GROUP = defineGroup({
   name: 'gateway',
-  description: 'The gateway itself, headless, on the state directory.',
-  subcommands: { run: { spec: RUN_SPEC, run: runGatewayRun } },
+  description: 'The gateway itself, headless, on the state directory; and the gateways nearby.',
+  subcommands: { run: { spec: RUN_SPEC, run: runGatewayRun }, discover: { spec: DISCOVER_SPEC, run: runGatewayDiscover } },
 });
 
 export function run(argv: string[], context: CliContext): Promise<number> {

@@ -1,4 +1,4 @@
-import type { ClientKind, CodeView, GatewayEvent, GatewayStatus, MintedCode, PalyraApi, RequestView } from './api.js';
+import type { ChannelArgs, ClientKind, CodeView, GatewayEvent, GatewayStatus, MintedCode, PalyraApi, RequestView } from './api.js';
 import { toUiError, type UiError } from './errors.js';
 import { refCounted } from './ref-count.js';
 
@@ -103,7 +103,7 @@ export class GatewayStore {
     }
   }
 
-  async configure(change: { enabled: boolean; listen?: string; name?: string | null }): Promise<boolean> {
+  async configure(change: ChannelArgs<'gateway.configure'>): Promise<boolean> {
     this.configuring = true;
     try {
       this.status = await this.#api.gatewayConfigure(change);

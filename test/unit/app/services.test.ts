@@ -69,7 +69,7 @@ describe('DesktopServices', () => {
       services.handlers['gateway.configure']({ enabled: false, listen: '127.0.0.1:7555' }),
     ]);
     expect(await services.handlers['gateway.status']({})).toMatchObject({ name: 'Named', listen: '127.0.0.1:7555' });
-    expect(JSON.parse(await readFile(path.join(userData, 'settings.json'), 'utf8'))).toEqual({ version: 1, gateway: { enabled: false, listen: '127.0.0.1:7555', name: 'Named' } });
+    expect(JSON.parse(await readFile(path.join(userData, 'settings.json'), 'utf8'))).toEqual({ version: 1, gateway: { enabled: false, listen: '127.0.0.1:7555', name: 'Named', network: 'local' } });
   });
 
   it('publishes palyra://pair deep links only, and app.openRequests', async () => {
