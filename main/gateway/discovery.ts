@@ -19,7 +19,7 @@ const ANNOUNCE_REPEAT_MS = 1_000;
 const QUERY_INTERVAL_MS = 1_000;
 /** How long the goodbye may take before the socket is closed anyway. */
 const GOODBYE_DEADLINE_MS = 500;
-export const DEFAULT_DISCOVER_TIMEOUT_MS = 3_000;
+export const DEFAULT_DISCOVER_TIMEOUT_MS = 5_000;
 export const MAX_DISCOVER_TIMEOUT_MS = 60_000;
 
 type MulticastDns = ReturnType<typeof makeMdns>;
