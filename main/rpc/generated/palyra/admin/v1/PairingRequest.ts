@@ -16,6 +16,7 @@ export interface PairingRequest {
   'expires_at_unix_ms'?: (number | string | Long);
   'decided_at_unix_ms'?: (number | string | Long);
   'reason'?: (string);
+  'sas_status'?: (string);
 }
 
 export interface PairingRequest__Output {
@@ -31,4 +32,5 @@ export interface PairingRequest__Output {
   'expires_at_unix_ms': (number);
   'decided_at_unix_ms': (number);
   'reason': (string);
+  'sas_status': (string);
 }

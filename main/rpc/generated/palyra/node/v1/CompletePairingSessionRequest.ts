@@ -15,6 +15,7 @@ export interface CompletePairingSessionRequest {
   'transcript_mac'?: (Buffer | Uint8Array | string);
   'tls_csr_der'?: (Buffer | Uint8Array | string);
   'tls_csr_signature'?: (Buffer | Uint8Array | string);
+  'pake_confirm_p'?: (Buffer | Uint8Array | string);
 }
 
 export interface CompletePairingSessionRequest__Output {
@@ -29,4 +30,5 @@ export interface CompletePairingSessionRequest__Output {
   'transcript_mac': (Buffer);
   'tls_csr_der': (Buffer);
   'tls_csr_signature': (Buffer);
+  'pake_confirm_p': (Buffer);
 }
