@@ -33,7 +33,7 @@ import type { ExchangePinPakeResponse__Output } from '../rpc/generated/palyra/no
 import * as grpc from '@grpc/grpc-js';
 import { pinPairingPakeContext } from '../core/pake-context.js';
 import { pinProverSecretAsync } from '../core/pin-hash.js';
-import { DEVICE_PAKE_FAILURE_LIMIT, pinPairingV2Proof } from '../core/pin-pairing-v2.js';
+import { DEVICE_PAKE_FAILURE_LIMIT, normalizePinInput, pinPairingV2Proof } from '../core/pin-pairing-v2.js';
 import { proverFinish, proverStart, SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
 import { assertPakeAttemptsLeft, clearPakeFailures, recordPakeFailure } from './pake-attempts.js';
 import { Backoff } from './backoff.js';
@@ -171,9 +171,10 @@ async function pairOver(
 ): Promise<PairResult> {
   const kx = generatePairingKeyExchange();
   const commitment = x25519Commitment(kx.publicKey);
-  let proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : o.target.pin;
+  // A PIN as typed or pasted ("655 376", "655-376") is reduced to its 6 digits here, for every caller (CLI, app).
+  let proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : normalizePinInput(o.target.pin);
   // PIN: v2 (SPAKE2+) whenever the gateway offers it; the v1 Begin (the PIN in the clear, TOFU) only if it does not.
-  const v2 = o.target.method === 'pin' ? await pinPairingV2(client, trust.caPin, o, identity, commitment, o.target.pin) : null;
+  const v2 = o.target.method === 'pin' ? await pinPairingV2(client, trust.caPin, o, identity, commitment, proof) : null;
   let begin: Pick<BeginPairingSessionResponse__Output, 'session_id' | 'challenge' | 'gateway_ephemeral_public' | 'gateway_name'>;
   if (v2 !== null) {
     begin = v2.begin;

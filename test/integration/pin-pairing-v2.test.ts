@@ -164,7 +164,8 @@ describe('PIN pairing v2', () => {
     const events: PairingProgress[] = [];
     const result = await pairDevice({
       store,
-      target: { method: 'pin', pin, gateway: gateway.listen },
+      // Pasted with a dash, as the app accepts it.
+      target: { method: 'pin', pin: `${pin.slice(0, 3)}-${pin.slice(3)}`, gateway: gateway.listen },
       kind: 'node',
       onProgress: (e) => {
         events.push(e);
