@@ -12,8 +12,8 @@ import { isClientKind } from '../core/client-kind.js';
 import type { ClientKind } from '../core/client-kind.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import type { PairingMethodKind } from '../core/pairing-codes.js';
-import { parsePairingRequestState } from '../core/pairing-requests.js';
-import type { PairingRequestState } from '../core/pairing-requests.js';
+import { defaultSasStatus, parsePairingRequestState, SAS_STATUSES } from '../core/pairing-requests.js';
+import type { PairingRequestState, SasStatus } from '../core/pairing-requests.js';
 import { DeviceStore } from '../device/device-store.js';
 import type { AuditEntry } from '../store/audit-log.js';
 import { createGatewayAdminClient } from '../rpc/admin-service.js';
@@ -72,6 +72,7 @@ export function requestViewOf(r: AdminPairingRequest__Output): RequestView {
     method: validMethod(r.method),
     sas: r.sas,
     sas_verifiable: r.sas_verifiable,
+    sas_status: (SAS_STATUSES as readonly string[]).includes(r.sas_status) ? (r.sas_status as SasStatus) : defaultSasStatus(r.sas_verifiable),
     identity_fingerprint: r.identity_fingerprint,
     requested_at_unix_ms: r.requested_at_unix_ms,
     expires_at_unix_ms: r.expires_at_unix_ms,

@@ -150,6 +150,12 @@ export const ERROR_CATALOGUE = {
     'FAILED_PRECONDITION',
     'wrong PIN, or someone is intercepting this connection',
   ),
+  pake_required: entry('FAILED_PRECONDITION', 'this gateway requires PIN pairing v2 (SPAKE2+); the PIN must not be sent'),
+  // Device side: too many failed PIN confirmations against one gateway CA.
+  pake_attempts_exhausted: entry(
+    'RESOURCE_EXHAUSTED',
+    'too many failed PIN confirmations with this gateway; ask the operator for a QR code or a new PIN and check the network',
+  ),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -1,14 +1,16 @@
 /**
  * Pairing codes (PROTOCOL.md §5, REFERENCE.md §2.2 and §4.1): single-use PINs and QR tokens minted by an operator.
- * Only the SHA-256 of a code is ever stored; the plaintext is handed back once, at minting.
+ * The plaintext is handed back once, at minting. A QR token is stored as its SHA-256; a PIN code as its SPAKE2+
+ * verifier {salt, w0, L} only (PIN pairing v2), keyed by a random id — neither the PIN nor a plain hash of it.
  */
 
 import { sha256 } from '@noble/hashes/sha2.js';
-import { constantTimeEqual, toHex, utf8 } from './bytes.js';
+import { constantTimeEqual, fromBase64, toBase64, toHex, utf8 } from './bytes.js';
 import type { ClientKind } from './client-kind.js';
 import { isClientKind } from './client-kind.js';
 import { PalyraError } from './errors.js';
 import { encodeCrockford128 } from './ids.js';
+import { pinVerifier, pinVerifierAsync, type PinVerifier } from './pin-hash.js';
 
 export type PairingMethodKind = 'pin' | 'qr';
 export const PAIRING_METHOD_KINDS: readonly PairingMethodKind[] = ['pin', 'qr'];
@@ -133,9 +135,22 @@ export function validatePairingProof(kind: PairingMethodKind, proof: string): vo
   }
 }
 
-/** A minted code as stored: hashed, never the plaintext (REFERENCE.md §1.10 keeps `code`; we do not). */
+/** A PIN code's SPAKE2+ verifier as stored (base64): salt (16 bytes), w0 (32), L (65 bytes, uncompressed). */
+export interface StoredPinVerifier {
+  readonly saltB64: string;
+  readonly w0B64: string;
+  readonly lB64: string;
+}
+
+/** Prefix of a PIN code's storage key: `pin:` and 32 random hex digits (no relation to the PIN). */
+export const PIN_CODE_KEY_PREFIX = 'pin:';
+
+/** A minted code as stored: hashed or as a verifier, never the plaintext (REFERENCE.md §1.10 keeps `code`; we do not). */
 export interface PairingCodeRecord {
+  /** QR: lowercase hex SHA-256 of the token (the lookup key). PIN: `pin:` + 32 random hex digits. */
   readonly codeHash: string;
+  /** PIN codes only: the SPAKE2+ verifier. A stored PIN record without one (old format) is dropped at load. */
+  readonly pin?: StoredPinVerifier | undefined;
   readonly method: PairingMethodKind;
   /** The kind the operator intended; informational only — any kind may consume any code (REFERENCE.md §3.2). */
   readonly kind: ClientKind | null;
@@ -151,6 +166,30 @@ export interface NewPairingCodeInput {
   readonly ttlMs?: number | undefined;
   readonly now: number;
   readonly random?: RandomBytes | undefined;
+  /** Computes a PIN's verifier (default: pinVerifier with a fresh salt); tests inject a cheap one. */
+  readonly pinVerifier?: ((pin: string) => PinVerifier) | undefined;
+}
+
+export function storePinVerifier(v: PinVerifier): StoredPinVerifier {
+  return { saltB64: toBase64(v.salt), w0B64: toBase64(v.w0), lB64: toBase64(v.L) };
+}
+
+export function loadPinVerifier(v: StoredPinVerifier): PinVerifier {
+  return { salt: fromBase64(v.saltB64), w0: fromBase64(v.w0B64), L: fromBase64(v.lB64) };
+}
+
+/**
+ * v1 PIN (reference clients send the digits): whether `pin` is this record's PIN, by recomputing the verifier from
+ * the PIN and the stored salt and comparing w0 and L in constant time. ~0.1 s of scrypt, off the event loop.
+ */
+export async function pinCodeMatches(record: PairingCodeRecord, pin: string): Promise<boolean> {
+  if (record.method !== 'pin' || record.pin === undefined || !/^[0-9]{6}$/.test(pin)) return false;
+  const stored = loadPinVerifier(record.pin);
+  const again = await pinVerifierAsync(pin, stored.salt);
+  // Both compared, always: no early exit on the first mismatch.
+  const w0 = constantTimeEqual(again.w0, stored.w0);
+  const l = constantTimeEqual(again.L, stored.L);
+  return w0 && l;
 }
 
 /** Mints a code and its record; `code` is the only copy of the plaintext and must be shown once, not stored. */
@@ -164,9 +203,12 @@ export function newPairingCodeRecord(input: NewPairingCodeInput): { code: string
     throw new PalyraError('invalid_argument', `issued_by must be 1 to ${MAX_ISSUED_BY_LENGTH} characters`);
   }
   assertUnixMs(input.now);
-  const code = mintPairingCode(input.method, input.random ?? cryptoRandomBytes);
+  const random = input.random ?? cryptoRandomBytes;
+  const code = mintPairingCode(input.method, random);
   const record: PairingCodeRecord = {
-    codeHash: hashPairingCode(code),
+    ...(input.method === 'pin'
+      ? { codeHash: PIN_CODE_KEY_PREFIX + toHex(random(16)), pin: storePinVerifier(input.pinVerifier?.(code) ?? pinVerifier(code)) }
+      : { codeHash: hashPairingCode(code) }),
     method: input.method,
     kind: input.kind,
     issuedBy,

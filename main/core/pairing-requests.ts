@@ -57,6 +57,11 @@ export interface PairingRequest {
   readonly sas: string;
   /** False for hellos without an X25519 commitment (reference clients): their SAS proves nothing. */
   readonly sasVerifiable: boolean;
+  /**
+   * How the operator can trust this request: `confirmed` (PIN pairing v2: SPAKE2+ bound the device to this gateway's
+   * CA, nothing to compare), `compare` (v1 with a commitment: compare the SAS), `unverifiable` (no commitment).
+   */
+  readonly sasStatus: SasStatus;
   readonly completedAtUnixMs: number | null;
   /**
    * The display name the device sent in Complete (normalized), or the one the gateway derived for it; absent or null
@@ -65,10 +70,18 @@ export interface PairingRequest {
   readonly deviceName?: string | null;
 }
 
+export type SasStatus = 'confirmed' | 'compare' | 'unverifiable';
+export const SAS_STATUSES: readonly SasStatus[] = ['confirmed', 'compare', 'unverifiable'];
+
+/** The status of a request stored before `sasStatus` existed (or filed without it). */
+export function defaultSasStatus(sasVerifiable: boolean): SasStatus {
+  return sasVerifiable ? 'compare' : 'unverifiable';
+}
+
 export type NewPairingRequestInput = Omit<
   PairingRequest,
-  'state' | 'decisionReason' | 'decidedAtUnixMs' | 'completedAtUnixMs'
->;
+  'state' | 'decisionReason' | 'decidedAtUnixMs' | 'completedAtUnixMs' | 'sasStatus'
+> & { readonly sasStatus?: SasStatus | undefined };
 
 export function isPairingRequestState(value: unknown): value is PairingRequestState {
   return typeof value === 'string' && (PAIRING_REQUEST_STATES as readonly string[]).includes(value);
@@ -115,7 +128,10 @@ export function createPairingRequest(input: NewPairingRequestInput): PairingRequ
   if (!/^[0-9]{6}$/.test(input.sas)) bad('sas must be 6 decimal digits');
   // Stored names are already normalized: anything else did not come through the gateway's validation.
   if (input.deviceName != null && normalizeDeviceName(input.deviceName) !== input.deviceName) bad('deviceName must be normalized');
-  return { ...input, state: 'pending_approval', decisionReason: null, decidedAtUnixMs: null, completedAtUnixMs: null };
+  const sasStatus = input.sasStatus ?? defaultSasStatus(input.sasVerifiable);
+  if (!SAS_STATUSES.includes(sasStatus)) bad('sasStatus must be one of confirmed|compare|unverifiable');
+  if (sasStatus === 'confirmed' && !input.sasVerifiable) bad('a confirmed request has a commitment');
+  return { ...input, sasStatus, state: 'pending_approval', decisionReason: null, decidedAtUnixMs: null, completedAtUnixMs: null };
 }
 
 /**

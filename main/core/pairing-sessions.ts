@@ -84,6 +84,11 @@ export interface StartPairingInput {
   readonly now: number;
   /** SHA-256("palyra-commit-v1" ‖ X25519 public) from BeginPairingSession; absent for reference clients. */
   readonly deviceX25519Commitment?: Uint8Array | undefined;
+  /**
+   * PIN pairing v2: the session is for the device `deviceId` (idProver), its proof is empty at start and is set to
+   * the PAKE-derived proof once the SPAKE2+ exchange ran (bindPakeProof). Needs the commitment.
+   */
+  readonly pake?: { readonly deviceId: string } | undefined;
 }
 
 export interface VerifyPairingOptions {
@@ -116,9 +121,11 @@ export interface PairingSessionRegistryOptions {
 
 interface ActiveSession {
   readonly session: PublicPairingSession;
-  readonly proof: Uint8Array;
   readonly gatewaySecret: Uint8Array;
   readonly commitment: Uint8Array | undefined;
+  /** PIN pairing v2 sessions: the device id from the Begin, and whether the PAKE proof has been bound. */
+  readonly pake: { readonly deviceId: string; bound: boolean } | undefined;
+  proofBytes: Uint8Array;
 }
 
 function requireTime(now: unknown): number {
@@ -218,10 +225,14 @@ export class PairingSessionRegistry {
         details: { limit },
       });
     }
-    if (!isValidPairingProof(method)) {
+    const commitment = input.deviceX25519Commitment;
+    if (input.pake !== undefined) {
+      if (method.kind !== 'pin' || method.proof !== '') throw new PalyraError('invalid_argument', 'a PIN pairing v2 session starts without a proof');
+      validateCanonicalId(input.pake.deviceId);
+      if (commitment === undefined) throw new PalyraError('invalid_argument', 'PIN pairing v2 needs device_x25519_commitment');
+    } else if (!isValidPairingProof(method)) {
       throw new PalyraError('invalid_pairing_proof', undefined, { details: describePairingMethod(method) });
     }
-    const commitment = input.deviceX25519Commitment;
     if (commitment !== undefined && (!(commitment instanceof Uint8Array) || commitment.length !== COMMITMENT_LENGTH)) {
       throw new PalyraError('invalid_argument', `device_x25519_commitment must be ${COMMITMENT_LENGTH} bytes`);
     }
@@ -238,12 +249,21 @@ export class PairingSessionRegistry {
     };
     this.#sessions.set(session.sessionId, {
       session,
-      proof: utf8(method.proof),
+      proofBytes: utf8(method.proof),
       gatewaySecret,
       commitment: commitment === undefined ? undefined : Uint8Array.from(commitment),
+      pake: input.pake === undefined ? undefined : { deviceId: input.pake.deviceId, bound: false },
     });
     this.#startHistory.push(now);
     return copySession(session);
+  }
+
+  /** PIN pairing v2: after key confirmation, the proof the hello's signature must cover ("pake-v2:" ‖ hex(K_shared)). */
+  bindPakeProof(sessionId: string, proof: string): void {
+    const active = this.#sessions.get(sessionId);
+    if (active?.pake === undefined || active.pake.bound) throw new PalyraError('pairing_session_not_found');
+    active.proofBytes = utf8(proof);
+    active.pake.bound = true;
   }
 
   /**
@@ -283,7 +303,9 @@ export class PairingSessionRegistry {
       throw new PalyraError(code);
     };
     // 8.
-    if (typeof hello.proof !== 'string' || !constantTimeEqual(utf8(hello.proof), active.proof)) fail('invalid_pairing_proof');
+    // PIN pairing v2: the hello must come from the device the PAKE ran for, after the PAKE confirmed.
+    if (active.pake !== undefined && (!active.pake.bound || hello.deviceId !== active.pake.deviceId)) fail('transcript_verification_failed');
+    if (typeof hello.proof !== 'string' || !constantTimeEqual(utf8(hello.proof), active.proofBytes)) fail('invalid_pairing_proof');
     // 9–10.
     if (!isValidEd25519PublicKey(hello.deviceSigningPublic)) fail('signature_verification_failed');
     const payload = signaturePayload({

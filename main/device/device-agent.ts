@@ -56,7 +56,7 @@ export interface AgentStatus {
   gateway: string | null;
   gateway_name: string | null;
   ca_fingerprint: string | null;
-  pinned_by: 'qr' | 'tofu' | null;
+  pinned_by: 'qr' | 'pin' | 'tofu' | null;
   cert_expires_at_unix_ms: number | null;
   keychain: KeychainState;
   connection: ConnectionState;

@@ -70,7 +70,7 @@ export interface DeviceGateway {
   /** base64url SHA-256 of the CA's SubjectPublicKeyInfo (the QR `ca` pin). */
   ca_pin: string;
   /** 'qr': the CA matched a pin from a QR code; 'tofu': first seen during PIN pairing. */
-  pinned_by: 'qr' | 'tofu';
+  pinned_by: 'qr' | 'pin' | 'tofu';
 }
 
 /** Non-secret, JSON in `<deviceDir>/device.v1.json`. */
@@ -148,7 +148,7 @@ const gatewaySchema = z.looseObject({
   ca_certificate_pem: z.string(),
   ca_fingerprint: hexSha256,
   ca_pin: z.string().regex(BASE64URL_SHA256, 'expected a base64url SHA-256 pin'),
-  pinned_by: z.enum(['qr', 'tofu']),
+  pinned_by: z.enum(['qr', 'pin', 'tofu']),
 });
 
 const pairingStateSchema = z.looseObject({

@@ -29,6 +29,14 @@ import type {
   NodeServiceClient,
 } from '../rpc/node-service.js';
 import type { CancelPairingRequestResponse__Output } from '../rpc/generated/palyra/node/v1/CancelPairingRequestResponse.js';
+import type { BeginPinPairingSessionResponse__Output } from '../rpc/generated/palyra/node/v1/BeginPinPairingSessionResponse.js';
+import type { ExchangePinPakeResponse__Output } from '../rpc/generated/palyra/node/v1/ExchangePinPakeResponse.js';
+import * as grpc from '@grpc/grpc-js';
+import { pinPairingPakeContext } from '../core/pake-context.js';
+import { pinProverSecretAsync } from '../core/pin-hash.js';
+import { DEVICE_PAKE_FAILURE_LIMIT, normalizePinInput, pinPairingV2Proof } from '../core/pin-pairing-v2.js';
+import { proverFinish, proverStart, SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
+import { assertPakeAttemptsLeft, clearPakeFailures, recordPakeFailure } from './pake-attempts.js';
 import { Backoff } from './backoff.js';
 import type { DeviceIdentity } from '../core/device-identity.js';
 import type { DeviceStore, DevicePairingState } from './device-store.js';
@@ -48,7 +56,17 @@ const UNREACHABLE_CODES = new Set(['gateway_unreachable', 'unavailable', 'timeou
 export type PairingProgress =
   | { type: 'connecting'; gateway: string }
   | { type: 'verifying_gateway'; gateway: string; ca_fingerprint: string; ca_pin: string; pinned: boolean }
-  | { type: 'awaiting_approval'; sas: string; request_id: string; gateway: string; gateway_name: string | null }
+  | {
+      type: 'awaiting_approval';
+      sas: string;
+      request_id: string;
+      gateway: string;
+      gateway_name: string | null;
+      /** `confirmed`: PIN pairing v2 verified the gateway and the PIN, nothing to compare; `compare`: compare the SAS. */
+      sas_status: 'confirmed' | 'compare';
+      /** How the gateway's CA was verified: the QR code's pin, the PIN (v2), or trust on first use (v1 fallback). */
+      verified_by: 'qr' | 'pin' | 'tofu';
+    }
   | { type: 'reconnecting'; gateway: string; request_id: string; attempt: number; retry_in_ms: number; code: string }
   | { type: 'paired'; device_id: string; gateway: string; cert_expires_at_unix_ms: number }
   | { type: 'rejected'; reason: string | null }
@@ -159,10 +177,20 @@ async function pairOver(
   identity: Awaited<ReturnType<DeviceStore['loadOrCreateIdentity']>>,
 ): Promise<PairResult> {
   const kx = generatePairingKeyExchange();
-  const proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : o.target.pin;
-  const method = o.target.method === 'pin' ? { pin_code: proof } : { qr_token: proof };
-  const beginRequest = { v: PAIRING_PROTOCOL_VERSION, client_kind: o.kind, method, device_x25519_commitment: Buffer.from(x25519Commitment(kx.publicKey)) };
-  const begin = await callUnary<BeginPairingSessionResponse__Output>((md, opts, cb) => client.BeginPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
+  const commitment = x25519Commitment(kx.publicKey);
+  // A PIN as typed or pasted ("655 376", "655-376") is reduced to its 6 digits here, for every caller (CLI, app).
+  let proof = o.target.method === 'qr' ? o.target.uri.token : o.target.method === 'qr-token' ? o.target.token : normalizePinInput(o.target.pin);
+  // PIN: v2 (SPAKE2+) whenever the gateway offers it; the v1 Begin (the PIN in the clear, TOFU) only if it does not.
+  const v2 = o.target.method === 'pin' ? await pinPairingV2(client, trust.caPin, o, identity, commitment, proof) : null;
+  let begin: Pick<BeginPairingSessionResponse__Output, 'session_id' | 'challenge' | 'gateway_ephemeral_public' | 'gateway_name'>;
+  if (v2 !== null) {
+    begin = v2.begin;
+    proof = v2.proof;
+  } else {
+    const method = o.target.method === 'pin' ? { pin_code: proof } : { qr_token: proof };
+    const beginRequest = { v: PAIRING_PROTOCOL_VERSION, client_kind: o.kind, method, device_x25519_commitment: Buffer.from(commitment) };
+    begin = await callUnary<BeginPairingSessionResponse__Output>((md, opts, cb) => client.BeginPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
+  }
   checkAborted(o.signal);
   const session = {
     sessionId: begin.session_id,
@@ -187,10 +215,20 @@ async function pairOver(
     tls_csr_der: Buffer.from(csrDer),
     tls_csr_signature: Buffer.from(signCsrBinding(identity, hello.sessionId, csrDer)),
     device_name: o.deviceName ?? '',
+    pake_confirm_p: Buffer.from(v2?.confirmP ?? new Uint8Array()),
   };
   await callUnary<CompletePairingSessionResponse__Output>((md, opts, cb) => client.CompletePairingSession(completeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   const gatewayName = begin.gateway_name === '' ? (o.target.method === 'qr' ? o.target.uri.name : null) : begin.gateway_name;
-  const awaiting: PairingProgress = { type: 'awaiting_approval', sas, request_id: hello.sessionId, gateway, gateway_name: gatewayName };
+  const verifiedBy = trust.pinned ? 'qr' : v2 !== null ? 'pin' : 'tofu';
+  const awaiting: PairingProgress = {
+    type: 'awaiting_approval',
+    sas,
+    request_id: hello.sessionId,
+    gateway,
+    gateway_name: gatewayName,
+    sas_status: verifiedBy === 'tofu' ? 'compare' : 'confirmed',
+    verified_by: verifiedBy,
+  };
   emit(awaiting);
 
   const deadline = clock() + (o.waitMs ?? DEFAULT_PAIRING_WAIT_MS);
@@ -224,7 +262,7 @@ async function pairOver(
       ca_certificate_pem: trust.caPem,
       ca_fingerprint: trust.caFingerprint,
       ca_pin: trust.caPin,
-      pinned_by: trust.pinned ? 'qr' : 'tofu',
+      pinned_by: verifiedBy,
     },
     certificate_pem: status.mtls_client_certificate_pem,
     certificate_fingerprint: certificate.fingerprint,
@@ -238,6 +276,55 @@ async function pairOver(
   await o.store.commitStagedTlsKey();
   emit({ type: 'paired', device_id: identity.deviceId, gateway, cert_expires_at_unix_ms: certificate.notAfterUnixMs });
   return { deviceId: identity.deviceId, sas, state };
+}
+
+/**
+ * PIN pairing v2 rounds 1–2 (docs/PROTOCOL.md "PIN pairing v2"): BeginPinPairingSession, scrypt of the PIN with the
+ * code's salt, ExchangePinPake, and the gateway's key confirmation checked before anything else is sent. Resolves
+ * null when the gateway has no v2 (UNIMPLEMENTED); a failed confirmation is counted against this gateway's CA pin.
+ */
+async function pinPairingV2(
+  client: NodeServiceClient,
+  caPin: string,
+  o: PairOptions,
+  identity: DeviceIdentity,
+  commitment: Uint8Array,
+  pin: string,
+): Promise<{ begin: BeginPinPairingSessionResponse__Output; proof: string; confirmP: Uint8Array } | null> {
+  await assertPakeAttemptsLeft(o.store.deviceDir, caPin);
+  const beginRequest = { v: PAIRING_PROTOCOL_VERSION, client_kind: o.kind, device_id: { ulid: identity.deviceId }, device_x25519_commitment: Buffer.from(commitment) };
+  let begin: BeginPinPairingSessionResponse__Output;
+  try {
+    begin = await callUnary<BeginPinPairingSessionResponse__Output>((md, opts, cb) => client.BeginPinPairingSession(beginRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
+  } catch (e) {
+    const err = toPalyraError(e);
+    if (err.details.grpc_status === grpc.status.UNIMPLEMENTED) return null;
+    throw err;
+  }
+  if (begin.pake_suite !== SPAKE2PLUS_SUITE) throw new PalyraError('invalid_argument', 'the gateway offered an unknown PAKE suite');
+  checkAborted(o.signal);
+  const { shareP, state } = proverStart(await pinProverSecretAsync(pin, new Uint8Array(begin.pake_salt)));
+  const exchangeRequest = { v: PAIRING_PROTOCOL_VERSION, session_id: begin.session_id, pake_share_p: Buffer.from(shareP) };
+  const exchanged = await callUnary<ExchangePinPakeResponse__Output>((md, opts, cb) => client.ExchangePinPake(exchangeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
+  const ctx = pinPairingPakeContext({
+    sessionId: begin.session_id,
+    clientKind: o.kind,
+    gatewayEphemeralPublic: new Uint8Array(begin.gateway_ephemeral_public),
+    deviceX25519Commitment: commitment,
+    deviceId: identity.deviceId,
+    caPin,
+  });
+  let result;
+  try {
+    result = proverFinish(state, new Uint8Array(exchanged.pake_share_v), new Uint8Array(exchanged.pake_confirm_v), ctx);
+  } catch (e) {
+    const err = toPalyraError(e);
+    if (err.code !== 'pake_confirmation_failed') throw err;
+    const failures = await recordPakeFailure(o.store.deviceDir, caPin);
+    throw new PalyraError('pake_confirmation_failed', undefined, { details: { device_failures: failures, limit: DEVICE_PAKE_FAILURE_LIMIT } });
+  }
+  await clearPakeFailures(o.store.deviceDir, caPin);
+  return { begin, proof: pinPairingV2Proof(result.sharedKey), confirmP: result.confirmP };
 }
 
 interface WaitInput {

@@ -277,6 +277,7 @@ function requestMessage(r: RequestView): AdminPairingRequest {
     method: r.method,
     sas: r.sas,
     sas_verifiable: r.sas_verifiable,
+    sas_status: r.sas_status,
     identity_fingerprint: r.identity_fingerprint,
     requested_at_unix_ms: r.requested_at_unix_ms,
     expires_at_unix_ms: r.expires_at_unix_ms,

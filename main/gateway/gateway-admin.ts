@@ -19,7 +19,7 @@ import {
   isTerminalState,
   rejectPairingRequest,
 } from '../core/pairing-requests.js';
-import type { PairingRequestState } from '../core/pairing-requests.js';
+import type { PairingRequestState, SasStatus } from '../core/pairing-requests.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditEntry } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
@@ -72,6 +72,8 @@ export interface RequestView {
   method: PairingMethodKind;
   sas: string;
   sas_verifiable: boolean;
+  /** confirmed (PIN pairing v2) | compare | unverifiable. */
+  sas_status: SasStatus;
   identity_fingerprint: string;
   requested_at_unix_ms: number;
   expires_at_unix_ms: number;
@@ -640,6 +642,7 @@ export function requestView(r: StoredPairingRequest | import('../core/pairing-re
     method: r.method,
     sas: r.sas,
     sas_verifiable: r.sasVerifiable,
+    sas_status: r.sasStatus,
     identity_fingerprint: r.identityFingerprint,
     requested_at_unix_ms: r.requestedAtUnixMs,
     expires_at_unix_ms: r.expiresAtUnixMs,

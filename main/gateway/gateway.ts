@@ -75,6 +75,10 @@ export interface GatewayStartOptions {
   insecureNodeRpcOptOut: boolean;
   allowServerGeneratedKeys: boolean;
   allowLegacyDeviceIds: boolean;
+  /** `--require-pake`: refuse v1 PIN Begins (the PIN in the clear) with `pake_required`. */
+  requirePake?: boolean;
+  /** Test only (PALYRA_TEST_DISABLE_PAKE): no PIN pairing v2 RPCs, like a reference gateway. */
+  disablePake?: boolean;
   keychain: Keychain | null;
   /** Announce the gateway over DNS-SD (`_palyra._tcp`); a failure to do so is logged, not fatal. */
   announce?: boolean;
@@ -170,6 +174,7 @@ export class Gateway {
       clock,
       allowServerGeneratedKeys: options.allowServerGeneratedKeys,
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
+      requirePake: options.requirePake ?? false,
     });
     const dispatcher = new CapabilityDispatcher({ clock });
     const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, interceptors: [fieldLimitInterceptor] });
@@ -216,6 +221,7 @@ export class Gateway {
         mtlsRequired: gateway.mtlsRequired,
         allowServerGeneratedKeys: options.allowServerGeneratedKeys,
         gatewayName: options.name,
+        disablePake: options.disablePake ?? false,
         clock,
         nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
         streamOpened: (fingerprint, stream) => gateway.#streamOpened(fingerprint, stream),

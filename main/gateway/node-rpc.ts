@@ -26,6 +26,7 @@ import { whenTransportClosed } from './call-transport.js';
 import type { CapabilityDispatcher } from './capabilities.js';
 import type { GatewayAdmin } from './gateway-admin.js';
 import type { PairingService } from './pairing-service.js';
+import { SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
 
 const STATUS: Record<GrpcStatusName, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -124,6 +125,8 @@ export interface NodeRpcContext {
   mtlsRequired: boolean;
   allowServerGeneratedKeys: boolean;
   gatewayName: string | null;
+  /** Test-only `--disable-pake`: answer the PIN pairing v2 RPCs UNIMPLEMENTED, like a reference gateway. */
+  disablePake?: boolean;
   clock: () => number;
   /** Live node bookkeeping owned by the gateway. */
   nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void;
@@ -171,6 +174,14 @@ function nodeId(now: number): { ulid: string } {
 }
 
 export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
+  const handlers = nodeRpcHandlers(ctx);
+  if (ctx.disablePake !== true) return handlers;
+  // Left out, grpc-js answers them UNIMPLEMENTED: what a reference gateway does.
+  const { BeginPinPairingSession: _begin, ExchangePinPake: _exchange, ...v1Only } = handlers;
+  return v1Only as NodeServiceHandlers;
+}
+
+function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
   return {
     BeginPairingSession: unary(async (req, call) => {
       const kind = clientKind(req.client_kind);
@@ -216,8 +227,9 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         csrDer: req.tls_csr_der.length === 0 ? null : req.tls_csr_der,
         csrSignature: req.tls_csr_signature.length === 0 ? null : req.tls_csr_signature,
         deviceName: req.device_name,
+        pakeConfirmP: req.pake_confirm_p.length === 0 ? null : req.pake_confirm_p,
       });
-      ctx.log({ event: 'pairing.request', request_id: request.requestId, device_id: request.deviceId, sas: request.sas });
+      ctx.log({ event: 'pairing.request', request_id: request.requestId, device_id: request.deviceId, sas: request.sas, sas_status: request.sasStatus });
       return {
         v: version(req.v),
         paired: false,
@@ -229,6 +241,33 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         gateway_ca_certificate_pem: '',
         cert_expires_at_unix_ms: 0,
       };
+    }),
+
+    // PIN pairing v2 (SPAKE2+), round 1: a session for the active PIN code; the answer carries the code's salt.
+    BeginPinPairingSession: unary(async (req, call) => {
+      const kind = clientKind(req.client_kind);
+      const deviceId = canonicalDeviceId(req.device_id);
+      const commitment = exactLength(req.device_x25519_commitment, 32, 'device_x25519_commitment');
+      const { session, salt } = await ctx.pairing.beginPake({ clientKind: kind, deviceId, commitment, source: peerHost(call.getPeer()) });
+      return {
+        v: version(req.v),
+        session_id: session.sessionId,
+        client_kind: session.clientKind,
+        gateway_ephemeral_public: Buffer.from(session.gatewayEphemeralPublic),
+        challenge: Buffer.from(session.challenge),
+        expires_at_unix_ms: session.expiresAtUnixMs,
+        gateway_name: ctx.gatewayName ?? '',
+        pake_suite: SPAKE2PLUS_SUITE,
+        pake_salt: Buffer.from(salt),
+      };
+    }),
+
+    // Round 2: shareP → shareV, confirmV. Malformed shares are pake_invalid_share (INVALID_ARGUMENT).
+    ExchangePinPake: unary(async (req) => {
+      const sessionId = req.session_id.trim();
+      if (sessionId.length === 0) throw new PalyraError('invalid_argument', 'session_id must not be empty');
+      const { shareV, confirmV } = await ctx.pairing.exchangePake({ sessionId, shareP: new Uint8Array(req.pake_share_p) });
+      return { v: version(req.v), pake_share_v: Buffer.from(shareV), pake_confirm_v: Buffer.from(confirmV) };
     }),
 
     GetPairingRequestStatus: unary(async (req) => {

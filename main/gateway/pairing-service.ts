@@ -21,7 +21,10 @@ import { PalyraError, toPalyraError } from '../core/errors.js';
 import { newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
 import { parseAndVerifyCsr } from '../core/csr.js';
-import { hashPairingCode, isPairingCodeExpired } from '../core/pairing-codes.js';
+import { hashPairingCode, isPairingCodeExpired, loadPinVerifier, pinCodeMatches } from '../core/pairing-codes.js';
+import { pinPairingPakeContext } from '../core/pake-context.js';
+import { pinPairingV2Proof } from '../core/pin-pairing-v2.js';
+import { verifierFinish, verifierRespond, type VerifierState } from '../core/spake2plus.js';
 import type { PairingCodeRecord, PairingMethodKind } from '../core/pairing-codes.js';
 import { cancelPairingRequest, completePairingRequest, createPairingRequest } from '../core/pairing-requests.js';
 import { verifyPairingCancel } from '../core/pairing-cancel.js';
@@ -65,6 +68,15 @@ export interface CompleteInput {
   csrSignature: Uint8Array | null;
   /** `device_name` as sent (empty or absent: the gateway derives one). */
   deviceName?: string;
+  /** PIN pairing v2: confirmP (32 bytes); null for v1 and QR. */
+  pakeConfirmP?: Uint8Array | null;
+}
+
+export interface BeginPakeInput {
+  clientKind: ClientKind;
+  deviceId: string;
+  commitment: Uint8Array;
+  source: string;
 }
 
 export interface StatusResult {
@@ -89,11 +101,22 @@ export interface PairingServiceOptions {
   allowServerGeneratedKeys?: boolean;
   allowLegacyDeviceIds?: boolean;
   sessions?: PairingSessionRegistry;
+  /** `--require-pake`: a v1 PIN Begin (the PIN in the clear) is refused with `pake_required`. */
+  requirePake?: boolean;
 }
 
 interface Reservation {
   record: PairingCodeRecord;
   proof: string;
+  /** PIN pairing v2 sessions: who, and the verifier state once ExchangePinPake answered. */
+  pake?: { deviceId: string; commitment: Uint8Array; source: string; state: VerifierState | null };
+}
+
+/** A v2 exchange that was answered and has neither confirmed nor failed yet: a guess that may still count. */
+interface PakeGuess {
+  source: string;
+  at: number;
+  expiresAt: number;
 }
 
 /** Lookup failures of one (source, method) since the last audit flush. */
@@ -115,6 +138,16 @@ const REAL_TIMERS = {
     clearTimeout(handle as NodeJS.Timeout);
   },
 };
+
+/** The one usable PIN code (minting voids the previous one), if any. */
+function activePinCode(state: { codes: ReadonlyMap<string, PairingCodeRecord> }, now: number): PairingCodeRecord | undefined {
+  let found: PairingCodeRecord | undefined;
+  for (const c of state.codes.values()) {
+    if (c.method !== 'pin' || c.pin === undefined || isPairingCodeExpired(c, now)) continue;
+    if (found === undefined || c.createdAtUnixMs > found.createdAtUnixMs) found = c;
+  }
+  return found;
+}
 
 /** When the outstanding PIN code was minted (minting voids older ones), or -∞ when there is none. */
 function lastPinMint(state: { codes: ReadonlyMap<string, PairingCodeRecord> }): number {
@@ -144,6 +177,9 @@ export class PairingService {
   /** Flushes run one after another, so two never replay the same pending failures. */
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #requirePake: boolean;
+  /** Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. */
+  readonly #pakeGuesses = new Map<string, PakeGuess>();
 
   constructor(o: PairingServiceOptions) {
     this.#admin = o.admin;
@@ -152,6 +188,7 @@ export class PairingService {
     this.#allowServerGeneratedKeys = o.allowServerGeneratedKeys ?? false;
     this.#allowLegacyDeviceIds = o.allowLegacyDeviceIds ?? false;
     this.#sessions = o.sessions ?? new PairingSessionRegistry();
+    this.#requirePake = o.requirePake ?? false;
     o.admin.onChange((change) => {
       if (change.runtime || change.identity) this.#wake();
     });
@@ -167,8 +204,11 @@ export class PairingService {
     for (const w of waiters) w();
   }
 
-  /** The persisted budget with the failures not yet persisted replayed onto it. */
-  #budgetView(): { budget: PinGuessBudget; failuresSinceMint: number } {
+  /**
+   * The persisted budget with the failures not yet persisted replayed onto it; with `withGuesses`, the answered v2
+   * exchanges that have not confirmed yet count as failures too (for refusals; a trip is decided without them).
+   */
+  #budgetView(withGuesses = false): { budget: PinGuessBudget; failuresSinceMint: number } {
     const budget = new PinGuessBudget();
     const snapshot = this.#admin.runtime.pinBudget;
     if (snapshot !== null) budget.restore(snapshot);
@@ -177,7 +217,25 @@ export class PairingService {
     const mintedAt = lastPinMint(this.#admin.runtime);
     const pending = this.#pendingPin.slice(written).filter((f) => f.at >= mintedAt);
     for (const f of pending) budget.recordFailure(f.source, f.at);
-    return { budget, failuresSinceMint: this.#admin.runtime.pinFailuresSinceMint + pending.length };
+    let guesses = 0;
+    if (withGuesses) {
+      for (const g of this.#pakeGuesses.values()) {
+        if (g.at < mintedAt) continue;
+        budget.recordFailure(g.source, g.at);
+        guesses += 1;
+      }
+    }
+    return { budget, failuresSinceMint: this.#admin.runtime.pinFailuresSinceMint + pending.length + guesses };
+  }
+
+  /** Answered v2 exchanges whose session expired without a Complete become failures now. */
+  async #settleExpiredGuesses(now: number): Promise<void> {
+    for (const [sessionId, g] of [...this.#pakeGuesses]) {
+      if (now <= g.expiresAt) continue;
+      this.#pakeGuesses.delete(sessionId);
+      this.#reserved.delete(sessionId);
+      await this.#recordFailure(g.source, 'pin', g.at);
+    }
   }
 
   static #exhausted(view: { budget: PinGuessBudget; failuresSinceMint: number }): boolean {
@@ -187,11 +245,23 @@ export class PairingService {
   /** BeginPairingSession: consume the code, start a session. */
   async begin(input: BeginInput): Promise<PublicPairingSession> {
     const proof = input.method.proof.trim();
-    const codeHash = hashPairingCode(proof);
+    if (input.method.kind === 'pin' && this.#requirePake) {
+      throw new PalyraError('pake_required', 'this gateway accepts PIN pairing only with SPAKE2+ (PIN pairing v2); update the device');
+    }
     // Codes minted and budgets reset by other processes (the CLI) must be seen: a cheap stat, a load only on change.
     await this.#admin.refreshIfChanged();
     const now = this.#clock();
-    if (input.method.kind === 'pin' && PairingService.#exhausted(this.#budgetView())) throw new PalyraError('pairing_budget_exhausted');
+    if (input.method.kind === 'pin') await this.#settleExpiredGuesses(now);
+    if (input.method.kind === 'pin' && PairingService.#exhausted(this.#budgetView(true))) throw new PalyraError('pairing_budget_exhausted');
+    // QR tokens are looked up by hash; the one PIN code is checked against its verifier (scrypt, like the device).
+    let codeHash: string;
+    if (input.method.kind === 'pin') {
+      const active = activePinCode(this.#admin.runtime, now);
+      if (active === undefined || !(await pinCodeMatches(active, proof))) return this.#lookupFailed(input, this.#clock());
+      codeHash = active.codeHash;
+    } else {
+      codeHash = hashPairingCode(proof);
+    }
     const known = this.#admin.runtime.codes.get(codeHash);
     if (known === undefined || isPairingCodeExpired(known, now)) return this.#lookupFailed(input, now);
     type Outcome = { error: PalyraError } | { missing: true } | { record: PairingCodeRecord; session: PublicPairingSession };
@@ -219,7 +289,7 @@ export class PairingService {
       return {
         ops: [{ op: 'delete_code', code_hash: codeHash }],
         result: { record, session },
-        audit: ['pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null }],
+        audit: ['pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null, pake: false }],
       };
     });
     if ('missing' in outcome) return this.#lookupFailed(input, this.#clock());
@@ -234,14 +304,20 @@ export class PairingService {
    * (with the PIN codes voided) before the caller hears anything. Always throws.
    */
   async #lookupFailed(input: BeginInput, now: number): Promise<never> {
-    const invalid = new PalyraError('pairing_code_invalid', 'pairing code is missing or expired');
+    if (input.method.kind === 'pin' && PairingService.#exhausted(this.#budgetView(true))) throw new PalyraError('pairing_budget_exhausted');
+    await this.#recordFailure(input.source, input.method.kind, now);
+    throw new PalyraError('pairing_code_invalid', 'pairing code is missing or expired');
+  }
+
+  /** One failure (a missed lookup, or a v2 exchange that did not confirm) counted; a trip is durable on return. */
+  async #recordFailure(source: string, method: PairingMethodKind, now: number): Promise<void> {
     let tripped = false;
-    if (input.method.kind === 'pin') {
+    if (method === 'pin') {
       const view = this.#budgetView();
-      if (PairingService.#exhausted(view)) throw new PalyraError('pairing_budget_exhausted');
-      tripped = view.budget.recordFailure(input.source, now) || view.failuresSinceMint + 1 >= PIN_FAILURES_PER_CODE;
-      this.#pendingPin.push({ source: input.source, at: now });
+      tripped = view.budget.recordFailure(source, now) || view.failuresSinceMint + 1 >= PIN_FAILURES_PER_CODE;
+      this.#pendingPin.push({ source, at: now });
     }
+    const input = { source, method: { kind: method } };
     const key = `${input.method.kind}\u0000${input.source}`;
     const aggregate = this.#aggregates.get(key) ?? { source: input.source, method: input.method.kind, count: 0, since: now, budgetTripped: false };
     aggregate.count += 1;
@@ -253,7 +329,82 @@ export class PairingService {
       if (input.method.kind === 'pin') this.#scheduleBudgetPersist(now);
       this.#scheduleAuditFlush();
     }
-    throw invalid;
+  }
+
+  /**
+   * BeginPinPairingSession (PIN pairing v2, round 1): a session for the one active PIN code, bound to the device id
+   * and commitment; answers the code's public salt. Nothing about the PIN is tried yet, so nothing is counted.
+   */
+  async beginPake(input: BeginPakeInput): Promise<{ session: PublicPairingSession; salt: Uint8Array }> {
+    await this.#admin.refreshIfChanged();
+    const now = this.#clock();
+    await this.#settleExpiredGuesses(now);
+    if (PairingService.#exhausted(this.#budgetView(true))) throw new PalyraError('pairing_budget_exhausted');
+    const record = activePinCode(this.#admin.runtime, now);
+    if (record?.pin === undefined) throw new PalyraError('pairing_code_invalid', 'no PIN code is active on this gateway');
+    const session = this.#sessions.start({
+      clientKind: input.clientKind,
+      method: { kind: 'pin', proof: '' },
+      now,
+      deviceX25519Commitment: input.commitment,
+      pake: { deviceId: input.deviceId },
+    });
+    this.#reserved.set(session.sessionId, { record, proof: '', pake: { deviceId: input.deviceId, commitment: Uint8Array.from(input.commitment), source: input.source, state: null } });
+    await this.#admin.audit('pairing_session_started', { session_id: session.sessionId, method: 'pin', client_kind: input.clientKind, committed: true, pake: true });
+    return { session, salt: loadPinVerifier(record.pin).salt };
+  }
+
+  /**
+   * ExchangePinPake (round 2): the verifier's answer to shareP. Once answered, the exchange counts as one guess in
+   * the PIN budget until its session confirms; a session answers at most once.
+   */
+  async exchangePake(input: { sessionId: string; shareP: Uint8Array }): Promise<{ shareV: Uint8Array; confirmV: Uint8Array }> {
+    const reservation = this.#reserved.get(input.sessionId);
+    const pake = reservation?.pake;
+    if (reservation === undefined || pake === undefined || pake.state !== null) throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
+    const drop = (): void => {
+      this.#reserved.delete(input.sessionId);
+      this.#sessions.remove(input.sessionId);
+    };
+    const session = this.#sessions.get(input.sessionId);
+    const now = this.#clock();
+    if (session === undefined) {
+      this.#reserved.delete(input.sessionId);
+      throw new PalyraError('pairing_session_not_found');
+    }
+    if (now > session.expiresAtUnixMs) {
+      drop();
+      throw new PalyraError('pairing_session_expired');
+    }
+    await this.#admin.refreshIfChanged();
+    await this.#settleExpiredGuesses(now);
+    if (PairingService.#exhausted(this.#budgetView(true))) {
+      drop();
+      throw new PalyraError('pairing_budget_exhausted');
+    }
+    const current = this.#admin.runtime.codes.get(reservation.record.codeHash);
+    if (current?.pin === undefined || isPairingCodeExpired(current, now)) {
+      drop();
+      throw new PalyraError('pairing_code_invalid', 'the PIN code was used, voided or expired');
+    }
+    const ctx = pinPairingPakeContext({
+      sessionId: session.sessionId,
+      clientKind: session.clientKind,
+      gatewayEphemeralPublic: session.gatewayEphemeralPublic,
+      deviceX25519Commitment: pake.commitment,
+      deviceId: pake.deviceId,
+      caPin: this.#admin.identity.caSpkiPin,
+    });
+    let response;
+    try {
+      response = verifierRespond(loadPinVerifier(current.pin), input.shareP, ctx);
+    } catch (e) {
+      drop();
+      throw e;
+    }
+    pake.state = response.state;
+    this.#pakeGuesses.set(input.sessionId, { source: pake.source, at: now, expiresAt: session.expiresAtUnixMs });
+    return { shareV: response.shareV, confirmV: response.confirmV };
   }
 
   #scheduleBudgetPersist(now: number): void {
@@ -338,6 +489,11 @@ export class PairingService {
   /** Writes what is still only counted in memory (call before the gateway stops). */
   async close(): Promise<void> {
     this.#closed = true;
+    // Answered exchanges that never confirmed count, as they would at their expiry.
+    for (const [sessionId, g] of [...this.#pakeGuesses]) {
+      this.#pakeGuesses.delete(sessionId);
+      await this.#recordFailure(g.source, 'pin', g.at);
+    }
     for (const t of [this.#budgetTimer, this.#auditTimer]) if (t !== null) this.#timers.clear(t);
     this.#budgetTimer = null;
     this.#auditTimer = null;
@@ -351,6 +507,33 @@ export class PairingService {
     const reservation = this.#reserved.get(input.sessionId);
     this.#reserved.delete(input.sessionId);
     if (reservation === undefined) throw new PalyraError('pairing_session_not_found', 'pairing session does not have a reserved code');
+    let proof = reservation.proof;
+    const pake = reservation.pake;
+    if (pake === undefined) {
+      if (input.pakeConfirmP != null && input.pakeConfirmP.length > 0) {
+        this.#sessions.remove(input.sessionId);
+        throw new PalyraError('invalid_argument', 'pake_confirm_p is only for PIN pairing v2 sessions');
+      }
+    } else {
+      const guess = this.#pakeGuesses.get(input.sessionId);
+      this.#pakeGuesses.delete(input.sessionId);
+      if (pake.state === null || guess === undefined) {
+        this.#sessions.remove(input.sessionId);
+        throw new PalyraError('invalid_argument', 'a PIN pairing v2 session needs ExchangePinPake before CompletePairingSession');
+      }
+      let sharedKey: Uint8Array;
+      try {
+        sharedKey = verifierFinish(pake.state, input.pakeConfirmP ?? new Uint8Array());
+      } catch (e) {
+        this.#sessions.remove(input.sessionId);
+        const err = toPalyraError(e);
+        await this.#recordFailure(guess.source, 'pin', guess.at);
+        await this.#admin.audit('pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code });
+        throw err;
+      }
+      proof = pinPairingV2Proof(sharedKey);
+      this.#sessions.bindPakeProof(input.sessionId, proof);
+    }
     await this.#admin.identity.refreshIfChanged();
     let verified;
     try {
@@ -360,7 +543,7 @@ export class PairingService {
           protocolVersion: Math.max(input.protocolVersion, 1),
           deviceId: input.deviceId,
           clientKind: input.clientKind,
-          proof: reservation.proof,
+          proof,
           deviceSigningPublic: input.deviceSigningPublic,
           deviceX25519Public: input.deviceX25519Public,
           challengeSignature: input.challengeSignature,
@@ -383,7 +566,14 @@ export class PairingService {
       await parseAndVerifyCsr(input.csrDer);
     }
     const csrDerB64 = input.csrDer === null || input.csrDer.length === 0 ? null : toBase64(input.csrDer);
-    return this.#admin.mutateRuntime((_state, now) => {
+    return this.#admin.mutateRuntime((state, now) => {
+      // v2 consumes its PIN code only now, once the PAKE confirmed (v1 consumed it at Begin).
+      const ops: RuntimeOp[] = [];
+      if (pake !== undefined) {
+        const code = state.codes.get(reservation.record.codeHash);
+        if (code === undefined || isPairingCodeExpired(code, now)) throw new PalyraError('pairing_code_invalid', 'the PIN code was used, voided or expired');
+        ops.push({ op: 'delete_code', code_hash: code.codeHash });
+      }
       const request: StoredPairingRequest = {
         ...createPairingRequest({
           requestId: input.sessionId,
@@ -401,17 +591,18 @@ export class PairingService {
           sas: verified.sas,
           sasVerifiable: verified.sasVerifiable,
           deviceName,
+          sasStatus: pake !== undefined ? 'confirmed' : verified.sasVerifiable ? 'compare' : 'unverifiable',
         }),
         csrDerB64,
         material: null,
         materialDeliveredAtUnixMs: null,
       };
       return {
-        ops: [{ op: 'put_request', request }],
+        ops: [...ops, { op: 'put_request', request }],
         result: request,
         audit: [
           'pairing_requested',
-          { request_id: request.requestId, device_id: request.deviceId, client_kind: request.clientKind, method: request.method, sas: request.sas, sas_verifiable: request.sasVerifiable, identity_fingerprint: request.identityFingerprint, device_name: deviceName },
+          { request_id: request.requestId, device_id: request.deviceId, client_kind: request.clientKind, method: request.method, sas: request.sas, sas_verifiable: request.sasVerifiable, sas_status: request.sasStatus, identity_fingerprint: request.identityFingerprint, device_name: deviceName },
         ],
       };
     });

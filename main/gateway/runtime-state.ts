@@ -1,5 +1,6 @@
 /**
- * The gateway's pairing runtime (REFERENCE.md §1.10, §6.6, with PROTOCOL.md §5): minted codes (hashes only),
+ * The gateway's pairing runtime (REFERENCE.md §1.10, §6.6, with PROTOCOL.md §5): minted codes (QR token hashes,
+ * PIN SPAKE2+ verifiers),
  * pairing requests, registered nodes and the PIN guessing budget. Stored encrypted beside the identity state as
  * `node-runtime.v1.json` + journal, so a CLI in another process can mint, list, approve and reject while the
  * gateway runs. Heartbeats and capability traffic stay in memory (they would otherwise rewrite the file per beat).
@@ -10,7 +11,7 @@ import type { PairingRequest } from '../core/pairing-requests.js';
 import type { PinGuessBudgetSnapshot } from '../core/pin-budget.js';
 import { z } from 'zod';
 import { CLIENT_KINDS } from '../core/client-kind.js';
-import { PAIRING_REQUEST_STATES } from '../core/pairing-requests.js';
+import { PAIRING_REQUEST_STATES, SAS_STATUSES, defaultSasStatus } from '../core/pairing-requests.js';
 import { parseStateDocument } from '../store/state-schema.js';
 
 export const RUNTIME_STATE_KEY = 'node-runtime.v1.json';
@@ -126,8 +127,11 @@ const unixMs = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const clientKind = z.enum(CLIENT_KINDS);
 const method = z.enum(['pin', 'qr']);
 
+const pinVerifierSchema = z.looseObject({ saltB64: z.string(), w0B64: z.string(), lB64: z.string() });
+
 const codeSchema = z.looseObject({
   codeHash: z.string(),
+  pin: pinVerifierSchema.optional(),
   method,
   kind: clientKind.nullable(),
   issuedBy: z.string(),
@@ -160,6 +164,7 @@ const requestSchema = z.looseObject({
   transcriptHashHex: z.string(),
   sas: z.string(),
   sasVerifiable: z.boolean(),
+  sasStatus: z.enum(SAS_STATUSES).optional(),
   completedAtUnixMs: unixMs.nullable(),
   csrDerB64: z.string().nullable(),
   material: materialSchema.nullable(),
@@ -197,8 +202,9 @@ const runtimeSchema = z.looseObject({
 export function runtimeStateFromJson(json: unknown, document = RUNTIME_STATE_KEY): { state: RuntimeState; generation: number } {
   const o = parseStateDocument(runtimeSchema, json, document);
   const state = emptyRuntimeState();
-  for (const c of o.codes) state.codes.set(c.codeHash, c);
-  for (const r of o.requests) state.requests.set(r.requestId, r);
+  // A PIN code stored before PIN pairing v2 (a hash, no verifier) is dropped: codes live at most 24 h.
+  for (const c of o.codes) if (c.method !== 'pin' || c.pin !== undefined) state.codes.set(c.codeHash, c);
+  for (const r of o.requests) state.requests.set(r.requestId, { ...r, sasStatus: r.sasStatus ?? defaultSasStatus(r.sasVerifiable) });
   for (const n of o.nodes) state.nodes.set(n.deviceId, n);
   state.pinBudget = o.pin_budget;
   state.pinFailuresSinceMint = o.pin_failures_since_mint;

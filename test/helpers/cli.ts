@@ -30,9 +30,9 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): Chi
 }
 
 /** Runs one command to completion (killed and rejected after the timeout). */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {}): Promise<CliResult> {
   const child = spawnCli(args, options.env ?? cliEnv());
-  child.stdin.end();
+  child.stdin.end(options.stdin ?? '');
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

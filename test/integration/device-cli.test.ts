@@ -45,9 +45,9 @@ interface Watched {
   waitForLine: (match: (line: string) => boolean, what: string, ms?: number) => Promise<string>;
 }
 
-function watch(args: string[]): Watched {
+function watch(args: string[], stdin = ''): Watched {
   const child = spawnCli(args);
-  child.stdin.end();
+  child.stdin.end(stdin);
   const lines: string[] = [];
   const waiters = new Set<() => void>();
   let partial = '';
@@ -206,14 +206,18 @@ describe('palyra device (processes)', () => {
     const gateway = await gatewayOn(stateDir);
     const minted = await runCliJson(['pairing', 'code', '--method', 'pin', '--state-dir', stateDir]);
     const { code: pin } = minted.json as { code: string };
-    const pair = watch(['device', 'pair', '--pin', pin, '--gateway', gateway.ready.listen, '--kind', 'cli', '--device-dir', deviceDir, '--keychain', 'file', '--json']);
+    // Typed as a person reads it off the screen: "655 376" (spaces are ignored), through stdin.
+    const typed = `${pin.slice(0, 3)} ${pin.slice(3)}\n`;
+    const pair = watch(['device', 'pair', '--pin-stdin', '--gateway', gateway.ready.listen, '--kind', 'cli', '--device-dir', deviceDir, '--keychain', 'file', '--json'], typed);
     const awaiting = JSON.parse(await pair.waitForLine((l) => l.includes('"awaiting_approval"'), 'awaiting_approval')) as { sas: string; request_id: string };
     const events = pair.lines.map((l) => JSON.parse(l) as { type: string; pinned?: boolean; ca_fingerprint?: string });
     expect(events.map((e) => e.type)).toEqual(['connecting', 'verifying_gateway', 'awaiting_approval']);
     expect(events[1]).toMatchObject({ pinned: false, ca_fingerprint: gateway.ready.ca_fingerprint });
+    // PIN pairing v2: the exchange verified the gateway, so nothing is left to compare.
+    expect(events[2]).toMatchObject({ sas_status: 'confirmed', verified_by: 'pin' });
     const listed = await runCliJson(['pairing', 'list', '--state-dir', stateDir]);
-    const request = (listed.json as { requests: (RequestJson & { client_kind: string })[] }).requests.find((r) => r.request_id === awaiting.request_id)!;
-    expect(request).toMatchObject({ sas: awaiting.sas, client_kind: 'cli' });
+    const request = (listed.json as { requests: (RequestJson & { client_kind: string; sas_status: string })[] }).requests.find((r) => r.request_id === awaiting.request_id)!;
+    expect(request).toMatchObject({ sas: awaiting.sas, client_kind: 'cli', sas_status: 'confirmed' });
     const approved = await runCli(['pairing', 'approve', request.request_id, '--state-dir', stateDir]);
     expect(approved.code, approved.stderr).toBe(0);
     expect((await exitWithin(pair, PROCESS_WAIT_MS)).code, pair.stderr()).toBe(0);
@@ -264,9 +268,16 @@ describe('palyra device (processes)', () => {
     expect(mismatch.code).toBe(1);
     expect(mismatch.stderr).toMatch(/^error\[ca_pin_mismatch\]: /m);
 
-    const wrongPin = await runCli(['device', 'pair', '--pin', '000000', '--gateway', gateway.ready.listen, '--device-dir', await newDir('palyra-dcli-dev-'), '--keychain', 'file', '--json']);
+    // No PIN code is active: v2 answers at once, before any PIN is tried.
+    const noCode = await runCli(['device', 'pair', '--pin-stdin', '--gateway', gateway.ready.listen, '--device-dir', await newDir('palyra-dcli-dev-'), '--keychain', 'file', '--json'], { stdin: '000000\n' });
+    expect(noCode.code).toBe(1);
+    expect(JSON.parse(noCode.stdout.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'pairing_code_invalid' } });
+    const pinMinted = await runCliJson(['pairing', 'code', '--method', 'pin', '--state-dir', stateDir]);
+    const rightPin = (pinMinted.json as { code: string }).code;
+    const wrong = String((Number(rightPin) + 1) % 1_000_000).padStart(6, '0');
+    const wrongPin = await runCli(['device', 'pair', '--pin', wrong, '--allow-insecure-pin-arg', '--gateway', gateway.ready.listen, '--device-dir', await newDir('palyra-dcli-dev-'), '--keychain', 'file', '--json']);
     expect(wrongPin.code).toBe(1);
-    expect(JSON.parse(wrongPin.stdout.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'pairing_code_invalid' } });
+    expect(JSON.parse(wrongPin.stdout.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'pake_confirmation_failed' } });
 
     const pair = watch(['device', 'pair', uri, '--device-dir', await newDir('palyra-dcli-dev-'), '--keychain', 'file']);
     await pair.waitForLine((l) => l.includes('waiting for approval'), '"waiting for approval"');
@@ -281,10 +292,13 @@ describe('palyra device (processes)', () => {
   it('treats a malformed command line as a usage error (exit 2)', async () => {
     for (const args of [
       ['device', 'pair'],
-      ['device', 'pair', '--pin', '12345', '--gateway', '127.0.0.1:7444'],
-      ['device', 'pair', '--pin', '123456'],
+      ['device', 'pair', '--pin', '12345', '--allow-insecure-pin-arg', '--gateway', '127.0.0.1:7444'],
+      ['device', 'pair', '--pin', '123456', '--allow-insecure-pin-arg'],
+      // A PIN in argv is refused without the explicit opt-in.
+      ['device', 'pair', '--pin', '123456', '--gateway', '127.0.0.1:7444'],
+      ['device', 'pair', '--pin-stdin', '--gateway', '127.0.0.1:7444'],
       ['device', 'pair', '0123456789ABCDEF0123456789ABCDEF'],
-      ['device', 'pair', 'palyra://pair?x', '--pin', '123456'],
+      ['device', 'pair', 'palyra://pair?x', '--pin', '123456', '--allow-insecure-pin-arg'],
       ['device', 'status', '--keychain', 'vault'],
       ['device', 'frobnicate'],
     ]) {
@@ -294,6 +308,6 @@ describe('palyra device (processes)', () => {
     }
     const help = await runCli(['device', 'pair', '--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/--pin PIN --gateway HOST:PORT/);
+    expect(help.stdout).toMatch(/--pin-stdin --gateway HOST:PORT/);
   });
 });

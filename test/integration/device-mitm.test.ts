@@ -9,7 +9,8 @@ import { CertificateAuthority, createCertificateAuthority } from '../../main/cor
 import { createCertificateSigningRequest } from '../../main/core/csr.js';
 import { DeviceIdentity, generatePairingKeyExchange, x25519Commitment } from '../../main/core/device-identity.js';
 import { buildDeviceHello, PAIRING_PROTOCOL_VERSION, signCsrBinding } from '../../main/core/handshake.js';
-import { hashPairingCode } from '../../main/core/pairing-codes.js';
+import { storePinVerifier } from '../../main/core/pairing-codes.js';
+import { pinVerifier } from '../../main/core/pin-hash.js';
 import { parsePairingUri } from '../../main/core/pairing-uri.js';
 import { generateP256KeyPair } from '../../main/core/x509-keys.js';
 import { DeviceAgent } from '../../main/device/device-agent.js';
@@ -31,9 +32,10 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
 });
 
-async function startGateway(name: string): Promise<Gateway> {
+async function startGateway(name: string, extra: { disablePake?: boolean } = {}): Promise<Gateway> {
   const { dir, cleanup } = await tempDir('palyra-mitm-gw-');
   const gateway = await Gateway.start({
+    ...extra,
     stateDir: dir,
     listen: { host: '127.0.0.1', port: 0 },
     name,
@@ -146,17 +148,19 @@ describe('QR pairing through a TLS proxy with its own CA', () => {
   });
 });
 
-describe('PIN pairing through a MITM that terminates TLS and pairs on with the real gateway', () => {
-  it('shows the device a different SAS than the one the real gateway shows the operator', async () => {
-    const real = await startGateway('Front Desk');
+describe('PIN pairing v1 (gateways without v2) through a MITM that terminates TLS and pairs on with the real gateway', () => {
+  it('shows the device a different SAS than the one the real gateway shows the operator, marked compare/TOFU', async () => {
+    // Both legs without PIN pairing v2 (reference-like gateways), so the device falls back to v1.
+    const real = await startGateway('Front Desk', { disablePake: true });
     const minted = await real.admin.mintCode({ method: 'pin', kind: 'node', issuedBy: 'test', gatewayAddresses: [], gatewayName: null });
     const pin = minted.code;
 
     // Leg 1, facing the device: our own gateway code with the attacker's CA, posing under the same name. A real
     // MITM learns the PIN from the Begin it terminates; having it earlier only helps the attacker.
-    const mitm = await startGateway('Front Desk');
+    const mitm = await startGateway('Front Desk', { disablePake: true });
+    const mitmRecord = { codeHash: 'pin:00000000000000000000000000000001', pin: storePinVerifier(pinVerifier(pin)), method: 'pin' as const, kind: null, issuedBy: 'mitm' };
     await mitm.admin.mutateRuntime((_state, now) => ({
-      ops: [{ op: 'put_code', record: { codeHash: hashPairingCode(pin), method: 'pin', kind: null, issuedBy: 'mitm', createdAtUnixMs: now, expiresAtUnixMs: now + 600_000 } }],
+      ops: [{ op: 'put_code', record: { ...mitmRecord, createdAtUnixMs: now, expiresAtUnixMs: now + 600_000 } }],
       result: undefined,
     }));
 
@@ -189,6 +193,8 @@ describe('PIN pairing through a MITM that terminates TLS and pairs on with the r
     // Each leg has its own transcript MAC, and the commitments stop either side from grinding for a match.
     expect(deviceSas).not.toBe(gatewaySas);
     expect(operatorView[0]!.sas_verifiable).toBe(true);
+    expect(operatorView[0]!.sas_status).toBe('compare');
+    expect(events.find((e) => e.type === 'awaiting_approval')).toMatchObject({ sas_status: 'compare', verified_by: 'tofu' });
     // The device also saw the attacker's CA, not the real one (it shows that fingerprint for comparison).
     const seen = events.find((e) => e.type === 'verifying_gateway');
     expect(seen).toMatchObject({ pinned: false });

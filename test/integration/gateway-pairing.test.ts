@@ -126,6 +126,7 @@ describe('gateway pairing over TLS', () => {
     const minted = await gateway.admin.mintCode({ method: 'pin', kind: 'node', issuedBy: 'test', gatewayAddresses: [], gatewayName: null });
     const wrong = minted.code === '000000' ? '000001' : '000000';
     const codes: string[] = [];
+    // PIN pairing v2: each wrong PIN fails key confirmation, and each answered exchange is a guess on the gateway.
     for (let i = 0; i < 21; i++) {
       try {
         await pairDevice({ store, target: { method: 'pin', pin: wrong, gateway: gateway.listen }, kind: 'node' });
@@ -133,15 +134,19 @@ describe('gateway pairing over TLS', () => {
         codes.push((e as PalyraError).code);
       }
     }
-    expect(codes.slice(0, 20)).toEqual(Array(20).fill("pairing_code_invalid"));
-    expect(codes[20]).toBe('pairing_budget_exhausted');
-    // The outstanding PIN was voided: even the right PIN is refused now.
-    await expect(pairDevice({ store, target: { method: 'pin', pin: minted.code, gateway: gateway.listen }, kind: 'node' })).rejects.toMatchObject({ code: 'pairing_budget_exhausted' });
+    expect(codes.slice(0, 20)).toEqual(Array(20).fill('pake_confirmation_failed'));
+    // The device's own limit (20 per gateway CA) stops it before it asks again.
+    expect(codes[20]).toBe('pake_attempts_exhausted');
+    // Another device: the gateway's budget has 20 guesses in it, so even the right PIN is refused now.
+    const other = await openTestDevice();
+    cleanups.push(other.cleanup);
+    await expect(pairDevice({ store: other.store, target: { method: 'pin', pin: wrong, gateway: gateway.listen }, kind: 'node' })).rejects.toMatchObject({ code: 'pairing_budget_exhausted' });
+    await expect(pairDevice({ store: other.store, target: { method: 'pin', pin: minted.code, gateway: gateway.listen }, kind: 'node' })).rejects.toMatchObject({ code: 'pairing_budget_exhausted' });
     // A new PIN code resets the budget.
     const fresh = await gateway.admin.mintCode({ method: 'pin', kind: 'node', issuedBy: 'test', gatewayAddresses: [], gatewayName: null });
     const events: PairingProgress[] = [];
     const ok = pairDevice({
-      store,
+      store: other.store,
       target: { method: 'pin', pin: fresh.code, gateway: gateway.listen },
       kind: 'node',
       onProgress: (e) => {

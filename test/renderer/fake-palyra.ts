@@ -90,6 +90,7 @@ export function requestView(overrides: Partial<RequestView> = {}): RequestView {
     method: 'qr',
     sas: '042917',
     sas_verifiable: true,
+    sas_status: 'compare',
     identity_fingerprint: FINGERPRINT,
     requested_at_unix_ms: now - 10_000,
     expires_at_unix_ms: now + 290_000,

@@ -15,7 +15,8 @@ import { CLIENT_KINDS } from '../../core/client-kind.js';
 import type { ClientKind } from '../../core/client-kind.js';
 import { normalizeDeviceName } from '../../core/device-name.js';
 import { isErrorCode, PalyraError } from '../../core/errors.js';
-import { parseTtl, validatePairingProof } from '../../core/pairing-codes.js';
+import { parseTtl } from '../../core/pairing-codes.js';
+import { normalizePinInput } from '../../core/pin-pairing-v2.js';
 import { parseScannedPayload } from '../../core/pairing-uri.js';
 import { formatHostPort, parseHostPort } from '../../core/net-address.js';
 import { DeviceAgent } from '../../device/device-agent.js';
@@ -95,18 +96,26 @@ const PAIR_SPEC: CommandSpec = defineCommand({
   summary: 'pair with a gateway (QR URI, or PIN + gateway address)',
   usage: [
     'URI [--name NAME] [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
-    '--pin PIN --gateway HOST:PORT [--name NAME] [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    '--pin-stdin --gateway HOST:PORT [--name NAME] [--kind desktop|node|cli] [--wait 5m] [--device-dir DIR] [--keychain os|file]',
+    '--pin PIN --allow-insecure-pin-arg --gateway HOST:PORT [...]',
     'TOKEN --gateway HOST:PORT [...]',
   ],
   description: `Pairs this device with a gateway. URI is the palyra://pair?… link of a QR code: the device checks the gateway's CA
-against the pin it carries before sending anything. With a 6-digit PIN (or a bare reference QR token) there is no
-pin: the device shows the CA fingerprint it saw and trusts it on first use. Either way both sides show a short
-authentication string (SAS); the operator approves only if the two match.
+against the pin it carries before sending anything. With a 6-digit PIN the device runs PIN pairing v2 (SPAKE2+): the
+PIN never leaves the device, and the exchange verifies the gateway's CA ("verified by PIN") so there is no SAS to
+compare. A gateway without v2 (a reference gateway) gets the v1 PIN pairing: the CA is trusted on first use and both
+sides show a short authentication string (SAS) that the operator must compare; so does a bare reference QR token.
+
+The PIN is read from stdin with --pin-stdin (on a terminal: a prompt that does not echo); spaces and dashes are
+ignored ("655 376", "655-376"). A PIN in the command line is refused unless --allow-insecure-pin-arg: other users
+of the machine can read a process's arguments.
 
 Prints the SAS and "waiting for approval" while the request is pending, then the paired device id.
 Exit 1 with error[ca_pin_mismatch], error[pairing_rejected], error[pairing_expired], error[pairing_code_invalid], …`,
   options: {
-    pin: { type: 'string', placeholder: 'PIN', description: "a 6-digit PIN from 'palyra pairing code --method pin'" },
+    'pin-stdin': { type: 'boolean', description: "read the 6-digit PIN from 'palyra pairing code --method pin' from stdin (a prompt on a terminal)" },
+    pin: { type: 'string', placeholder: 'PIN', description: 'the PIN in the command line: refused unless --allow-insecure-pin-arg' },
+    'allow-insecure-pin-arg': { type: 'boolean', description: 'accept --pin PIN (visible to other users in the process list)' },
     gateway: {
       type: 'string',
       placeholder: 'HOST:PORT',
@@ -147,22 +156,78 @@ at the gateway and exit 1 with error[cancelled].`,
   ],
 });
 
-function pairingTarget(args: ParsedCommand, now: number): { target: PairingTarget; uriKind: ClientKind | null } {
+/** The PIN from stdin: a no-echo prompt on a terminal, else the first line of what was piped (at most 256 bytes). */
+async function readPinFromStdin(context: CliContext): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) {
+    context.out.note('PIN: ');
+    stdin.setRawMode(true);
+    stdin.resume();
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        let typed = '';
+        const onData = (chunk: Buffer): void => {
+          for (const ch of chunk.toString('utf8')) {
+            if (ch === '\r' || ch === '\n') {
+              finish();
+              resolve(typed);
+              return;
+            }
+            if (ch === '\u0003') {
+              finish();
+              reject(new PalyraError('cancelled', 'PIN entry was cancelled'));
+              return;
+            }
+            if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+            else if (typed.length < 64) typed += ch;
+          }
+        };
+        const finish = (): void => {
+          stdin.off('data', onData);
+        };
+        stdin.on('data', onData);
+      });
+    } finally {
+      stdin.setRawMode(false);
+      stdin.pause();
+    }
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stdin as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > 256 || chunk.includes(0x0a)) break;
+  }
+  return (Buffer.concat(chunks).toString('utf8').split('\n')[0] ?? '').slice(0, 256);
+}
+
+async function pinOf(args: ParsedCommand, context: CliContext): Promise<string | undefined> {
+  const command = PAIR_SPEC.name;
+  const fromArgv = args.string('pin');
+  const fromStdin = args.flag('pin-stdin');
+  if (fromArgv !== undefined && fromStdin) throw usageError('give either --pin-stdin or --pin, not both', command);
+  if (fromArgv !== undefined && !args.flag('allow-insecure-pin-arg')) {
+    throw usageError('a PIN in the command line can be read by other users; use --pin-stdin (or add --allow-insecure-pin-arg)', command);
+  }
+  if (args.flag('allow-insecure-pin-arg') && fromArgv === undefined) throw usageError('--allow-insecure-pin-arg goes with --pin PIN', command);
+  const text = fromArgv ?? (fromStdin ? await readPinFromStdin(context) : undefined);
+  if (text === undefined) return undefined;
+  return parseOptionValue(fromStdin ? '--pin-stdin' : '--pin', command, () => normalizePinInput(text));
+}
+
+function pairingTarget(args: ParsedCommand, now: number, pin: string | undefined): { target: PairingTarget; uriKind: ClientKind | null } {
   const command = PAIR_SPEC.name;
   const scanned = args.positional('URI');
-  const pin = args.string('pin');
   const gatewayText = args.string('gateway');
   const gateway =
     gatewayText === undefined ? undefined : parseOptionValue('--gateway', command, () => formatHostPort(parseHostPort(gatewayText.trim())));
-  if (scanned !== undefined && pin !== undefined) throw usageError('give either a pairing URI or --pin, not both', command);
+  if (scanned !== undefined && pin !== undefined) throw usageError('give either a pairing URI or a PIN, not both', command);
   if (pin !== undefined) {
-    parseOptionValue('--pin', command, () => {
-      validatePairingProof('pin', pin);
-    });
-    if (gateway === undefined) throw usageError('--pin needs --gateway HOST:PORT', command);
+    if (gateway === undefined) throw usageError('a PIN needs --gateway HOST:PORT', command);
     return { target: { method: 'pin', pin, gateway }, uriKind: null };
   }
-  if (scanned === undefined) throw usageError('give a pairing URI, or --pin PIN with --gateway HOST:PORT', command);
+  if (scanned === undefined) throw usageError('give a pairing URI, or --pin-stdin with --gateway HOST:PORT', command);
   const payload = parseScannedPayload(scanned, { now });
   if (payload.type === 'token') {
     if (gateway === undefined) throw usageError('a bare pairing token (reference QR code) needs --gateway HOST:PORT', command);
@@ -195,7 +260,18 @@ function progressText(event: PairingProgress): string[] {
           ];
     case 'awaiting_approval': {
       const name = event.gateway_name === null ? event.gateway : `${event.gateway_name} (${event.gateway})`;
+      if (event.verified_by === 'pin') {
+        return [
+          'Gateway verified by PIN (PIN pairing v2): no code to compare.',
+          `waiting for approval of request ${event.request_id} on ${name} ...`,
+        ];
+      }
+      const tofu =
+        event.verified_by === 'tofu'
+          ? ['This gateway does not support PIN pairing v2: it is trusted on first use. Compare the SAS with the gateway before it is approved.']
+          : [];
       return [
+        ...tofu,
         `SAS: ${event.sas}`,
         `waiting for approval of request ${event.request_id} on ${name}; approve it only if the gateway shows the same SAS ${event.sas}`,
       ];
@@ -211,7 +287,7 @@ function progressText(event: PairingProgress): string[] {
 
 async function runPair(args: ParsedCommand, context: CliContext): Promise<number> {
   const command = PAIR_SPEC.name;
-  const { target, uriKind } = pairingTarget(args, Date.now());
+  const { target, uriKind } = pairingTarget(args, Date.now(), await pinOf(args, context));
   const kindText = args.string('kind');
   const kind = kindText === undefined ? (uriKind ?? DEFAULT_CLI_DEVICE_KIND) : oneOf('--kind', kindText, CLIENT_KINDS, command);
   const waitText = args.string('wait');
@@ -321,7 +397,7 @@ async function runStatus(args: ParsedCommand, context: CliContext): Promise<numb
   out.line(`Paired:            ${pairedText}`);
   if (status.gateway !== null) {
     out.line(`Gateway:           ${status.gateway_name === null ? status.gateway : `${status.gateway_name} (${status.gateway})`}`);
-    out.line(`Gateway CA:        ${status.ca_fingerprint ?? '-'} (${status.pinned_by === 'qr' ? 'pinned by QR code' : 'trusted on first use'})`);
+    out.line(`Gateway CA:        ${status.ca_fingerprint ?? '-'} (${status.pinned_by === 'qr' ? 'pinned by QR code' : status.pinned_by === 'pin' ? 'verified by PIN' : 'trusted on first use'})`);
   }
   out.line(`Certificate until: ${formatTimestamp(status.cert_expires_at_unix_ms)}`);
   out.line(`Secrets:           ${keychainText(status.keychain)}`);

@@ -20,6 +20,8 @@ import { shutdownSignal } from '../signals.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7444';
 export const INSECURE_OPT_OUT_ENV = 'PALYRA_ALLOW_INSECURE_NODE_RPC_WITHOUT_MTLS';
+/** Test only: the gateway answers the PIN pairing v2 RPCs UNIMPLEMENTED, as a reference gateway does. */
+export const TEST_DISABLE_PAKE_ENV = 'PALYRA_TEST_DISABLE_PAKE';
 /** CLI.md: exit within 2 s of SIGINT/SIGTERM. The gateway's stop() promises that; this is the backstop. */
 const SHUTDOWN_DEADLINE_MS = 1_900;
 
@@ -60,6 +62,10 @@ and "addresses" lists every address they can dial.`,
     'allow-legacy-device-ids': {
       type: 'boolean',
       description: 'accept device ids not derived from the device key (reference-built nodes)',
+    },
+    'require-pake': {
+      type: 'boolean',
+      description: 'PIN pairing only with SPAKE2+ (v2): refuse reference clients that send the PIN (pake_required)',
     },
   },
   positionals: [],
@@ -109,6 +115,8 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       insecureNodeRpcOptOut: optOut,
       allowServerGeneratedKeys: args.flag('allow-server-generated-keys'),
       allowLegacyDeviceIds: args.flag('allow-legacy-device-ids'),
+      requirePake: args.flag('require-pake'),
+      disablePake: parseBooleanEnv(context.env, TEST_DISABLE_PAKE_ENV, command),
       keychain: choice.keychain,
       announce,
       log,

@@ -38,6 +38,8 @@ export interface RequestOutput {
   state: RequestView['state'];
   method: PairingMethodKind;
   sas: string;
+  /** confirmed (PIN pairing v2: nothing to compare) | compare | unverifiable */
+  sas_status: RequestView['sas_status'];
   identity_fingerprint: string;
   requested_at_unix_ms: number;
   reason: string | null;
@@ -58,6 +60,7 @@ export function requestOutput(r: RequestView): RequestOutput {
     state: r.state,
     method: r.method,
     sas: r.sas,
+    sas_status: r.sas_status,
     identity_fingerprint: r.identity_fingerprint,
     requested_at_unix_ms: r.requested_at_unix_ms,
     reason: r.reason,
@@ -66,9 +69,13 @@ export function requestOutput(r: RequestView): RequestOutput {
   };
 }
 
-/** The SAS as people should read it: a hello without an X25519 commitment proves nothing with its SAS. */
+/**
+ * The SAS as people should read it: nothing to compare after PIN pairing v2; a hello without an X25519 commitment
+ * proves nothing with its SAS.
+ */
 function sasText(r: RequestView): string {
-  return r.sas_verifiable ? r.sas : `${r.sas} (unverifiable: reference client)`;
+  if (r.sas_status === 'confirmed') return 'verified by PIN (no code to compare)';
+  return r.sas_status === 'compare' ? r.sas : `${r.sas} (unverifiable: reference client)`;
 }
 
 // --- pairing code ------------------------------------------------------------------------------------------------

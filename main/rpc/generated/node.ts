@@ -6,11 +6,15 @@ import type { CanonicalId as _palyra_common_v1_CanonicalId, CanonicalId__Output 
 import type { ReplayProtection as _palyra_common_v1_ReplayProtection, ReplayProtection__Output as _palyra_common_v1_ReplayProtection__Output } from './palyra/common/v1/ReplayProtection.js';
 import type { BeginPairingSessionRequest as _palyra_node_v1_BeginPairingSessionRequest, BeginPairingSessionRequest__Output as _palyra_node_v1_BeginPairingSessionRequest__Output } from './palyra/node/v1/BeginPairingSessionRequest.js';
 import type { BeginPairingSessionResponse as _palyra_node_v1_BeginPairingSessionResponse, BeginPairingSessionResponse__Output as _palyra_node_v1_BeginPairingSessionResponse__Output } from './palyra/node/v1/BeginPairingSessionResponse.js';
+import type { BeginPinPairingSessionRequest as _palyra_node_v1_BeginPinPairingSessionRequest, BeginPinPairingSessionRequest__Output as _palyra_node_v1_BeginPinPairingSessionRequest__Output } from './palyra/node/v1/BeginPinPairingSessionRequest.js';
+import type { BeginPinPairingSessionResponse as _palyra_node_v1_BeginPinPairingSessionResponse, BeginPinPairingSessionResponse__Output as _palyra_node_v1_BeginPinPairingSessionResponse__Output } from './palyra/node/v1/BeginPinPairingSessionResponse.js';
 import type { CancelPairingRequestRequest as _palyra_node_v1_CancelPairingRequestRequest, CancelPairingRequestRequest__Output as _palyra_node_v1_CancelPairingRequestRequest__Output } from './palyra/node/v1/CancelPairingRequestRequest.js';
 import type { CancelPairingRequestResponse as _palyra_node_v1_CancelPairingRequestResponse, CancelPairingRequestResponse__Output as _palyra_node_v1_CancelPairingRequestResponse__Output } from './palyra/node/v1/CancelPairingRequestResponse.js';
 import type { CompletePairingSessionRequest as _palyra_node_v1_CompletePairingSessionRequest, CompletePairingSessionRequest__Output as _palyra_node_v1_CompletePairingSessionRequest__Output } from './palyra/node/v1/CompletePairingSessionRequest.js';
 import type { CompletePairingSessionResponse as _palyra_node_v1_CompletePairingSessionResponse, CompletePairingSessionResponse__Output as _palyra_node_v1_CompletePairingSessionResponse__Output } from './palyra/node/v1/CompletePairingSessionResponse.js';
 import type { DeviceCapability as _palyra_node_v1_DeviceCapability, DeviceCapability__Output as _palyra_node_v1_DeviceCapability__Output } from './palyra/node/v1/DeviceCapability.js';
+import type { ExchangePinPakeRequest as _palyra_node_v1_ExchangePinPakeRequest, ExchangePinPakeRequest__Output as _palyra_node_v1_ExchangePinPakeRequest__Output } from './palyra/node/v1/ExchangePinPakeRequest.js';
+import type { ExchangePinPakeResponse as _palyra_node_v1_ExchangePinPakeResponse, ExchangePinPakeResponse__Output as _palyra_node_v1_ExchangePinPakeResponse__Output } from './palyra/node/v1/ExchangePinPakeResponse.js';
 import type { ExecuteCapabilityRequest as _palyra_node_v1_ExecuteCapabilityRequest, ExecuteCapabilityRequest__Output as _palyra_node_v1_ExecuteCapabilityRequest__Output } from './palyra/node/v1/ExecuteCapabilityRequest.js';
 import type { ExecuteCapabilityResponse as _palyra_node_v1_ExecuteCapabilityResponse, ExecuteCapabilityResponse__Output as _palyra_node_v1_ExecuteCapabilityResponse__Output } from './palyra/node/v1/ExecuteCapabilityResponse.js';
 import type { GetPairingRequestStatusRequest as _palyra_node_v1_GetPairingRequestStatusRequest, GetPairingRequestStatusRequest__Output as _palyra_node_v1_GetPairingRequestStatusRequest__Output } from './palyra/node/v1/GetPairingRequestStatusRequest.js';
@@ -43,11 +47,15 @@ export interface ProtoGrpcType {
       v1: {
         BeginPairingSessionRequest: MessageTypeDefinition<_palyra_node_v1_BeginPairingSessionRequest, _palyra_node_v1_BeginPairingSessionRequest__Output>
         BeginPairingSessionResponse: MessageTypeDefinition<_palyra_node_v1_BeginPairingSessionResponse, _palyra_node_v1_BeginPairingSessionResponse__Output>
+        BeginPinPairingSessionRequest: MessageTypeDefinition<_palyra_node_v1_BeginPinPairingSessionRequest, _palyra_node_v1_BeginPinPairingSessionRequest__Output>
+        BeginPinPairingSessionResponse: MessageTypeDefinition<_palyra_node_v1_BeginPinPairingSessionResponse, _palyra_node_v1_BeginPinPairingSessionResponse__Output>
         CancelPairingRequestRequest: MessageTypeDefinition<_palyra_node_v1_CancelPairingRequestRequest, _palyra_node_v1_CancelPairingRequestRequest__Output>
         CancelPairingRequestResponse: MessageTypeDefinition<_palyra_node_v1_CancelPairingRequestResponse, _palyra_node_v1_CancelPairingRequestResponse__Output>
         CompletePairingSessionRequest: MessageTypeDefinition<_palyra_node_v1_CompletePairingSessionRequest, _palyra_node_v1_CompletePairingSessionRequest__Output>
         CompletePairingSessionResponse: MessageTypeDefinition<_palyra_node_v1_CompletePairingSessionResponse, _palyra_node_v1_CompletePairingSessionResponse__Output>
         DeviceCapability: MessageTypeDefinition<_palyra_node_v1_DeviceCapability, _palyra_node_v1_DeviceCapability__Output>
+        ExchangePinPakeRequest: MessageTypeDefinition<_palyra_node_v1_ExchangePinPakeRequest, _palyra_node_v1_ExchangePinPakeRequest__Output>
+        ExchangePinPakeResponse: MessageTypeDefinition<_palyra_node_v1_ExchangePinPakeResponse, _palyra_node_v1_ExchangePinPakeResponse__Output>
         ExecuteCapabilityRequest: MessageTypeDefinition<_palyra_node_v1_ExecuteCapabilityRequest, _palyra_node_v1_ExecuteCapabilityRequest__Output>
         ExecuteCapabilityResponse: MessageTypeDefinition<_palyra_node_v1_ExecuteCapabilityResponse, _palyra_node_v1_ExecuteCapabilityResponse__Output>
         GetPairingRequestStatusRequest: MessageTypeDefinition<_palyra_node_v1_GetPairingRequestStatusRequest, _palyra_node_v1_GetPairingRequestStatusRequest__Output>

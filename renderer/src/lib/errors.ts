@@ -112,6 +112,8 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   // PIN pairing v2
   pake_invalid_share: 'The pairing exchange carried an invalid value and was stopped. Start again.',
   pake_confirmation_failed: 'The PIN did not match, or someone is intercepting this connection. Check the PIN and start again; if it keeps failing, do not pair over this network.',
+  pake_required: 'This gateway only accepts the secure PIN exchange, which this device did not use. Update the app and try again.',
+  pake_attempts_exhausted: 'The PIN failed too many times with this gateway. Do not pair over this network; ask the operator for a QR code or a new PIN.',
 };
 
 const FALLBACK_TEXT = 'Something went wrong.';

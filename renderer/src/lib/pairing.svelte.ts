@@ -25,6 +25,8 @@ export interface AwaitingApproval {
   readonly requestId: string;
   readonly gateway: string;
   readonly gatewayName: string | null;
+  /** 'pin': PIN pairing v2 verified the gateway, no SAS to compare; 'tofu': v1 fallback, compare the SAS. */
+  readonly verifiedBy: 'qr' | 'pin' | 'tofu' | null;
 }
 
 export interface PairedResult {
@@ -211,7 +213,7 @@ export class PairingStore {
         this.phase = 'progress';
         this.step = 'awaiting_approval';
         this.gateway = progress.gateway;
-        this.awaiting = { sas: progress.sas, requestId: progress.request_id, gateway: progress.gateway, gatewayName: progress.gateway_name };
+        this.awaiting = { sas: progress.sas, requestId: progress.request_id, gateway: progress.gateway, gatewayName: progress.gateway_name, verifiedBy: progress.verified_by ?? null };
         break;
       case 'paired':
         this.phase = 'paired';

@@ -23,6 +23,7 @@ function request(id: string, state: RequestView['state'], kind: RequestView['cli
     method: 'pin',
     sas: '042917',
     sas_verifiable: true,
+    sas_status: 'compare',
     identity_fingerprint: 'ab'.repeat(32),
     requested_at_unix_ms: 1_700_000_000_000,
     expires_at_unix_ms: 1_700_000_600_000,

@@ -4,6 +4,8 @@ import { PalyraError } from '../../../main/core/errors.js';
 import { isCanonicalId } from '../../../main/core/ids.js';
 import {
   clampCodeTtlMs,
+  loadPinVerifier,
+  pinCodeMatches,
   DEFAULT_CODE_TTL_MS,
   hashPairingCode,
   isPairingCodeExpired,
@@ -173,19 +175,35 @@ describe('validatePairingProof', () => {
 describe('newPairingCodeRecord', () => {
   const now = 1_700_000_000_000;
 
-  it('returns the plaintext once and stores only its hash', () => {
+  it('stores a PIN only as its SPAKE2+ verifier under a random key, never the PIN or its hash', async () => {
     const { code, record } = newPairingCodeRecord({ method: 'pin', kind: 'desktop', issuedBy: 'operator', now });
     expect(code).toMatch(/^[0-9]{6}$/);
-    expect(record.codeHash).toBe(hashPairingCode(code));
-    expect(JSON.stringify(record)).not.toContain(`"${code}"`);
+    expect(record.codeHash).toMatch(/^pin:[0-9a-f]{32}$/);
+    const json = JSON.stringify(record);
+    expect(json).not.toContain(code);
+    expect(json).not.toContain(hashPairingCode(code));
     expect(record).toEqual({
-      codeHash: hashPairingCode(code),
+      codeHash: record.codeHash,
+      pin: { saltB64: expect.any(String), w0B64: expect.any(String), lB64: expect.any(String) },
       method: 'pin',
       kind: 'desktop',
       issuedBy: 'operator',
       createdAtUnixMs: now,
       expiresAtUnixMs: now + DEFAULT_CODE_TTL_MS,
     });
+    const v = loadPinVerifier(record.pin!);
+    expect([v.salt.length, v.w0.length, v.L.length]).toEqual([16, 32, 65]);
+    // The v1 path recomputes the verifier from a given PIN and the salt.
+    expect(await pinCodeMatches(record, code)).toBe(true);
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+    expect(await pinCodeMatches(record, wrong)).toBe(false);
+    expect(await pinCodeMatches(record, 'abcdef')).toBe(false);
+  });
+
+  it('stores a QR token as its hash', () => {
+    const { code, record } = newPairingCodeRecord({ method: 'qr', kind: null, issuedBy: 'operator', now });
+    expect(record.codeHash).toBe(hashPairingCode(code));
+    expect(record.pin).toBeUndefined();
   });
 
   it('mints a QR token for the qr method and clamps the TTL', () => {

@@ -44,6 +44,7 @@ function request(): StoredPairingRequest {
     transcriptHashHex: HEX64,
     sas: '123456',
     sasVerifiable: true,
+    sasStatus: 'compare',
     completedAtUnixMs: null,
     csrDerB64: null,
     material: null,

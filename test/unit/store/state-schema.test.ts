@@ -91,7 +91,7 @@ describe('identity state (identity/state.v1.json)', () => {
 describe('pairing runtime (node-runtime.v1.json)', () => {
   function runtime(): Json {
     const state = emptyRuntimeState();
-    state.codes.set('h', { codeHash: 'h', method: 'pin', kind: null, issuedBy: 'cli:op', createdAtUnixMs: 1, expiresAtUnixMs: 2 });
+    state.codes.set('h', { codeHash: 'h', pin: { saltB64: 'AA==', w0B64: 'AA==', lB64: 'AA==' }, method: 'pin', kind: null, issuedBy: 'cli:op', createdAtUnixMs: 1, expiresAtUnixMs: 2 });
     state.nodes.set(DEVICE_ID, { deviceId: DEVICE_ID, platform: 'linux', capabilities: [{ name: 'ping', available: true }], registeredAtUnixMs: 1, lastSeenAtUnixMs: 2 });
     state.pinFailuresSinceMint = 2;
     return clone(runtimeStateToJson(state, 4));
@@ -102,6 +102,12 @@ describe('pairing runtime (node-runtime.v1.json)', () => {
     expect(parsed.generation).toBe(4);
     expect(parsed.state.codes.get('h')?.issuedBy).toBe('cli:op');
     expect(parsed.state.pinFailuresSinceMint).toBe(2);
+  });
+
+  it('drops a PIN code stored before PIN pairing v2 (a hash, no verifier)', () => {
+    const r = runtime();
+    delete (r.codes as Json[])[0]!.pin;
+    expect(runtimeStateFromJson(r).state.codes.size).toBe(0);
   });
 
   it.each([

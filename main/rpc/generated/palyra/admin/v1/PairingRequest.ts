@@ -17,6 +17,7 @@ export interface PairingRequest {
   'decided_at_unix_ms'?: (number | string | Long);
   'reason'?: (string);
   'device_name'?: (string);
+  'sas_status'?: (string);
 }
 
 export interface PairingRequest__Output {
@@ -33,4 +34,5 @@ export interface PairingRequest__Output {
   'decided_at_unix_ms': (number);
   'reason': (string);
   'device_name': (string);
+  'sas_status': (string);
 }

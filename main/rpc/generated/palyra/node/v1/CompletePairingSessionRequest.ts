@@ -16,6 +16,7 @@ export interface CompletePairingSessionRequest {
   'tls_csr_der'?: (Buffer | Uint8Array | string);
   'tls_csr_signature'?: (Buffer | Uint8Array | string);
   'device_name'?: (string);
+  'pake_confirm_p'?: (Buffer | Uint8Array | string);
 }
 
 export interface CompletePairingSessionRequest__Output {
@@ -31,4 +32,5 @@ export interface CompletePairingSessionRequest__Output {
   'tls_csr_der': (Buffer);
   'tls_csr_signature': (Buffer);
   'device_name': (string);
+  'pake_confirm_p': (Buffer);
 }

@@ -5,10 +5,14 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { BeginPairingSessionRequest as _palyra_node_v1_BeginPairingSessionRequest, BeginPairingSessionRequest__Output as _palyra_node_v1_BeginPairingSessionRequest__Output } from '../../../palyra/node/v1/BeginPairingSessionRequest.js';
 import type { BeginPairingSessionResponse as _palyra_node_v1_BeginPairingSessionResponse, BeginPairingSessionResponse__Output as _palyra_node_v1_BeginPairingSessionResponse__Output } from '../../../palyra/node/v1/BeginPairingSessionResponse.js';
+import type { BeginPinPairingSessionRequest as _palyra_node_v1_BeginPinPairingSessionRequest, BeginPinPairingSessionRequest__Output as _palyra_node_v1_BeginPinPairingSessionRequest__Output } from '../../../palyra/node/v1/BeginPinPairingSessionRequest.js';
+import type { BeginPinPairingSessionResponse as _palyra_node_v1_BeginPinPairingSessionResponse, BeginPinPairingSessionResponse__Output as _palyra_node_v1_BeginPinPairingSessionResponse__Output } from '../../../palyra/node/v1/BeginPinPairingSessionResponse.js';
 import type { CancelPairingRequestRequest as _palyra_node_v1_CancelPairingRequestRequest, CancelPairingRequestRequest__Output as _palyra_node_v1_CancelPairingRequestRequest__Output } from '../../../palyra/node/v1/CancelPairingRequestRequest.js';
 import type { CancelPairingRequestResponse as _palyra_node_v1_CancelPairingRequestResponse, CancelPairingRequestResponse__Output as _palyra_node_v1_CancelPairingRequestResponse__Output } from '../../../palyra/node/v1/CancelPairingRequestResponse.js';
 import type { CompletePairingSessionRequest as _palyra_node_v1_CompletePairingSessionRequest, CompletePairingSessionRequest__Output as _palyra_node_v1_CompletePairingSessionRequest__Output } from '../../../palyra/node/v1/CompletePairingSessionRequest.js';
 import type { CompletePairingSessionResponse as _palyra_node_v1_CompletePairingSessionResponse, CompletePairingSessionResponse__Output as _palyra_node_v1_CompletePairingSessionResponse__Output } from '../../../palyra/node/v1/CompletePairingSessionResponse.js';
+import type { ExchangePinPakeRequest as _palyra_node_v1_ExchangePinPakeRequest, ExchangePinPakeRequest__Output as _palyra_node_v1_ExchangePinPakeRequest__Output } from '../../../palyra/node/v1/ExchangePinPakeRequest.js';
+import type { ExchangePinPakeResponse as _palyra_node_v1_ExchangePinPakeResponse, ExchangePinPakeResponse__Output as _palyra_node_v1_ExchangePinPakeResponse__Output } from '../../../palyra/node/v1/ExchangePinPakeResponse.js';
 import type { ExecuteCapabilityRequest as _palyra_node_v1_ExecuteCapabilityRequest, ExecuteCapabilityRequest__Output as _palyra_node_v1_ExecuteCapabilityRequest__Output } from '../../../palyra/node/v1/ExecuteCapabilityRequest.js';
 import type { ExecuteCapabilityResponse as _palyra_node_v1_ExecuteCapabilityResponse, ExecuteCapabilityResponse__Output as _palyra_node_v1_ExecuteCapabilityResponse__Output } from '../../../palyra/node/v1/ExecuteCapabilityResponse.js';
 import type { GetPairingRequestStatusRequest as _palyra_node_v1_GetPairingRequestStatusRequest, GetPairingRequestStatusRequest__Output as _palyra_node_v1_GetPairingRequestStatusRequest__Output } from '../../../palyra/node/v1/GetPairingRequestStatusRequest.js';
@@ -32,6 +36,15 @@ export interface NodeServiceClient extends grpc.Client {
   beginPairingSession(argument: _palyra_node_v1_BeginPairingSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPairingSessionResponse__Output>): grpc.ClientUnaryCall;
   beginPairingSession(argument: _palyra_node_v1_BeginPairingSessionRequest, callback: grpc.requestCallback<_palyra_node_v1_BeginPairingSessionResponse__Output>): grpc.ClientUnaryCall;
   
+  BeginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  BeginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  BeginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  BeginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  beginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  beginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  beginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  beginPinPairingSession(argument: _palyra_node_v1_BeginPinPairingSessionRequest, callback: grpc.requestCallback<_palyra_node_v1_BeginPinPairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  
   CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
   CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
   CancelPairingRequest(argument: _palyra_node_v1_CancelPairingRequestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CancelPairingRequestResponse__Output>): grpc.ClientUnaryCall;
@@ -49,6 +62,15 @@ export interface NodeServiceClient extends grpc.Client {
   completePairingSession(argument: _palyra_node_v1_CompletePairingSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_CompletePairingSessionResponse__Output>): grpc.ClientUnaryCall;
   completePairingSession(argument: _palyra_node_v1_CompletePairingSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_CompletePairingSessionResponse__Output>): grpc.ClientUnaryCall;
   completePairingSession(argument: _palyra_node_v1_CompletePairingSessionRequest, callback: grpc.requestCallback<_palyra_node_v1_CompletePairingSessionResponse__Output>): grpc.ClientUnaryCall;
+  
+  ExchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  ExchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  ExchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  ExchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  exchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  exchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  exchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
+  exchangePinPake(argument: _palyra_node_v1_ExchangePinPakeRequest, callback: grpc.requestCallback<_palyra_node_v1_ExchangePinPakeResponse__Output>): grpc.ClientUnaryCall;
   
   ExecuteCapability(argument: _palyra_node_v1_ExecuteCapabilityRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_palyra_node_v1_ExecuteCapabilityResponse__Output>): grpc.ClientUnaryCall;
   ExecuteCapability(argument: _palyra_node_v1_ExecuteCapabilityRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_palyra_node_v1_ExecuteCapabilityResponse__Output>): grpc.ClientUnaryCall;
@@ -105,9 +127,13 @@ export interface NodeServiceClient extends grpc.Client {
 export interface NodeServiceHandlers extends grpc.UntypedServiceImplementation {
   BeginPairingSession: grpc.handleUnaryCall<_palyra_node_v1_BeginPairingSessionRequest__Output, _palyra_node_v1_BeginPairingSessionResponse>;
   
+  BeginPinPairingSession: grpc.handleUnaryCall<_palyra_node_v1_BeginPinPairingSessionRequest__Output, _palyra_node_v1_BeginPinPairingSessionResponse>;
+  
   CancelPairingRequest: grpc.handleUnaryCall<_palyra_node_v1_CancelPairingRequestRequest__Output, _palyra_node_v1_CancelPairingRequestResponse>;
   
   CompletePairingSession: grpc.handleUnaryCall<_palyra_node_v1_CompletePairingSessionRequest__Output, _palyra_node_v1_CompletePairingSessionResponse>;
+  
+  ExchangePinPake: grpc.handleUnaryCall<_palyra_node_v1_ExchangePinPakeRequest__Output, _palyra_node_v1_ExchangePinPakeResponse>;
   
   ExecuteCapability: grpc.handleUnaryCall<_palyra_node_v1_ExecuteCapabilityRequest__Output, _palyra_node_v1_ExecuteCapabilityResponse>;
   
@@ -125,8 +151,10 @@ export interface NodeServiceHandlers extends grpc.UntypedServiceImplementation {
 
 export interface NodeServiceDefinition extends grpc.ServiceDefinition {
   BeginPairingSession: MethodDefinition<_palyra_node_v1_BeginPairingSessionRequest, _palyra_node_v1_BeginPairingSessionResponse, _palyra_node_v1_BeginPairingSessionRequest__Output, _palyra_node_v1_BeginPairingSessionResponse__Output>
+  BeginPinPairingSession: MethodDefinition<_palyra_node_v1_BeginPinPairingSessionRequest, _palyra_node_v1_BeginPinPairingSessionResponse, _palyra_node_v1_BeginPinPairingSessionRequest__Output, _palyra_node_v1_BeginPinPairingSessionResponse__Output>
   CancelPairingRequest: MethodDefinition<_palyra_node_v1_CancelPairingRequestRequest, _palyra_node_v1_CancelPairingRequestResponse, _palyra_node_v1_CancelPairingRequestRequest__Output, _palyra_node_v1_CancelPairingRequestResponse__Output>
   CompletePairingSession: MethodDefinition<_palyra_node_v1_CompletePairingSessionRequest, _palyra_node_v1_CompletePairingSessionResponse, _palyra_node_v1_CompletePairingSessionRequest__Output, _palyra_node_v1_CompletePairingSessionResponse__Output>
+  ExchangePinPake: MethodDefinition<_palyra_node_v1_ExchangePinPakeRequest, _palyra_node_v1_ExchangePinPakeResponse, _palyra_node_v1_ExchangePinPakeRequest__Output, _palyra_node_v1_ExchangePinPakeResponse__Output>
   ExecuteCapability: MethodDefinition<_palyra_node_v1_ExecuteCapabilityRequest, _palyra_node_v1_ExecuteCapabilityResponse, _palyra_node_v1_ExecuteCapabilityRequest__Output, _palyra_node_v1_ExecuteCapabilityResponse__Output>
   GetPairingRequestStatus: MethodDefinition<_palyra_node_v1_GetPairingRequestStatusRequest, _palyra_node_v1_GetPairingRequestStatusResponse, _palyra_node_v1_GetPairingRequestStatusRequest__Output, _palyra_node_v1_GetPairingRequestStatusResponse__Output>
   RegisterNode: MethodDefinition<_palyra_node_v1_RegisterNodeRequest, _palyra_node_v1_RegisterNodeResponse, _palyra_node_v1_RegisterNodeRequest__Output, _palyra_node_v1_RegisterNodeResponse__Output>
