@@ -73,7 +73,7 @@ describe('Gateway: pairing requests', () => {
   });
 
   it('marks a SAS that cannot be verified (reference client)', async () => {
-    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView({ sas_verifiable: false })] });
+    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView({ sas_verifiable: false, sas_status: 'unverifiable' })] });
     render(GatewayView);
 
     const row = await screen.findByTestId('request-row');

@@ -41,6 +41,7 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
     'bytes tls_csr_der = 25',
     'bytes tls_csr_signature = 26',
     'string device_name = 27',
+    'bytes pake_confirm_p = 28',
   ],
   'palyra.node.v1.CompletePairingSessionResponse': [
     'uint32 v = 1',
@@ -77,6 +78,21 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
   // Ours (PROTOCOL.md §4): a new message, numbered from 1.
   'palyra.node.v1.CancelPairingRequestRequest': ['uint32 v = 1', 'string session_id = 2', `${D} device_id = 3`, 'bytes cancel_signature = 4'],
   'palyra.node.v1.CancelPairingRequestResponse': ['uint32 v = 1', 'string status = 2', 'string reason = 3', 'bool changed = 4'],
+  // PIN pairing v2 (PROTOCOL.md 5b): new messages, numbered from 1.
+  'palyra.node.v1.BeginPinPairingSessionRequest': ['uint32 v = 1', 'string client_kind = 2', `${D} device_id = 3`, 'bytes device_x25519_commitment = 4'],
+  'palyra.node.v1.BeginPinPairingSessionResponse': [
+    'uint32 v = 1',
+    'string session_id = 2',
+    'string client_kind = 3',
+    'bytes gateway_ephemeral_public = 4',
+    'bytes challenge = 5',
+    'uint64 expires_at_unix_ms = 6',
+    'string gateway_name = 7',
+    'string pake_suite = 8',
+    'bytes pake_salt = 9',
+  ],
+  'palyra.node.v1.ExchangePinPakeRequest': ['uint32 v = 1', 'string session_id = 2', 'bytes pake_share_p = 3'],
+  'palyra.node.v1.ExchangePinPakeResponse': ['uint32 v = 1', 'bytes pake_share_v = 2', 'bytes pake_confirm_v = 3'],
   'palyra.node.v1.RotateDeviceCertificateRequest': [
     'uint32 v = 1',
     `${D} device_id = 2`,
@@ -144,6 +160,9 @@ const EXPECTED_METHODS = [
   ['ExecuteCapability', 'ExecuteCapabilityRequest', 'ExecuteCapabilityResponse', 'unary'],
   // Ours: the device withdraws its pairing request.
   ['CancelPairingRequest', 'CancelPairingRequestRequest', 'CancelPairingRequestResponse', 'unary'],
+  // Ours: PIN pairing v2 (SPAKE2+).
+  ['BeginPinPairingSession', 'BeginPinPairingSessionRequest', 'BeginPinPairingSessionResponse', 'unary'],
+  ['ExchangePinPake', 'ExchangePinPakeRequest', 'ExchangePinPakeResponse', 'unary'],
 ] as const;
 
 function loadRoot(): protobuf.Root {
@@ -219,6 +238,7 @@ describe('palyra.node.v1 wire contract', () => {
         'CompletePairingSessionRequest.tls_csr_der = 25',
         'CompletePairingSessionRequest.tls_csr_signature = 26',
         'CompletePairingSessionRequest.device_name = 27',
+        'CompletePairingSessionRequest.pake_confirm_p = 28',
         'GetPairingRequestStatusRequest.wait_ms = 25',
         'GetPairingRequestStatusResponse.sas = 25',
         'GetPairingRequestStatusResponse.request_expires_at_unix_ms = 26',

@@ -10,7 +10,6 @@ export interface RotateDeviceCertificateRequest {
   'replay'?: (_palyra_common_v1_ReplayProtection | null);
   'tls_csr_der'?: (Buffer | Uint8Array | string);
   'tls_csr_signature'?: (Buffer | Uint8Array | string);
-  'pake_confirm_p'?: (Buffer | Uint8Array | string);
 }
 
 export interface RotateDeviceCertificateRequest__Output {
@@ -19,5 +18,4 @@ export interface RotateDeviceCertificateRequest__Output {
   'replay': (_palyra_common_v1_ReplayProtection__Output | null);
   'tls_csr_der': (Buffer);
   'tls_csr_signature': (Buffer);
-  'pake_confirm_p': (Buffer);
 }
