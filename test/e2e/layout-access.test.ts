@@ -88,7 +88,7 @@ describeWithChromium('layout and access of every view (browser mode)', (executab
     const page = browser!.context.pages().find((p) => p.url().startsWith('http://127.0.0.1')) ?? (await openApp(browser!.context, await app!.newLink()));
     await page.setViewportSize({ width: 800, height: 600 });
     await navigate(page, 'pair');
-    await page.getByTestId('pin-input').fill('381054');
+    await page.getByTestId('pin-input').fill('381 054');
     await page.getByTestId('gateway-input').fill('127.0.0.1:9');
     await page.getByTestId('pin-submit').click();
     await page.getByTestId('pairing-status').waitFor({ timeout: STEP_TIMEOUT_MS });
