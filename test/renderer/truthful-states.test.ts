@@ -1,6 +1,6 @@
 // Issue 13, a truthful device side: one status summary in the sidebar, the Pair tab reset once the pairing is gone,
 // revoked and removed told apart, and no "created when the gateway first starts" for a gateway that is just off.
-import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import App from '../../renderer/src/App.svelte';
 import DeviceView from '../../renderer/src/views/DeviceView.svelte';
@@ -137,5 +137,43 @@ describe('the hosted gateway when off', () => {
 
     expect((await screen.findByTestId('gateway-ca-off')).textContent).toBe('Shown while the gateway is running');
     expect(document.body.textContent).not.toContain('first starts');
+  });
+});
+
+describe('requests on the host', () => {
+  it('Reject asks for confirmation and sends the optional reason; Cancel rejects nothing', async () => {
+    const palyra = installFakePalyra();
+    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView({ device_name: 'Lab laptop' })] });
+    render(GatewayView);
+
+    await fireEvent.click(await screen.findByTestId('request-reject'));
+    const dialog = screen.getByTestId('reject-dialog');
+    expect(dialog.textContent).toContain('Lab laptop');
+    await fireEvent.click(within(dialog).getByTestId('confirm-cancel'));
+    expect(palyra.gatewayReject).not.toHaveBeenCalled();
+    expect(screen.getByTestId('request-row')).toBeTruthy();
+
+    await fireEvent.click(screen.getByTestId('request-reject'));
+    await fireEvent.input(screen.getByTestId('reject-reason'), { target: { value: 'not ours' } });
+    await fireEvent.click(within(dialog).getByTestId('confirm-accept'));
+    expect(palyra.gatewayReject).toHaveBeenCalledWith({ request_id: requestView().request_id, reason: 'not ours' });
+    await waitFor(() => {
+      expect(screen.getByTestId('request-notice').textContent).toBe('Rejected device Lab laptop.');
+    });
+  });
+
+  it('"Approved device X" clears as soon as another device asks to pair', async () => {
+    const palyra = installFakePalyra();
+    palyra.gatewayListRequests.mockResolvedValue({ requests: [requestView({ device_name: 'Lab laptop' })] });
+    render(GatewayView);
+    await fireEvent.click(await screen.findByTestId('request-approve'));
+    await waitFor(() => {
+      expect(screen.getByTestId('request-notice').textContent).toBe('Approved device Lab laptop.');
+    });
+
+    palyra.emit('gateway.event', { type: 'request.created', request: requestView({ request_id: '01J8ZK5A1B2C3D4E5F6G7H8J9M', device_name: 'Phone' }) });
+    await waitFor(() => {
+      expect(screen.getByTestId('request-notice').textContent).toBe('');
+    });
   });
 });
