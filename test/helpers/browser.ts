@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -312,4 +312,42 @@ export async function startBrowserApp(name: string): Promise<BrowserApp> {
     await stop();
     throw error;
   }
+}
+
+/** One axe-core violation, trimmed to what a failing assertion needs to show. */
+export interface AxeViolation {
+  readonly id: string;
+  readonly impact: string | null;
+  readonly help: string;
+  readonly targets: readonly string[];
+}
+
+let axeSource: Promise<string> | null = null;
+
+/**
+ * Runs axe-core (the npm package's own bundle) on the page as it is and returns its violations. The bundle is
+ * evaluated through the devtools protocol, which the page's script-src does not govern, so the policy stays strict.
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  axeSource ??= readFile(path.join(repoRoot, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  const source = await axeSource;
+  const loaded = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe === 'object');
+  if (!loaded) await page.evaluate(source);
+  return page.evaluate(async () => {
+    interface AxeResult {
+      violations: { id: string; impact?: string | null; help: string; nodes: { target: unknown[] }[] }[];
+    }
+    const axe = (window as unknown as { axe: { run: (context: Document) => Promise<AxeResult> } }).axe;
+    const result = await axe.run(document);
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact ?? null, help: v.help, targets: v.nodes.map((n) => n.target.map(String).join(' ')) }));
+  });
+}
+
+/** How far the page scrolls sideways (0 when it reflows: WCAG 1.4.10). */
+export function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const root = document.documentElement;
+    const widest = Math.max(root.scrollWidth, document.body.scrollWidth, ...[...document.querySelectorAll('main')].map((m) => m.scrollWidth - m.clientWidth + root.clientWidth));
+    return widest - root.clientWidth;
+  });
 }

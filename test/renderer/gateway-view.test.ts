@@ -52,6 +52,9 @@ describe('Gateway: pairing requests', () => {
     render(GatewayView);
 
     await fireEvent.click(await screen.findByTestId('request-reject'));
+    // Issue 13: Reject asks first.
+    expect(palyra.gatewayReject).not.toHaveBeenCalled();
+    await fireEvent.click(within(screen.getByTestId('reject-dialog')).getByTestId('confirm-accept'));
 
     expect(palyra.gatewayReject).toHaveBeenCalledWith({ request_id: REQUEST_ID });
     await waitFor(() => {

@@ -179,7 +179,7 @@ describe('Pair this device: progress', () => {
     expect(screen.getByTestId('pairing-pin-state').textContent).toContain('Compare this fingerprint with the one shown on the gateway');
   });
 
-  it('shows a rejection with the operator reason and offers Retry', async () => {
+  it('shows a rejection with the operator reason, without a Retry that cannot help', async () => {
     renderPairView();
     await startPairing();
     progress({ type: 'rejected', reason: 'unknown laptop' });
@@ -187,7 +187,8 @@ describe('Pair this device: progress', () => {
     expect(await message()).toContain(ERROR_TEXT.pairing_rejected);
     expect(screen.getByText('Reason given: unknown laptop')).toBeTruthy();
     expect(screen.getByTestId('pairing-status').dataset.phase).toBe('rejected');
-    expect(screen.getByTestId('pairing-retry')).toBeTruthy();
+    // The code was spent on the rejected request: retrying it can only fail.
+    expect(screen.queryByTestId('pairing-retry')).toBeNull();
   });
 
   it('shows an expired request', async () => {
@@ -215,6 +216,8 @@ describe('Pair this device: progress', () => {
     'timeout',
   ] as const;
 
+  const RETRYABLE: ReadonlySet<string> = new Set(['gateway_unreachable', 'tls_handshake_failed', 'keychain_locked', 'timeout']);
+
   it.each(CODES)('explains a failed pairing with code %s', async (code) => {
     renderPairView();
     await startPairing();
@@ -222,7 +225,8 @@ describe('Pair this device: progress', () => {
 
     expect(await message()).toContain(ERROR_TEXT[code]);
     expect(screen.getByTestId('pairing-message').dataset.code).toBe(code);
-    expect(screen.getByTestId('pairing-retry')).toBeTruthy();
+    // Retry only where it can help (issue 13): the network, a busy gateway, a locked keychain.
+    expect(screen.queryByTestId('pairing-retry') !== null).toBe(RETRYABLE.has(code));
   });
 
   it.each(CODES)('explains a pairing that could not start, code %s', async (code) => {

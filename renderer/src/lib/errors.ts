@@ -116,6 +116,46 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   pake_attempts_exhausted: 'The PIN failed too many times with this gateway. Do not pair over this network; ask the operator for a QR code or a new PIN.',
 };
 
+/**
+ * Failures that mean the pairing code itself is no good (used, mistyped, expired, for another method or kind, or the
+ * PIN budget spent): the gateway was reached and verified, the code was not accepted. A new code or PIN is what helps;
+ * retrying the same one only fails again.
+ */
+const CODE_PROBLEMS: ReadonlySet<string> = new Set<ErrorCode>([
+  'pairing_code_invalid',
+  'pairing_code_expired',
+  'pairing_code_method_mismatch',
+  'pairing_budget_exhausted',
+  'invalid_pairing_proof',
+  'pairing_client_kind_mismatch',
+  'pairing_uri_expired',
+  'pake_confirmation_failed',
+]);
+
+/** Failures where trying the same thing again can work: the network, a busy or briefly unavailable gateway, a lock. */
+const RETRYABLE: ReadonlySet<string> = new Set<ErrorCode>([
+  'gateway_unreachable',
+  'tls_handshake_failed',
+  'unavailable',
+  'timeout',
+  'pairing_session_capacity_exceeded',
+  'pairing_session_rate_limited',
+  'pairing_session_not_found',
+  'pairing_session_expired',
+  'unauthenticated_call_limit',
+  'keychain_locked',
+  'state_lock_timeout',
+  'internal',
+]);
+
+export function isCodeProblem(error: UiError): boolean {
+  return CODE_PROBLEMS.has(error.code);
+}
+
+export function isRetryable(error: UiError): boolean {
+  return RETRYABLE.has(error.code);
+}
+
 const FALLBACK_TEXT = 'Something went wrong.';
 
 function isKnownCode(code: string): code is ErrorCode {

@@ -163,19 +163,36 @@ export class GatewayStore {
 
   async #decide(requestId: string, action: 'approve' | 'reject', reason?: string): Promise<void> {
     this.deciding = { ...this.deciding, [requestId]: true };
+    const listedName = this.requests.find((r) => r.request_id === requestId)?.device_name ?? null;
     const args = { request_id: requestId, ...(reason === undefined || reason === '' ? {} : { reason }) };
     try {
       const request = action === 'approve' ? await this.#api.gatewayApprove(args) : await this.#api.gatewayReject(args);
       this.#upsert(request);
-      this.notice = { tone: 'ok', text: action === 'approve' ? `Approved device ${request.device_id}.` : `Rejected device ${request.device_id}.` };
+      const who = request.device_name ?? listedName ?? request.device_id;
+      this.#setNotice({ tone: 'ok', text: action === 'approve' ? `Approved device ${who}.` : `Rejected device ${who}.` });
     } catch (error) {
       const failure = toUiError(error);
-      this.notice = { tone: 'error', text: `Could not ${action} the request: ${failure.message || failure.code}` };
+      this.#setNotice({ tone: 'error', text: `Could not ${action} the request: ${failure.message || failure.code}` });
       // The request may have been decided elsewhere (CLI, another window) in the meantime.
       void this.refreshRequests();
     } finally {
       const { [requestId]: _done, ...rest } = this.deciding;
       this.deciding = rest;
+    }
+  }
+
+  #noticeTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** A decision's notice goes stale: it clears after a while, or as soon as another device asks to pair. */
+  #setNotice(notice: Notice | null): void {
+    if (this.#noticeTimer !== null) clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = null;
+    this.notice = notice;
+    if (notice !== null) {
+      this.#noticeTimer = setTimeout(() => {
+        this.#noticeTimer = null;
+        if (this.notice === notice) this.notice = null;
+      }, NOTICE_STALE_MS);
     }
   }
 
@@ -189,13 +206,19 @@ export class GatewayStore {
       case 'request.created':
       case 'request.updated':
         this.#upsert(event.request);
-        if (event.type === 'request.created') void this.refreshCodes();
+        if (event.type === 'request.created') {
+          this.#setNotice(null);
+          void this.refreshCodes();
+        }
         break;
       default:
         break;
     }
   }
 }
+
+/** How long "Approved device X" stays under the request list. */
+const NOTICE_STALE_MS = 20_000;
 
 /** A gateway is there to manage: the hosted one runs, or this device administers a remote one. */
 export function isActive(status: GatewayStatus | null): boolean {

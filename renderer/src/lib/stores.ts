@@ -1,4 +1,5 @@
 import { getContext, setContext } from 'svelte';
+import { Announcer } from './announcer.svelte.js';
 import { requirePalyra, type PalyraApi } from './api.js';
 import { DeepLinkStore } from './deep-link.svelte.js';
 import { DevicesStore } from './devices.svelte.js';
@@ -13,6 +14,8 @@ export interface Stores {
   readonly gateway: GatewayStore;
   readonly devices: DevicesStore;
   readonly deepLink: DeepLinkStore;
+  /** The app's one polite live region (rendered by App; a view tested on its own just sets its text). */
+  readonly announcer: Announcer;
 }
 
 const STORES = Symbol('palyra.stores');
@@ -25,6 +28,7 @@ export function createStores(api: PalyraApi): Stores {
     gateway: new GatewayStore(api),
     devices: new DevicesStore(api),
     deepLink: new DeepLinkStore(api),
+    announcer: new Announcer(),
   };
 }
 
