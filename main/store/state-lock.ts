@@ -10,13 +10,14 @@
  * Waiters wait: 30 s by default (PALYRA_LOCK_TIMEOUT_MS or the option), then `state_lock_timeout`.
  */
 
+import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
 import { ioBoundary } from './io-faults.js';
-import { errnoOf, messageOf, PRIVATE_FILE_MODE } from './atomic-file.js';
+import { errnoOf, messageOf, PRIVATE_FILE_MODE, TEMP_INFIX } from './atomic-file.js';
 
 export const STATE_LOCK_FILE = '.identity-state.lock';
 /** How long a waiter waits for the lock before `state_lock_timeout`, unless PALYRA_LOCK_TIMEOUT_MS says otherwise. */
@@ -193,15 +194,67 @@ async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promis
   }
 }
 
-/** Creates the lock file with O_EXCL and writes the marker; null when another holder's file exists. */
+/** link(2) cannot be used on this file system: create the lock file in place instead. */
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/**
+ * Creates the lock file with its marker already in it; null when another holder's file exists. The marker is
+ * written and fsynced to a private temp file that is then hard-linked to the lock name (link fails with EEXIST
+ * like O_EXCL), so a process killed at any point leaves either no lock file or one whose marker names it — never an
+ * empty one that would block everyone for the garbage grace. Where links are unsupported, the file is created with
+ * O_EXCL and the marker written into it.
+ */
 async function tryCreate(
   lockPath: string,
   nowMs: number,
   writeMarker: (handle: FileHandle, text: string) => Promise<void>,
 ): Promise<HeldLock | null> {
+  const marker = ownMarker(nowMs);
+  const temp = `${lockPath}${TEMP_INFIX}${randomBytes(8).toString('hex')}`;
+  let handle: FileHandle | undefined;
+  try {
+    ioBoundary('open', temp);
+    handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
+    ioBoundary('write', temp);
+    await writeMarker(handle, marker);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw new PalyraError('store_io_failed', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
+      cause: error,
+      details: { path: lockPath },
+    });
+  }
+  await handle.close().catch(() => undefined);
+  try {
+    ioBoundary('rename', lockPath);
+    await link(temp, lockPath);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    if (errnoOf(error) === 'EEXIST') return null;
+    if (LINK_UNSUPPORTED.has(errnoOf(error) ?? '')) return tryCreateInPlace(lockPath, marker, writeMarker);
+    throw new PalyraError('store_io_failed', `failed to create identity state lock ${lockPath}: ${messageOf(error)}`, {
+      cause: error,
+      details: { path: lockPath },
+    });
+  }
+  await unlink(temp).catch(() => undefined);
+  try {
+    const { ino } = await stat(lockPath);
+    // What release compares against is what is on disk, whatever the writer hook actually wrote.
+    return { ino, marker: await readFile(lockPath, 'utf8') };
+  } catch (error) {
+    throw new PalyraError('store_io_failed', `failed to read back identity state lock ${lockPath}: ${messageOf(error)}`, {
+      cause: error,
+      details: { path: lockPath },
+    });
+  }
+}
+
+/** The fallback of tryCreate: O_EXCL create, then the marker (a kill in between leaves an empty file). */
+async function tryCreateInPlace(lockPath: string, marker: string, writeMarker: (handle: FileHandle, text: string) => Promise<void>): Promise<HeldLock | null> {
   let handle: FileHandle;
   try {
-    ioBoundary('open', lockPath);
     handle = await open(lockPath, 'wx', PRIVATE_FILE_MODE);
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return null;
@@ -210,12 +263,9 @@ async function tryCreate(
       details: { path: lockPath },
     });
   }
-  const marker = ownMarker(nowMs);
   try {
-    ioBoundary('write', lockPath);
     await writeMarker(handle, marker);
     const { ino } = await handle.stat();
-    // What release compares against is what is on disk, whatever the writer hook actually wrote.
     return { ino, marker: await readFile(lockPath, 'utf8') };
   } catch (error) {
     // An empty lock file would block everyone until it turned stale, so it goes.
