@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl'];
+export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl', 'postgresql'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => console.error(`system-deps: ${message}`);
