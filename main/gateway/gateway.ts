@@ -15,6 +15,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, isLoopbackHost } from '../core/net-address.js';
+import type { PgStateLocation } from '../store/pg/pg-open.js';
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
@@ -72,6 +73,8 @@ export interface GatewayStartOptions {
   allowServerGeneratedKeys: boolean;
   allowLegacyDeviceIds: boolean;
   keychain: Keychain | null;
+  /** The trust state in PostgreSQL (a cluster replica); omitted/null = in `stateDir`. */
+  database?: PgStateLocation | null;
   /** Extra DNS names / IPs for the server certificate. */
   serverNames?: string[];
   certificateValidityMs?: number;
@@ -152,12 +155,11 @@ export class Gateway {
     const clock = options.clock ?? Date.now;
     const log = options.log ?? (() => undefined);
     const stateDir = path.resolve(options.stateDir);
-    const admin = await GatewayAdmin.open({
-      stateDir,
-      keychain: options.keychain,
-      clock,
-      ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
-    });
+    const validity = options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs };
+    const admin =
+      options.database === undefined || options.database === null
+        ? await GatewayAdmin.open({ stateDir, keychain: options.keychain, clock, ...validity })
+        : await GatewayAdmin.openPg({ database: options.database, stateDir, keychain: options.keychain, clock, listen: true, ...validity });
     const pairing = new PairingService({
       admin,
       clock,

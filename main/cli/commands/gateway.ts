@@ -9,7 +9,7 @@ import type { CommandSpec, ParsedCommand } from '../args.js';
 import { parseOptionValue, usageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { chooseKeychain } from '../../platform/keychain-choice.js';
-import { resolveStateDir, runGroup } from '../context.js';
+import { resolveDatabase, resolveStateDir, runGroup } from '../context.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK } from '../output.js';
 import { shutdownSignal } from '../signals.js';
@@ -25,7 +25,7 @@ const RUN_SPEC: CommandSpec = defineCommand({
   description: `Runs the gateway on the state directory: the node-RPC port (TLS; mutual TLS for paired devices), pairing and
 revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
-   "rollback_protection":"keychain|none"}
+   "rollback_protection":"keychain|none","backend":"file|postgres"}
 then JSON log lines. SIGINT/SIGTERM stop it (exit 0).`,
   options: {
     listen: {
@@ -74,6 +74,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   if (name?.trim() === '') throw usageError('--name must not be empty', command);
   const optOut = args.flag('insecure-node-rpc-opt-out') || parseBooleanEnv(context.env, INSECURE_OPT_OUT_ENV, command);
   const stateDir = resolveStateDir(args, context.env);
+  const database = resolveDatabase(args, context.env);
   const choice = await chooseKeychain(context.env);
 
   const { out } = context;
@@ -95,6 +96,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       allowServerGeneratedKeys: args.flag('allow-server-generated-keys'),
       allowLegacyDeviceIds: args.flag('allow-legacy-device-ids'),
       keychain: choice.keychain,
+      database,
       log,
     });
   } catch (error) {
@@ -113,12 +115,13 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       mtls_required: gateway.mtlsRequired,
       state_dir: stateDir,
       rollback_protection: gateway.admin.rollbackProtection,
+      backend: gateway.admin.backendKind,
     });
     const startup = pending;
     pending = null;
     for (const line of startup) out.document(line);
     out.document({ event: 'gateway.store_key', location: gateway.admin.keyLocation, reason: choice.reason });
-    if (gateway.admin.rollbackProtection === 'none') {
+    if (gateway.admin.rollbackProtection === 'none' && database === null) {
       out.note(
         'note: the state store key is in a key file, so there is no rollback anchor: whoever can write the state directory can restore older state files unnoticed (keep the key in the OS keychain to detect that)',
       );
