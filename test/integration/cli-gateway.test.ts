@@ -65,8 +65,9 @@ describe('palyra gateway run', () => {
     const stateDir = await newStateDir();
     running = await startGatewayProcess(stateDir);
     const ready = JSON.parse(running.firstLine) as Record<string, unknown>;
-    expect(Object.keys(ready)).toEqual(['event', 'listen', 'ca_pin', 'ca_fingerprint', 'mtls_required', 'state_dir', 'rollback_protection']);
+    expect(Object.keys(ready)).toEqual(['event', 'listen', 'ca_pin', 'ca_fingerprint', 'mtls_required', 'state_dir', 'rollback_protection', 'backend']);
     expect(ready.rollback_protection).toBe('none');
+    expect(ready.backend).toBe('file');
     expect(ready.event).toBe('gateway.ready');
     expect(ready.listen).toMatch(/^127\.0\.0\.1:[1-9][0-9]*$/);
     expect(ready.listen).not.toBe('127.0.0.1:0');
