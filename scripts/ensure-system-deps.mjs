@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl', 'iproute2', 'util-linux'];
+export const PACKAGES = ['libsecret-1-dev', 'pkg-config', 'g++', 'make', 'python3', 'gnome-keyring', 'dbus-x11', 'libsecret-tools', 'chromium', 'openssl', 'iproute2', 'util-linux', 'postgresql'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => console.error(`system-deps: ${message}`);

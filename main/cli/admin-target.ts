@@ -7,11 +7,10 @@
 
 import type { AdminTarget } from '../admin/admin-target.js';
 import { LocalAdminTarget, stateDirSource } from '../admin/local-admin.js';
+import { openAdminForRead, openAdminForWrite } from './state-open.js';
 import { connectRemoteAdmin } from '../admin/remote-admin.js';
 import { formatHostPort, parseHostPort } from '../core/net-address.js';
-import { GatewayAdmin } from '../gateway/gateway-admin.js';
 import { readRunningGateway } from '../gateway/gateway-info.js';
-import { chooseKeychain } from '../platform/keychain-choice.js';
 import { operatorName } from '../platform/operator.js';
 import type { OptionSpec, ParsedCommand } from './args.js';
 import { oneOf, parseOptionValue, usageError } from './args.js';
@@ -52,9 +51,9 @@ export function localAdminTarget(args: ParsedCommand, context: CliContext): Loca
   const stateDir = resolveStateDir(args, context.env);
   const source = stateDirSource({
     stateDir,
-    // A command ends right after its change: anchor it before answering.
-    open: async () => GatewayAdmin.open({ stateDir, keychain: (await chooseKeychain(context.env)).keychain, anchorLagMs: 0 }),
-    openExisting: async () => GatewayAdmin.openExisting({ stateDir, keychain: (await chooseKeychain(context.env)).keychain }),
+    // A command ends right after its change: anchor it before answering. --database-url: the state in PostgreSQL.
+    open: () => openAdminForWrite(args, context),
+    openExisting: () => openAdminForRead(args, context),
     runningGateway: async () => {
       const running = await readRunningGateway(stateDir);
       return running === null ? null : { listen: running.listen, name: running.name ?? null };

@@ -67,6 +67,19 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     env: 'PALYRA_STATE_DIR',
     default: "the desktop app's data directory",
   },
+  'database-url': {
+    type: 'string',
+    placeholder: 'URL',
+    description: 'keep the trust state in PostgreSQL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB) instead of the state directory',
+    env: 'PALYRA_DATABASE_URL',
+  },
+  'store-key-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    description: 'with --database-url: the 32-byte store key file (created if absent; the same on every replica)',
+    env: 'PALYRA_STORE_KEY_FILE',
+    default: 'the OS keychain',
+  },
   json: { type: 'boolean', description: 'machine-readable output (one JSON document; JSON lines for `gateway run`)' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
 };
@@ -118,12 +131,13 @@ export function splitLeadingGlobals(
   let i = 0;
   while (i < argv.length) {
     const arg = argv[i]!;
-    if (arg === '--json' || arg === '--help' || arg === '-h' || arg.startsWith('--state-dir=')) {
+    const valued = VALUED_GLOBALS.find((g) => arg === g.flag);
+    if (arg === '--json' || arg === '--help' || arg === '-h' || VALUED_GLOBALS.some((g) => arg.startsWith(`${g.flag}=`))) {
       globals.push(arg);
       i += 1;
-    } else if (arg === '--state-dir') {
+    } else if (valued !== undefined) {
       const value = argv[i + 1];
-      if (value === undefined) throw usageError("option '--state-dir DIR' needs a value", command);
+      if (value === undefined) throw usageError(`option '${valued.flag} ${valued.placeholder}' needs a value`, command);
       globals.push(arg, value);
       i += 2;
     } else if (arg.startsWith('-')) {
@@ -135,6 +149,13 @@ export function splitLeadingGlobals(
   }
   return { globals, name: undefined, rest: [] };
 }
+
+/** Global options that take a value (accepted in front of a subcommand name too). */
+const VALUED_GLOBALS: readonly { flag: string; placeholder: string }[] = [
+  { flag: '--state-dir', placeholder: 'DIR' },
+  { flag: '--database-url', placeholder: 'URL' },
+  { flag: '--store-key-file', placeholder: 'FILE' },
+];
 
 /** Puts lifted global options back in, ahead of a `--` terminator if there is one. */
 export function withGlobals(rest: readonly string[], globals: readonly string[]): string[] {
@@ -272,6 +293,8 @@ export function parseCommand(spec: CommandDefinition, argv: readonly string[]): 
     if (slot.required && !positionals.has(slot.name)) throw usageError(`missing ${slot.name}`, spec.name);
   }
   if (parsed.values['state-dir'] === '') throw usageError('--state-dir must not be empty', spec.name);
+  if (parsed.values['database-url'] === '') throw usageError('--database-url must not be empty', spec.name);
+  if (parsed.values['store-key-file'] === '') throw usageError('--store-key-file must not be empty', spec.name);
   return new ParsedCommand(spec, parsed.values, positionals);
 }
 

@@ -3,7 +3,9 @@
  * a command group to its subcommands.
  */
 
+import path from 'node:path';
 import { stateDirFrom } from '../platform/keychain-choice.js';
+import { validateDatabaseUrl } from '../store/pg/pg-errors.js';
 import type { ParsedCommand } from './args.js';
 import type { Subcommand } from './help.js';
 import { parseCommand, splitLeadingGlobals, usageError, wantsHelp, withGlobals } from './args.js';
@@ -26,6 +28,21 @@ export interface CommandGroupModule {
 /** `--state-dir`, else env PALYRA_STATE_DIR, else the desktop app's gateway directory; always absolute. */
 export function resolveStateDir(args: ParsedCommand, env: NodeJS.ProcessEnv): string {
   return stateDirFrom(args.stateDir, env);
+}
+
+/**
+ * `--database-url`, else env PALYRA_DATABASE_URL: the PostgreSQL state, with the store key from `--store-key-file`
+ * (else env PALYRA_STORE_KEY_FILE, else the OS keychain). null = the state directory holds the state.
+ */
+export function resolveDatabase(args: ParsedCommand, env: NodeJS.ProcessEnv): { databaseUrl: string; storeKeyFile: string | null } | null {
+  const url = args.string('database-url') ?? (env.PALYRA_DATABASE_URL === '' ? undefined : env.PALYRA_DATABASE_URL);
+  const keyFile = args.string('store-key-file') ?? (env.PALYRA_STORE_KEY_FILE === '' ? undefined : env.PALYRA_STORE_KEY_FILE);
+  if (url === undefined) {
+    if (args.string('store-key-file') !== undefined) throw usageError('--store-key-file applies to --database-url (a state directory keeps its own key)', args.spec.name);
+    return null;
+  }
+  validateDatabaseUrl(url);
+  return { databaseUrl: url, storeKeyFile: keyFile === undefined ? null : path.resolve(keyFile) };
 }
 
 export interface CommandGroup {

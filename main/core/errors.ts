@@ -116,6 +116,7 @@ export const ERROR_CATALOGUE = {
   state_corrupt: entry('INTERNAL', 'identity state is corrupt'),
   state_rollback: entry('INTERNAL', 'identity state generation went backwards (rollback detected)'),
   state_lock_timeout: entry('UNAVAILABLE', 'timed out waiting for the identity state lock'),
+  state_unavailable: entry('UNAVAILABLE', 'the state database is unavailable; nothing was changed'),
   keychain_locked: entry('UNAVAILABLE', 'the OS keychain is locked; unlock it and try again'),
   keychain_unavailable: entry('UNAVAILABLE', 'no OS keychain is available'),
   audit_chain_broken: entry('INTERNAL', 'audit log hash chain is broken'),

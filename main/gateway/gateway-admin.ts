@@ -23,7 +23,9 @@ import type { PairingRequestState, SasStatus } from '../core/pairing-requests.js
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditEntry } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
-import type { StateBackend } from '../store/state-backend.js';
+import type { StateBackend, StateBackendKind } from '../store/state-backend.js';
+import { openPgState, resolvePgStoreKey } from '../store/pg/pg-open.js';
+import type { PgStateLocation } from '../store/pg/pg-open.js';
 import { StateAnchor } from '../store/state-anchor.js';
 import { FilesystemSecretStore } from '../store/fs-secret-store.js';
 import type { Keychain } from '../store/keychain.js';
@@ -123,6 +125,18 @@ export interface GatewayAdminOptions {
   anchorLagMs?: number;
 }
 
+/** Opening the state in PostgreSQL instead of the state directory (which then holds only crl.pem and gateway.v1.json). */
+export interface PgAdminOptions {
+  database: PgStateLocation;
+  /** Local directory for the published CRL and the running-gateway file. */
+  stateDir: string;
+  keychain: Keychain | null;
+  clock?: () => number;
+  certificateValidityMs?: number;
+  /** Keep a LISTEN connection (a running gateway): other replicas' changes arrive at once. */
+  listen?: boolean;
+}
+
 export class GatewayAdmin {
   readonly identity: IdentityManager;
   readonly stateDir: string | null;
@@ -150,6 +164,16 @@ export class GatewayAdmin {
     });
   }
 
+  /** Where the trust state lives: 'file' (the state directory), 'postgres', or 'memory' (tests). */
+  get backendKind(): StateBackendKind {
+    return this.#backend.kind;
+  }
+
+  /** The persistence seam (tests of the PostgreSQL backend reach its notification connection through it). */
+  get backend(): StateBackend {
+    return this.#backend;
+  }
+
   /** 'keychain': the state cannot be rolled back behind the anchor unnoticed; 'none' (key file mode): it can. */
   get rollbackProtection(): 'keychain' | 'none' {
     return this.#backend.rollbackProtection;
@@ -169,6 +193,54 @@ export class GatewayAdmin {
     const store = await FilesystemSecretStore.open(options.stateDir, { key });
     const anchor = location === 'os' && options.keychain !== null ? await StateAnchor.open(options.stateDir, options.keychain) : null;
     return GatewayAdmin.openWithStore({ ...options, store, journalKey: key, keyLocation: location, anchor });
+  }
+
+  /**
+   * Opens (creating on first use: schema, key check, CA) the gateway state in PostgreSQL. The store key comes from
+   * `database.storeKeyFile` or the keychain and never goes to the database.
+   */
+  static async openPg(options: PgAdminOptions): Promise<GatewayAdmin> {
+    const key = await resolvePgStoreKey(options.database, options.keychain, true);
+    const clock = options.clock ?? Date.now;
+    const opened = await openPgState({ databaseUrl: options.database.databaseUrl, key, clock, listen: options.listen === true });
+    try {
+      const runtime = new JournaledState<RuntimeState, RuntimeOp>({ store: opened.store, snapshotKey: RUNTIME_STATE_KEY, codec: runtimeCodec });
+      opened.backend.register(runtime);
+      const identity = await IdentityManager.open({
+        store: opened.store,
+        stateDir: options.stateDir,
+        clock,
+        backend: opened.backend,
+        ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
+      });
+      await opened.backend.refresh();
+      return new GatewayAdmin({ identity, stateDir: options.stateDir, runtime, clock, keyLocation: options.database.storeKeyFile === null ? 'os' : 'file' });
+    } catch (error) {
+      await opened.backend.close();
+      throw error;
+    }
+  }
+
+  /** The existing state in PostgreSQL for a read (no CA is created); null when the database holds none yet. */
+  static async openExistingPg(options: PgAdminOptions): Promise<GatewayAdmin | null> {
+    // No key yet is `not_found` (naming the key file or keychain entry): a read never makes a key.
+    const key = await resolvePgStoreKey(options.database, options.keychain, false);
+    const clock = options.clock ?? Date.now;
+    const opened = await openPgState({ databaseUrl: options.database.databaseUrl, key, clock, listen: false });
+    try {
+      const runtime = new JournaledState<RuntimeState, RuntimeOp>({ store: opened.store, snapshotKey: RUNTIME_STATE_KEY, codec: runtimeCodec });
+      opened.backend.register(runtime);
+      const identity = await IdentityManager.openExisting({ store: opened.store, stateDir: options.stateDir, clock, backend: opened.backend });
+      if (identity === null) {
+        await opened.backend.close();
+        return null;
+      }
+      await opened.backend.refresh();
+      return new GatewayAdmin({ identity, stateDir: options.stateDir, runtime, clock, keyLocation: options.database.storeKeyFile === null ? 'os' : 'file' });
+    } catch (error) {
+      await opened.backend.close();
+      throw error;
+    }
   }
 
   /**

@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { PAIRING_PROTOCOL_VERSION } from '../core/handshake.js';
 import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, isLoopbackHost, parseHostPort } from '../core/net-address.js';
+import type { PgStateLocation } from '../store/pg/pg-open.js';
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
@@ -82,6 +83,8 @@ export interface GatewayStartOptions {
   keychain: Keychain | null;
   /** Announce the gateway over DNS-SD (`_palyra._tcp`); a failure to do so is logged, not fatal. */
   announce?: boolean;
+  /** The trust state in PostgreSQL (a cluster replica); omitted/null = in `stateDir`. */
+  database?: PgStateLocation | null;
   /** Extra DNS names / IPs for the server certificate. */
   serverNames?: string[];
   certificateValidityMs?: number;
@@ -163,12 +166,11 @@ export class Gateway {
     const clock = options.clock ?? Date.now;
     const log = options.log ?? (() => undefined);
     const stateDir = path.resolve(options.stateDir);
-    const admin = await GatewayAdmin.open({
-      stateDir,
-      keychain: options.keychain,
-      clock,
-      ...(options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs }),
-    });
+    const validity = options.certificateValidityMs === undefined ? {} : { certificateValidityMs: options.certificateValidityMs };
+    const admin =
+      options.database === undefined || options.database === null
+        ? await GatewayAdmin.open({ stateDir, keychain: options.keychain, clock, ...validity })
+        : await GatewayAdmin.openPg({ database: options.database, stateDir, keychain: options.keychain, clock, listen: true, ...validity });
     const pairing = new PairingService({
       admin,
       clock,

@@ -22,7 +22,7 @@ import { publishedCrlNumber, writeCrlFile } from './crl-file.js';
 import { AuditLog } from '../store/audit-log.js';
 import type { AuditIntent } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
-import type { StateBackend } from '../store/state-backend.js';
+import type { AuditStore, StateBackend } from '../store/state-backend.js';
 import type { SecretStore } from '../store/secret-store.js';
 import type { StateLockOptions } from '../store/state-lock.js';
 import { JournaledState } from '../store/state-journal.js';
@@ -94,7 +94,7 @@ const TRUST_REMOVING_EVENTS = new Set(['device_revoked', 'certificate_revoked', 
 /** Operations that can change what the CRL lists: after them the published `crl.pem` is rewritten. */
 const CRL_CHANGING_OPS = new Set<IdentityOp['op']>(['revoke_certificates', 'prune_revoked_certificates']);
 
-function defaultBackend(options: IdentityManagerOptions, audit: AuditLog | null): FileStateBackend {
+function defaultBackend(options: IdentityManagerOptions, audit: AuditStore | null): FileStateBackend {
   return new FileStateBackend({
     stateDir: options.stateDir,
     audit,
@@ -104,7 +104,7 @@ function defaultBackend(options: IdentityManagerOptions, audit: AuditLog | null)
   });
 }
 
-async function openAudit(options: IdentityManagerOptions): Promise<AuditLog | null> {
+async function openAudit(options: IdentityManagerOptions): Promise<AuditStore | null> {
   if (options.backend !== undefined) return options.backend.audit;
   return options.stateDir === null ? null : AuditLog.open(options.stateDir, options.journalKey === undefined ? {} : { storeKey: options.journalKey });
 }
@@ -126,7 +126,7 @@ export class IdentityManager {
   readonly #clock: () => number;
   readonly #validityMs: number;
   readonly #doc: JournaledState<IdentityState, IdentityOp>;
-  readonly #audit: AuditLog | null;
+  readonly #audit: AuditStore | null;
   #ca: CertificateAuthority;
   #indexGeneration = -1;
   #deviceByFingerprint = new Map<string, string>();
@@ -272,7 +272,7 @@ export class IdentityManager {
     return this.#ca.spkiPin;
   }
 
-  get auditLog(): AuditLog | null {
+  get auditLog(): AuditStore | null {
     return this.#audit;
   }
 

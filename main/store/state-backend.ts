@@ -38,11 +38,19 @@ export interface ExclusiveSection {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- documents of any state and operation type
 type AnyDoc = JournaledState<any, any>;
 
+/**
+ * What the gateway and the CLI use of an audit log: the file log (AuditLog) and the database's (PgAuditLog) both
+ * provide it. `file` names where it lives, for messages.
+ */
+export type AuditStore = Pick<AuditLog, 'file' | 'keyed' | 'setKeyedFrom' | 'head' | 'appendPrepared' | 'tail' | 'tailChecked' | 'verify' | 'verifyChain'>;
+
+export type StateBackendKind = 'file' | 'memory' | 'postgres';
+
 export interface StateBackend {
-  readonly kind: 'file' | 'memory';
+  readonly kind: StateBackendKind;
   /** 'keychain': rollback behind the anchor is detected; 'none': whoever can write the state dir can roll it back. */
   readonly rollbackProtection: 'keychain' | 'none';
-  readonly audit: AuditLog | null;
+  readonly audit: AuditStore | null;
   register(doc: AnyDoc): void;
   /** Refreshes every document under the lock (repairing audit entries a crash kept from the log); names changed. */
   refresh(): Promise<ReadonlySet<string>>;
@@ -79,7 +87,7 @@ interface Pending {
 export interface FileStateBackendOptions {
   /** The state directory (lock file); null = an in-process queue (tests, throwaway gateways). */
   readonly stateDir: string | null;
-  readonly audit: AuditLog | null;
+  readonly audit: AuditStore | null;
   /** The keychain anchor; null = no rollback protection (key file mode, tests). */
   readonly anchor: StateAnchor | null;
   readonly lock?: StateLockOptions;
@@ -97,7 +105,7 @@ const memoryQueues = new WeakMap<object, Promise<unknown>>();
 export class FileStateBackend implements StateBackend {
   readonly kind: 'file' | 'memory';
   readonly rollbackProtection: 'keychain' | 'none';
-  readonly audit: AuditLog | null;
+  readonly audit: AuditStore | null;
   readonly #stateDir: string | null;
   readonly #anchor: StateAnchor | null;
   readonly #lock: StateLockOptions;

@@ -25,7 +25,7 @@ export const RULES = {
   core: { layers: ['core'], packages: ['@noble/', '@scure/base', '@peculiar/x509', 'reflect-metadata'] },
   store: {
     layers: ['core', 'store'],
-    packages: ['node:fs', 'node:fs/promises', 'node:path', 'node:crypto', 'keytar', 'zod'],
+    packages: ['node:fs', 'node:fs/promises', 'node:path', 'node:crypto', 'node:async_hooks', 'keytar', 'zod', 'pg'],
   },
   rpc: {
     layers: ['core', 'rpc'],

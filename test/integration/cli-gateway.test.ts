@@ -76,8 +76,10 @@ describe('palyra gateway run', () => {
       'addresses',
       'reachable',
       'announced',
+      'backend',
     ]);
     expect(ready.rollback_protection).toBe('none');
+    expect(ready.backend).toBe('file');
     expect(ready.event).toBe('gateway.ready');
     expect(ready.listen).toMatch(/^127\.0\.0\.1:[1-9][0-9]*$/);
     expect(ready.listen).not.toBe('127.0.0.1:0');

@@ -4,13 +4,13 @@
  */
 
 import { PalyraError } from '../../core/errors.js';
-import { GatewayAdmin } from '../../gateway/gateway-admin.js';
+import type { GatewayAdmin } from '../../gateway/gateway-admin.js';
+import { openExistingAdmin } from '../state-open.js';
 import type { AuditEntry } from '../../store/audit-log.js';
-import { chooseKeychain } from '../../platform/keychain-choice.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import { parseOptionValue } from '../args.js';
 import type { CliContext } from '../context.js';
-import { resolveStateDir, runGroup } from '../context.js';
+import { runGroup } from '../context.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK, formatTable, formatTimestamp } from '../output.js';
 
@@ -18,10 +18,8 @@ const DEFAULT_TAIL = 20;
 const MAX_TAIL = 10_000;
 
 async function openExisting(args: ParsedCommand, context: CliContext): Promise<GatewayAdmin> {
-  const stateDir = resolveStateDir(args, context.env);
-  const admin = await GatewayAdmin.openExisting({ stateDir, keychain: (await chooseKeychain(context.env)).keychain });
-  if (admin === null) throw new PalyraError('not_found', `there is no gateway state in ${stateDir}`, { details: { path: stateDir } });
-  return admin;
+  // The state directory, or with --database-url the state in PostgreSQL.
+  return openExistingAdmin(args, context);
 }
 
 const VERIFY_SPEC: CommandSpec = defineCommand({

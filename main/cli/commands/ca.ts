@@ -13,14 +13,13 @@ import { crlDer, normalizeSerialHex, parseCrl } from '../../core/crl.js';
 import type { CrlInfo } from '../../core/crl.js';
 import { PalyraError } from '../../core/errors.js';
 import { crlFilePath, readCrlFile } from '../../gateway/crl-file.js';
-import { GatewayAdmin } from '../../gateway/gateway-admin.js';
+import { openAdminForRead, stateLabel } from '../state-open.js';
 import type { IdentityManager } from '../../gateway/identity-manager.js';
-import { chooseKeychain } from '../../platform/keychain-choice.js';
 import { writeFileAtomic } from '../../store/atomic-file.js';
 import type { CommandSpec, OptionSpec, ParsedCommand } from '../args.js';
 import { usageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { resolveStateDir, runGroup } from '../context.js';
+import { runGroup } from '../context.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK, formatTimestamp } from '../output.js';
 import type { Output } from '../output.js';
@@ -32,8 +31,8 @@ type Encoding = 'pem' | 'der';
 
 /** The state's identity, read without the lock; no state (or no CA) yet is `ca_missing`. */
 async function openIdentity(args: ParsedCommand, context: CliContext): Promise<IdentityManager> {
-  const stateDir = resolveStateDir(args, context.env);
-  const admin = await GatewayAdmin.openExisting({ stateDir, keychain: (await chooseKeychain(context.env)).keychain });
+  const stateDir = stateLabel(args, context);
+  const admin = await openAdminForRead(args, context);
   if (admin === null) {
     throw new PalyraError(
       'ca_missing',

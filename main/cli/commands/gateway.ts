@@ -13,7 +13,7 @@ import type { CommandSpec, ParsedCommand } from '../args.js';
 import { parseOptionValue, usageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { chooseKeychain } from '../../platform/keychain-choice.js';
-import { resolveStateDir, runGroup } from '../context.js';
+import { resolveDatabase, resolveStateDir, runGroup } from '../context.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK } from '../output.js';
 import { shutdownSignal } from '../signals.js';
@@ -32,7 +32,7 @@ const RUN_SPEC: CommandSpec = defineCommand({
 revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
    "rollback_protection":"keychain|none","addresses":["HOST:PORT",…],"reachable":"this_computer|network",
-   "announced":true|false}
+   "announced":true|false,"backend":"file|postgres"}
 then JSON log lines. SIGINT/SIGTERM stop it (exit 0). On a loopback address only this computer can connect (a
 warning on stderr says so); --listen 0.0.0.0:PORT (IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network,
 and "addresses" lists every address they can dial.`,
@@ -95,6 +95,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   if (args.flag('announce') && args.flag('no-announce')) throw usageError('--announce and --no-announce exclude each other', command);
   const announce = args.flag('announce') || (!args.flag('no-announce') && !isLoopbackHost(listen.host));
   const stateDir = resolveStateDir(args, context.env);
+  const database = resolveDatabase(args, context.env);
   const choice = await chooseKeychain(context.env);
 
   const { out } = context;
@@ -119,6 +120,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       disablePake: parseBooleanEnv(context.env, TEST_DISABLE_PAKE_ENV, command),
       keychain: choice.keychain,
       announce,
+      database,
       log,
     });
   } catch (error) {
@@ -141,6 +143,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       addresses: gateway.addresses,
       reachable: gateway.reachable,
       announced: gateway.announcedAs !== null,
+      backend: gateway.admin.backendKind,
     });
     const startup = pending;
     pending = null;
@@ -148,7 +151,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
     const warning = loopbackWarning(gateway.listen);
     if (warning !== null) out.note(warning);
     out.document({ event: 'gateway.store_key', location: gateway.admin.keyLocation, reason: choice.reason });
-    if (gateway.admin.rollbackProtection === 'none') {
+    if (gateway.admin.rollbackProtection === 'none' && database === null) {
       out.note(
         'note: the state store key is in a key file, so there is no rollback anchor: whoever can write the state directory can restore older state files unnoticed (keep the key in the OS keychain to detect that)',
       );

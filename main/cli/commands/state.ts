@@ -8,7 +8,14 @@ import { chooseKeychain } from '../../platform/keychain-choice.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import { usageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { resolveStateDir, runGroup } from '../context.js';
+import { resolveDatabase, resolveStateDir, runGroup } from '../context.js';
+import { PalyraError } from '../../core/errors.js';
+import { RUNTIME_STATE_KEY } from '../../gateway/runtime-state.js';
+import { IDENTITY_STATE_KEY } from '../../gateway/identity-manager.js';
+import { migrateDatabase } from '../../store/pg/pg-open.js';
+import { redactDatabaseUrl, validateDatabaseUrl } from '../../store/pg/pg-errors.js';
+import { SCHEMA_VERSION } from '../../store/pg/pg-schema.js';
+import { openExistingAdmin, stateLabel } from '../state-open.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK } from '../output.js';
 
@@ -27,6 +34,7 @@ error[state_rollback] (behind the OS keychain's anchor), error[ca_missing], erro
 });
 
 async function runVerify(args: ParsedCommand, context: CliContext): Promise<number> {
+  if (resolveDatabase(args, context.env) !== null) return runVerifyDatabase(args, context);
   const stateDir = resolveStateDir(args, context.env);
   const report = await verifyState(stateDir, (await chooseKeychain(context.env)).keychain);
   const { out } = context;
@@ -60,7 +68,63 @@ afterwards: check 'palyra devices list' and revoke again. A missing CA cannot be
   ],
 });
 
+/** `state verify --database-url`: the documents load (and decrypt) and the whole audit chain verifies. */
+async function runVerifyDatabase(args: ParsedCommand, context: CliContext): Promise<number> {
+  const admin = await openExistingAdmin(args, context);
+  try {
+    const chain = await admin.identity.auditLog!.verifyChain();
+    if (!chain.ok) {
+      throw new PalyraError('audit_chain_broken', `audit log ${stateLabel(args, context)}: entry ${chain.brokenAtSeq ?? '?'}: ${chain.reason ?? 'broken'}`);
+    }
+    const report = {
+      ok: true,
+      database: stateLabel(args, context),
+      documents: { [IDENTITY_STATE_KEY]: { generation: admin.identity.generation }, [RUNTIME_STATE_KEY]: { generation: admin.runtimeGeneration } },
+      audit: { entries: chain.entries, head: chain.head },
+      rollback_protection: admin.rollbackProtection,
+    };
+    const { out } = context;
+    if (out.json) out.document(report);
+    else {
+      out.line(`State OK: ${report.database}`);
+      out.line(`  ${IDENTITY_STATE_KEY}: generation ${admin.identity.generation}`);
+      out.line(`  ${RUNTIME_STATE_KEY}: generation ${admin.runtimeGeneration}`);
+      out.line(`  audit log: ${chain.entries} entries, chain verified`);
+    }
+    return EXIT_OK;
+  } finally {
+    await admin.close();
+  }
+}
+
+const MIGRATE_SPEC: CommandSpec = defineCommand({
+  name: 'state migrate',
+  summary: 'apply the schema migrations of the state database (--database-url)',
+  description: `Applies the schema migrations the state database (--database-url or PALYRA_DATABASE_URL) lacks, in one
+transaction under an advisory lock (replicas starting at the same time are safe: each migration is applied once). Every
+'palyra gateway run --database-url' does the same at start. An unreachable database, a wrong password or a missing
+database is error[state_unavailable]; a malformed URL error[invalid_argument].`,
+  options: {},
+  positionals: [],
+  notes: ['With --json: {"migrated":true,"database":"postgres://USER@HOST:PORT/DB","applied":[N,…],"schema_version":N}'],
+});
+
+async function runMigrate(args: ParsedCommand, context: CliContext): Promise<number> {
+  const database = resolveDatabase(args, context.env);
+  if (database === null) throw usageError('state migrate needs --database-url URL (or PALYRA_DATABASE_URL)', MIGRATE_SPEC.name);
+  validateDatabaseUrl(database.databaseUrl);
+  const { applied } = await migrateDatabase(database.databaseUrl, Date.now());
+  const report = { migrated: true, database: redactDatabaseUrl(database.databaseUrl), applied, schema_version: SCHEMA_VERSION };
+  const { out } = context;
+  if (out.json) out.document(report);
+  else out.line(applied.length === 0 ? `Schema of ${report.database} is up to date (version ${SCHEMA_VERSION}).` : `Applied migrations ${applied.join(', ')} to ${report.database} (now version ${SCHEMA_VERSION}).`);
+  return EXIT_OK;
+}
+
 async function runRepair(args: ParsedCommand, context: CliContext): Promise<number> {
+  if (resolveDatabase(args, context.env) !== null) {
+    throw new PalyraError('invalid_argument', 'state repair applies to a state directory; a state database is repaired with the database tools (its transactions leave nothing half-written)');
+  }
   if (!args.flag('accept-loss')) throw usageError('state repair drops damaged records for good: pass --accept-loss to confirm', REPAIR_SPEC.name);
   const stateDir = resolveStateDir(args, context.env);
   const report = await repairState(stateDir, (await chooseKeychain(context.env)).keychain);
@@ -83,6 +147,7 @@ export const STATE_GROUP = defineGroup({
   subcommands: {
     verify: { spec: VERIFY_SPEC, run: runVerify },
     repair: { spec: REPAIR_SPEC, run: runRepair },
+    migrate: { spec: MIGRATE_SPEC, run: runMigrate },
   },
 });
 
