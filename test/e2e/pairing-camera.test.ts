@@ -100,7 +100,7 @@ describeWithChromium('pairing by camera between two app instances (browser mode)
     const listen = /Running on (127\.0\.0\.1:\d+)/.exec(runningText)?.[1];
     expect(listen, runningText).toBeDefined();
     expect(listen).not.toBe('127.0.0.1:0');
-    const caPinOnA = (await pageA.locator('dt:text-is("CA pin (in QR codes)") + dd .value').first().textContent())?.trim();
+    const caPinOnA = (await pageA.locator('dt:text-is("Gateway key (in QR codes)") + dd .value').first().textContent())?.trim();
     await shot(pageA, '01-a-gateway-on');
 
     await pageA.getByTestId('mint-qr').click();

@@ -1,6 +1,7 @@
 import { fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import App from '../../renderer/src/App.svelte';
+import { groupFingerprint, pinAsHex } from '../../renderer/src/lib/format.js';
 import { ERROR_TEXT } from '../../renderer/src/lib/errors.js';
 import { CA_PIN, createFakePalyra, deviceStatus, ipcError, PAIRING_URI, REQUEST_ID, requestView, type FakePalyra } from './fake-palyra.js';
 
@@ -67,7 +68,7 @@ describe('deep links', () => {
     expect(dialog.open).toBe(true);
     expect(palyra.deviceParseScan).toHaveBeenCalledWith({ text: PAIRING_URI });
     expect(screen.getByTestId('deeplink-gateway-addresses').textContent).toContain('gw.example:7444');
-    expect(dialog.textContent).toContain(CA_PIN);
+    expect(dialog.textContent).toContain(groupFingerprint(pinAsHex(CA_PIN)));
     expect(palyra.devicePairStart).not.toHaveBeenCalled();
 
     await fireEvent.click(within(dialog).getByTestId('confirm-accept'));

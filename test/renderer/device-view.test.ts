@@ -134,7 +134,7 @@ describe('This device', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Copy identity fingerprint' }));
     expect(writeText).toHaveBeenLastCalledWith(FINGERPRINT);
 
-    await fireEvent.click(screen.getByRole('button', { name: 'Copy gateway CA fingerprint' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Copy gateway fingerprint' }));
     expect(writeText).toHaveBeenLastCalledWith(CA_FINGERPRINT);
   });
 });

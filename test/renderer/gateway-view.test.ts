@@ -160,7 +160,7 @@ describe('Gateway: hosting', () => {
 
     await fireEvent.click(await screen.findByTestId('mint-qr'));
 
-    expect(palyra.gatewayMintCode).toHaveBeenCalledWith({ method: 'qr', ttl_ms: 600_000 });
+    expect(palyra.gatewayMintCode).toHaveBeenCalledWith({ method: 'qr', kind: 'desktop', ttl_ms: 600_000 });
     const qr = await screen.findByTestId('minted-qr');
     expect(qr.dataset.qrText).toBe(PAIRING_URI);
     expect(screen.getByTestId('minted-expiry').textContent).toMatch(/expires in (10:00|9:5\d)/);
@@ -190,7 +190,7 @@ describe('Gateway: hosting', () => {
     const writeText = mockClipboard();
     render(GatewayView);
 
-    await fireEvent.click(await screen.findByRole('button', { name: 'Copy gateway CA fingerprint' }));
+    await fireEvent.click(await screen.findByRole('button', { name: 'Copy gateway fingerprint' }));
 
     expect(writeText).toHaveBeenCalledWith(gatewayStatus().ca_fingerprint);
   });

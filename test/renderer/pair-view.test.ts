@@ -1,5 +1,6 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { groupFingerprint, pinAsHex } from '../../renderer/src/lib/format.js';
 import { ERROR_TEXT } from '../../renderer/src/lib/errors.js';
 import type { QrDecoder } from '../../renderer/src/qr/decoder.js';
 import PairView from '../../renderer/src/views/PairView.svelte';
@@ -54,7 +55,7 @@ describe('Pair this device: after a scan', () => {
     const addresses = screen.getByTestId('scan-gateway-addresses').textContent;
     expect(addresses).toContain('gw.example:7444');
     expect(addresses).toContain('192.0.2.10:7444');
-    expect(screen.getByTestId('scan-ca-pin').textContent).toBe(CA_PIN);
+    expect(screen.getByTestId('scan-ca-pin').textContent).toBe(groupFingerprint(pinAsHex(CA_PIN)));
     expect(screen.getByText(/Verified against the gateway when connecting/)).toBeTruthy();
   });
 
@@ -140,7 +141,7 @@ describe('Pair this device: progress', () => {
     progress({ type: 'verifying_gateway', gateway: 'gw.example:7444', ca_fingerprint: 'ab'.repeat(32), ca_pin: CA_PIN, pinned: true });
     expect(await message()).toContain('Verifying the gateway');
     expect(screen.getByTestId('pairing-ca-fingerprint').textContent).toContain('abab abab');
-    expect(screen.getByTestId('pairing-pin-state').textContent).toContain('Matches the pin in the QR code');
+    expect(screen.getByTestId('pairing-pin-state').textContent).toContain('Matches the gateway key in the QR code');
 
     progress({ type: 'awaiting_approval', sas: '042917', request_id: 'r1', gateway: 'gw.example:7444', gateway_name: 'Office' });
     expect(await message()).toContain('Waiting for the operator of Office to approve this device');
@@ -307,5 +308,13 @@ describe('Pair this device: progress', () => {
 
     expect(screen.queryByTestId('pairing-status')).toBeNull();
     expect(screen.getByTestId('scan-status')).toBeTruthy();
+  });
+});
+
+describe('one vocabulary for fingerprints', () => {
+  it('shows the QR code gateway key as grouped hex, the same digits the host shows', () => {
+    const pin = Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('base64url');
+    expect(pinAsHex(pin)).toBe(Array.from({ length: 32 }, (_, i) => i.toString(16).padStart(2, '0')).join(''));
+    expect(pinAsHex('not a pin')).toBe('not a pin');
   });
 });

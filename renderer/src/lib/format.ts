@@ -15,6 +15,17 @@ export function groupFingerprint(value: string): string {
   return value.replace(/(.{4})(?=.)/g, '$1 ');
 }
 
+/**
+ * The gateway key pin of QR codes (base64url SHA-256 of the CA's SubjectPublicKeyInfo) as lowercase hex, so every
+ * fingerprint the app shows reads the same way (grouped hex). Anything that is not 32 bytes of base64url is returned
+ * unchanged.
+ */
+export function pinAsHex(pin: string): string {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(pin)) return pin;
+  const binary = atob(pin.replace(/-/g, '+').replace(/_/g, '/') + '=');
+  return Array.from(binary, (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('');
+}
+
 /** A remaining time as a countdown: `9:58`, `1:02:03`, `3 d 4 h`. */
 export function formatCountdown(remainingMs: number): string {
   const ms = Math.max(0, remainingMs);
