@@ -257,7 +257,14 @@ export class PairingService {
     let codeHash: string;
     if (input.method.kind === 'pin') {
       const active = activePinCode(this.#admin.runtime, now);
-      if (active === undefined || !(await pinCodeMatches(active, proof))) return this.#lookupFailed(input, this.#clock());
+      if (active === undefined || !(await pinCodeMatches(active, proof))) {
+        // A QR token sent as a PIN names its code by hash (128 random bits: no guessing oracle): the reference's
+        // method mismatch, and the code stays for the right method.
+        if (this.#admin.runtime.codes.get(hashPairingCode(proof))?.method === 'qr') {
+          throw new PalyraError('pairing_code_method_mismatch', 'pairing code method does not match request');
+        }
+        return this.#lookupFailed(input, this.#clock());
+      }
       codeHash = active.codeHash;
     } else {
       codeHash = hashPairingCode(proof);

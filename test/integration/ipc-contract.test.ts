@@ -177,7 +177,7 @@ describe('pairing two desktop apps through the IPC contract', () => {
     expectEventsValid(a);
   });
 
-  it('PIN: B trusts the gateway on first use (pinned_by tofu); a rejected request reaches B as rejected', async () => {
+  it('PIN: B verifies the gateway by the PIN exchange (pinned_by pin); a rejected request reaches B as rejected', async () => {
     const a = await app();
     const b = await app();
     const gateway = await hostGateway(a, 'Lab');
@@ -199,7 +199,7 @@ describe('pairing two desktop apps through the IPC contract', () => {
     const next = await gatewayEvent(a.client, 'request.created', (p) => p.request.request_id !== created.request_id);
     await a.ok('gateway.approve', { request_id: next.request.request_id });
     await progress(b.client, run, 'paired');
-    expect(await b.ok('device.status')).toMatchObject({ paired: true, pinned_by: 'tofu', ca_fingerprint: gateway.ca_fingerprint });
+    expect(await b.ok('device.status')).toMatchObject({ paired: true, pinned_by: 'pin', ca_fingerprint: gateway.ca_fingerprint });
 
     // B unpairs itself: the gateway revokes it, B is clean again.
     expect(await b.ok('device.unpair')).toEqual({ unpaired: true });
