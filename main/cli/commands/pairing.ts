@@ -175,7 +175,8 @@ async function printMinted(minted: MintedCode, gateway: string | undefined, cont
     out.line();
     out.line(`PIN ${minted.code}`);
     out.line(`Single-use PIN, ${expiry}.`);
-    if (gateway !== undefined) out.line(`On the device: palyra device pair --pin ${minted.code} --gateway ${gateway}`);
+    // The PIN is typed at the prompt, never put in argv (other users can read argv).
+    if (gateway !== undefined) out.line(`On the device: palyra device pair --pin-stdin --gateway ${gateway}  (then type the PIN)`);
   }
   return EXIT_OK;
 }
