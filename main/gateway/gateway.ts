@@ -18,6 +18,7 @@ import { GATEWAY_TLS_SERVER_NAME, formatHostPort, isIpv4Literal, isIpv6Literal, 
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
+import { NODE_RPC_KEEPALIVE_OPTIONS } from '../rpc/keepalive.js';
 import type { NodeEventRequest__Output, NodeEventResponse } from '../rpc/node-service.js';
 import { TlsListener } from '../rpc/tls-listener.js';
 import type { TlsListenerRoutes } from '../rpc/tls-listener.js';
@@ -83,6 +84,8 @@ type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventRes
 
 interface LiveNode {
   streams: Set<grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>>;
+  /** Streams that negotiated pushed dispatch, oldest first; work goes to the newest. Null while there are none. */
+  pushers: Map<NodeStream, () => void> | null;
   lastSeenAtUnixMs: number;
 }
 
@@ -164,8 +167,14 @@ export class Gateway {
       allowServerGeneratedKeys: options.allowServerGeneratedKeys,
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
     });
-    const dispatcher = new CapabilityDispatcher({ clock });
-    const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, interceptors: [fieldLimitInterceptor] });
+    let pushQueued: (deviceId: string) => void = () => undefined;
+    const dispatcher = new CapabilityDispatcher({
+      clock,
+      onQueued: (deviceId) => {
+        pushQueued(deviceId);
+      },
+    });
+    const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, ...NODE_RPC_KEEPALIVE_OPTIONS, interceptors: [fieldLimitInterceptor] });
     // Opt-out mode has no certificates to tell devices apart from strangers: everything goes to the main server.
     const gate = new UnauthenticatedCallGate();
     const unauthenticated = options.insecureNodeRpcOptOut ? null : new grpc.Server(unauthenticatedServerOptions(gate));
@@ -202,6 +211,9 @@ export class Gateway {
     });
     const sideServers = [unauthenticated, revokedServer, unknownServer].filter((s): s is grpc.Server => s !== null);
     const gateway = new Gateway({ admin, pairing, dispatcher, listener, grpc: server, sideServers, options, clock, log });
+    pushQueued = (deviceId) => {
+      gateway.#pushQueued(deviceId);
+    };
     const nodeHandlers = createNodeRpcHandlers({
         admin,
         pairing,
@@ -210,7 +222,7 @@ export class Gateway {
         allowServerGeneratedKeys: options.allowServerGeneratedKeys,
         gatewayName: options.name,
         clock,
-        nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
+        nodeOnline: (deviceId, stream, push) => gateway.#nodeOnline(deviceId, stream, push),
         streamOpened: (fingerprint, stream) => gateway.#streamOpened(fingerprint, stream),
         rotated: (fingerprint) => {
           gateway.#rotationGrace.set(fingerprint, clock() + ROTATION_GRACE_MS);
@@ -334,10 +346,11 @@ export class Gateway {
     this.events.emit('event', event);
   }
 
-  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void {
-    const live = this.#live.get(deviceId) ?? { streams: new Set(), lastSeenAtUnixMs: this.#clock() };
+  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => void): () => void {
+    const live: LiveNode = this.#live.get(deviceId) ?? { streams: new Set(), pushers: null, lastSeenAtUnixMs: this.#clock() };
     const first = live.streams.size === 0;
     live.streams.add(stream);
+    if (push !== undefined) (live.pushers ??= new Map()).set(stream, push);
     this.#live.set(deviceId, live);
     if (first) {
       this.#emit({ type: 'node.online', device_id: deviceId });
@@ -345,12 +358,26 @@ export class Gateway {
     }
     return () => {
       live.streams.delete(stream);
+      if (live.pushers?.delete(stream) === true) {
+        if (live.pushers.size === 0) live.pushers = null;
+        // Work queued for this stream and put back after a failed send goes to the device's other push stream.
+        this.#pushQueued(deviceId);
+      }
       if (live.streams.size === 0 && this.#live.get(deviceId) === live) {
         this.#live.delete(deviceId);
         this.#emit({ type: 'node.offline', device_id: deviceId });
         this.#log({ event: 'node.offline', device_id: deviceId });
       }
     };
+  }
+
+  /** Work was queued for `deviceId`: the newest stream of it that negotiated push sends it now. */
+  #pushQueued(deviceId: string): void {
+    const pushers = this.#live.get(deviceId)?.pushers;
+    if (pushers === null || pushers === undefined) return;
+    let newest: (() => void) | undefined;
+    for (const push of pushers.values()) newest = push;
+    newest?.();
   }
 
   #streamOpened(fingerprint: string, stream: NodeStream): () => void {
