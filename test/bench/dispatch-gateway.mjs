@@ -2,7 +2,7 @@
 // the IPC channel. It queues capability calls itself, so "queued" is stamped where the work is queued, and reports
 // its own RSS and CPU (process.memoryUsage / process.cpuUsage), so the figures are the gateway's alone.
 //   → {type:'ready', listen, caCertificatePem}
-//   ← {type:'stats'}                                      → {type:'stats', rss, cpuUs, live}
+//   ← {type:'stats'}                                      → {type:'stats', rss, heap, external, cpuUs, live}
 //   ← {type:'dispatch', deviceIds, perSecond}            → {type:'dispatched', rtts, failures, cpuUs, elapsedMs}
 import { Gateway } from '../../dist/main/gateway/gateway.js';
 
@@ -50,7 +50,8 @@ async function dispatchAll(deviceIds, perSecond) {
 process.on('message', (message) => {
   if (message.type === 'stats') {
     globalThis.gc?.();
-    process.send({ type: 'stats', rss: process.memoryUsage().rss, cpuUs: cpuUs(), live: gateway.liveNodes().size });
+    const memory = process.memoryUsage();
+    process.send({ type: 'stats', rss: memory.rss, heap: memory.heapUsed, external: memory.external, cpuUs: cpuUs(), live: gateway.liveNodes().size });
   } else if (message.type === 'dispatch') {
     void dispatchAll(message.deviceIds, message.perSecond).then((result) => process.send({ type: 'dispatched', ...result }));
   } else if (message.type === 'stop') {
