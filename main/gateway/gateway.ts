@@ -85,7 +85,7 @@ type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventRes
 interface LiveNode {
   streams: Set<grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>>;
   /** Streams that negotiated pushed dispatch, oldest first; work goes to the newest. Null while there are none. */
-  pushers: Map<NodeStream, () => void> | null;
+  pushers: Map<NodeStream, () => boolean> | null;
   lastSeenAtUnixMs: number;
 }
 
@@ -346,7 +346,7 @@ export class Gateway {
     this.events.emit('event', event);
   }
 
-  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => void): () => void {
+  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => boolean): () => void {
     const live: LiveNode = this.#live.get(deviceId) ?? { streams: new Set(), pushers: null, lastSeenAtUnixMs: this.#clock() };
     const first = live.streams.size === 0;
     live.streams.add(stream);
@@ -371,13 +371,16 @@ export class Gateway {
     };
   }
 
-  /** Work was queued for `deviceId`: the newest stream of it that negotiated push sends it now. */
+  /**
+   * Work was queued for `deviceId`: the newest of its streams that negotiated push and can still write sends it now
+   * (after a renewal that is the new certificate's stream; the old one is draining). Without one, the work waits for
+   * the next event on any of its streams.
+   */
   #pushQueued(deviceId: string): void {
     const pushers = this.#live.get(deviceId)?.pushers;
     if (pushers === null || pushers === undefined) return;
-    let newest: (() => void) | undefined;
-    for (const push of pushers.values()) newest = push;
-    newest?.();
+    const newestFirst = [...pushers.values()].reverse();
+    for (const push of newestFirst) if (push()) return;
   }
 
   #streamOpened(fingerprint: string, stream: NodeStream): () => void {

@@ -128,9 +128,10 @@ export interface NodeRpcContext {
   /** Live node bookkeeping owned by the gateway. */
   /**
    * The stream's first event marked `deviceId` online; `push`, when the stream negotiated pushed dispatch, writes the
-   * device's queued work down this stream at once (the gateway calls it when work is queued).
+   * device's queued work down this stream at once (the gateway calls it when work is queued); false when this stream
+   * can take no work (not answered yet, or ending), so another stream of the device should.
    */
-  nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => void): () => void;
+  nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => boolean): () => void;
   nodeSeen(deviceId: string, eventName: string): void;
   /** A device rotated: its previous certificate's connections get a short grace to move to the new one. */
   rotated(previousFingerprint: string): void;
@@ -410,8 +411,10 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
       });
 
       /** Writes one response; a dispatch whose send fails goes back to the head of the queue (a reference gap). */
+      // Ended by us (the node half-closed: a draining session) counts as gone too: nothing more can be written.
+      const gone = (): boolean => call.destroyed || call.cancelled || call.writableEnded;
       const send = (deviceId: string, response: NodeEventResponse, dispatch: CapabilityDispatch | null): void => {
-        if (call.destroyed || call.cancelled) {
+        if (gone()) {
           if (dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
           return;
         }
@@ -425,13 +428,16 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
       };
 
       /** Push streams: every queued item of the device as an unsolicited response (bounded by the queue). */
-      const push = (): void => {
+      const push = (): boolean => {
         // Nothing unsolicited before the answer to the first event (it tells the node that we push).
-        if (failed || !answered) return;
-        for (let dispatch = ctx.dispatcher.next(deviceOfStream); dispatch !== null; dispatch = ctx.dispatcher.next(deviceOfStream)) {
+        if (failed || !answered || gone()) return false;
+        // gone() before each item: one put back by a failed send must not be taken again by this stream.
+        while (!gone()) {
+          const dispatch = ctx.dispatcher.next(deviceOfStream);
+          if (dispatch === null) return true;
           send(deviceOfStream, { v: responseVersion, event_id: nodeId(ctx.clock()), accepted: true, reason: 'dispatch', dispatch: dispatchMessage(dispatch), push_dispatch: true }, dispatch);
-          if (call.destroyed || call.cancelled) return;
         }
+        return true;
       };
 
       // Without mTLS an event may name another device than the first one did (reference behaviour): it is answered
@@ -468,7 +474,7 @@ export function createNodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers 
         answer(deviceId, req);
         answered = true;
         // Work queued before the first answer, or put back after a failed send, goes out now.
-        if (pushed) push();
+        if (pushed) void push();
       };
     },
 

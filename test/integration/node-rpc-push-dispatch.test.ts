@@ -234,3 +234,52 @@ describe('pushed dispatch on the node event stream', () => {
     }
   }, 180_000);
 });
+
+describe('pushed dispatch with two streams of one device (a renewal moving to its new certificate)', () => {
+  let gateway: Gateway;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ gateway, cleanup } = await startGateway());
+  });
+  afterAll(async () => {
+    await cleanup();
+  });
+
+  it('work goes to the newest push stream; once it closes, to the one left; a stream without the flag gets none unasked', async () => {
+    const device = await pairedDevice(gateway);
+    const clients = [clientFor(gateway, device), clientFor(gateway, device), clientFor(gateway, device)];
+    try {
+      const [legacy, older, newer] = clients.map((c) => rawStream(c, device.deviceId)) as [ReturnType<typeof rawStream>, ReturnType<typeof rawStream>, ReturnType<typeof rawStream>];
+      legacy.send('node.started');
+      await waitFor(() => legacy.responses.length === 1, { what: 'the reference-style stream to be answered' });
+      older.send('node.started', {}, true);
+      await waitFor(() => older.responses.length === 1, { what: 'the older push stream to be answered' });
+      newer.send('node.started', {}, true);
+      await waitFor(() => newer.responses.length === 1, { what: 'the newer push stream to be answered' });
+
+      const first = gateway.executeCapability({ deviceId: device.deviceId, capability: 'echo', input: { to: 'newer' } });
+      first.catch(() => undefined);
+      await waitFor(() => dispatched(newer.responses).length === 1, { what: 'the dispatch on the newest push stream' });
+      expect(dispatched(older.responses)).toHaveLength(0);
+      const d1 = dispatched(newer.responses)[0]!;
+      newer.send('capability.result', { request_id: d1.request_id!.ulid, success: true, output_json: 1 });
+      expect((await withDeadline(first, { what: 'the first result' })).success).toBe(true);
+
+      // The newer stream half-closes (as a draining session does); once it has ended, the gateway can write to it no more.
+      newer.call.end();
+      expect(await withDeadline(newer.ended, { what: 'the newer stream to end' })).toEqual({ status: grpc.status.OK, code: null });
+      const second = gateway.executeCapability({ deviceId: device.deviceId, capability: 'echo', input: { to: 'older' } });
+      second.catch(() => undefined);
+      await waitFor(() => dispatched(older.responses).length === 1, { what: 'the dispatch on the push stream left' });
+      const d2 = dispatched(older.responses)[0]!;
+      expect(JSON.parse(Buffer.from(d2.input_json).toString('utf8'))).toEqual({ to: 'older' });
+      older.send('capability.result', { request_id: d2.request_id!.ulid, success: true, output_json: 2 });
+      expect((await withDeadline(second, { what: 'the second result' })).success).toBe(true);
+      // The reference-style stream sent one event and was answered once; it was never pushed to.
+      expect(legacy.responses).toHaveLength(1);
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
