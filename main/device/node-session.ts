@@ -29,6 +29,8 @@ const SILENT_HEARTBEATS = 3;
 const MIN_SILENCE_MS = 5_000;
 /** Slowest heartbeat towards a gateway that does not push: its answers are the only way work reaches us. */
 export const POLL_HEARTBEAT_MS = 1_000;
+/** A heartbeat's payload, `{}`: encoded into each message, so one buffer serves them all. */
+const HEARTBEAT_PAYLOAD = Buffer.from('{}', 'utf8');
 
 /** The heartbeat interval and silence timeout of a session, from the configured interval and the negotiation. */
 export function sessionTiming(heartbeatMs: number, pushed: boolean): { intervalMs: number; silenceMs: number } {
@@ -69,7 +71,8 @@ export class NodeSession {
   readonly client: NodeServiceClient;
   readonly certificateFingerprint: string;
   readonly ended: Promise<SessionEnd>;
-  readonly #deviceId: string;
+  /** The same `device_id` message on every event (encoded per write; never mutated). */
+  readonly #deviceIdMessage: { readonly ulid: string };
   #resolveEnded: (end: SessionEnd) => void = () => undefined;
   #stream: EventStream | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
@@ -82,7 +85,7 @@ export class NodeSession {
 
   private constructor(options: NodeSessionOptions) {
     this.address = options.address;
-    this.#deviceId = options.deviceId;
+    this.#deviceIdMessage = { ulid: options.deviceId };
     this.certificateFingerprint = options.certificateFingerprint;
     this.client = createNodeServiceClient(
       options.address,
@@ -152,14 +155,13 @@ export class NodeSession {
 
   /** Sends one node event; false when the session is over. */
   send(eventName: string, payload: unknown, pushDispatch = false): boolean {
+    return this.#write(eventName, Buffer.from(JSON.stringify(payload), 'utf8'), pushDispatch);
+  }
+
+  #write(eventName: string, payloadJson: Buffer, pushDispatch: boolean): boolean {
     const stream = this.#stream;
     if (this.#end !== null || this.#draining || stream === null) return false;
-    const event: NodeEventRequest = {
-      v: PAIRING_PROTOCOL_VERSION,
-      device_id: { ulid: this.#deviceId },
-      event_name: eventName,
-      payload_json: Buffer.from(JSON.stringify(payload), 'utf8'),
-    };
+    const event: NodeEventRequest = { v: PAIRING_PROTOCOL_VERSION, device_id: this.#deviceIdMessage, event_name: eventName, payload_json: payloadJson };
     if (pushDispatch) event.push_dispatch = true;
     try {
       stream.write(event);
@@ -245,7 +247,7 @@ export class NodeSession {
         this.#finish(new PalyraError('timeout', `the gateway did not answer for ${silenceMs} ms`), false);
         return;
       }
-      this.send('node.heartbeat', {});
+      this.#write('node.heartbeat', HEARTBEAT_PAYLOAD, false);
     }, intervalMs);
   }
 
