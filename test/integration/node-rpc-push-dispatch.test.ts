@@ -15,6 +15,9 @@ import type { Gateway } from '../../main/gateway/gateway.js';
 import type { NodeCapabilityDispatch__Output, NodeEventResponse__Output, NodeServiceClient } from '../../main/rpc/node-service.js';
 import { ERROR_CODE_METADATA_KEY } from '../../main/rpc/rpc-errors.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../../main/rpc/tls-client.js';
+import { CertificateAuthority, createCertificateAuthority } from '../../main/core/certificate-authority.js';
+import { GATEWAY_TLS_SERVER_NAME } from '../../main/rpc/tls-client.js';
+import { enrolTlsDevice, startEchoGateway } from '../helpers/node-rpc-gateway.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -280,6 +283,39 @@ describe('pushed dispatch with two streams of one device (a renewal moving to it
       expect(legacy.responses).toHaveLength(1);
     } finally {
       for (const c of clients) c.close();
+    }
+  });
+});
+
+describe('towards a gateway that does not push (answers without push_dispatch, as the reference does)', () => {
+  it('our session asks for push, is not granted it, and polls every second although configured for 15 s', async () => {
+    const now = Date.now();
+    const ca = await CertificateAuthority.load(await createCertificateAuthority({ now }));
+    const server = await ca.issueServerCertificate({ commonName: GATEWAY_TLS_SERVER_NAME, now });
+    const device = await enrolTlsDevice(ca, now);
+    const echo = await startEchoGateway({ serverCertificatePem: server.certificatePem, serverPrivateKeyPem: server.privateKeyPem, caCertificatePem: ca.certificatePem, requestClientCertificates: true });
+    try {
+      const session = await NodeSession.open({
+        address: echo.address,
+        deviceId: device.deviceId,
+        caCertificatePem: ca.certificatePem,
+        certificatePem: device.certificatePem,
+        certificateFingerprint: device.fingerprint,
+        privateKeyPem: device.privateKeyPem,
+        platform: 'test',
+        capabilities: [],
+        firstEvent: { name: 'node.started', payload: {} },
+        heartbeatMs: 15_000,
+        onDispatch: () => undefined,
+      });
+      try {
+        expect(session.pushed).toBe(false);
+        expect(session.heartbeatIntervalMs).toBe(1_000);
+      } finally {
+        session.close();
+      }
+    } finally {
+      await echo.close();
     }
   });
 });
