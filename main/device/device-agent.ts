@@ -31,7 +31,11 @@ import type { SessionEnd } from './node-session.js';
 import { pairDevice } from './pairing-client.js';
 import type { PairingProgress, PairingTarget, PairResult } from './pairing-client.js';
 
-export const DEFAULT_HEARTBEAT_MS = 1_000;
+/**
+ * Liveness heartbeat once the gateway pushes dispatch (work does not wait for it); towards a gateway that does not
+ * push, the session polls at most every POLL_HEARTBEAT_MS instead.
+ */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
 /** Smallest heartbeat interval accepted (each heartbeat is a gateway round trip). */
 const MIN_HEARTBEAT_MS = 20;
 /** Renewal at two thirds of the certificate's life, give or take a thirtieth of it. */
@@ -97,7 +101,10 @@ export interface DeviceAgentOptions {
   /** Asks the person at the device before desktop.open_url; true = agreed and opened. Absent = always denied. */
   confirmOpenUrl?: (url: string) => Promise<boolean>;
   notify?: (title: string, body: string) => void;
+  /** Heartbeat interval on a pushed stream (default 15 s); see DEFAULT_HEARTBEAT_MS. */
   heartbeatMs?: number;
+  /** Ask the gateway for pushed dispatch (default true); false polls like a reference node. */
+  pushDispatch?: boolean;
   /** Diagnostic lines (desktop.notify without `notify`, failures that are retried). */
   log?: (line: Record<string, unknown>) => void;
   /** Uniform in [0, 1): backoff and renewal jitter; injectable for tests. */
@@ -165,6 +172,7 @@ export class DeviceAgent {
   readonly #confirmOpenUrl: ((url: string) => Promise<boolean>) | undefined;
   readonly #notify: ((title: string, body: string) => void) | undefined;
   readonly #heartbeatMs: number;
+  readonly #pushDispatch: boolean;
   readonly #log: (line: Record<string, unknown>) => void;
   readonly #random: () => number;
   readonly #listeners = new Set<(event: AgentEvent) => void>();
@@ -195,6 +203,7 @@ export class DeviceAgent {
     this.#confirmOpenUrl = o.confirmOpenUrl;
     this.#notify = o.notify;
     this.#heartbeatMs = o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.#pushDispatch = o.pushDispatch ?? true;
     this.#log = o.log ?? (() => undefined);
     this.#random = o.random ?? Math.random;
   }
@@ -439,6 +448,7 @@ export class DeviceAgent {
       capabilities: NODE_CAPABILITIES,
       firstEvent: { name: firstEvent, payload: { platform: this.#platform, capabilities: [...NODE_CAPABILITIES], cert_expires_at_unix_ms: state.cert_expires_at_unix_ms } },
       heartbeatMs: this.#heartbeatMs,
+      pushDispatch: this.#pushDispatch,
       onDispatch: (dispatch) => {
         void this.#serve(dispatch);
       },

@@ -1,7 +1,10 @@
 /**
  * One connected period of a node (REFERENCE.md §3.7–§3.8): an mTLS channel with the device's current certificate,
- * RegisterNode, then a StreamNodeEvents stream that opens with `node.started` and heartbeats. Dispatches arrive on
- * the gateway's answers to our events. The session ends once — on a gateway status (whose `palyra-error-code`
+ * RegisterNode, then a StreamNodeEvents stream that opens with `node.started` and heartbeats. The first event asks for
+ * pushed dispatch (PROTOCOL.md §4.9): a gateway that agrees sends work the moment it is queued, and heartbeats are
+ * only a liveness signal (`heartbeatMs`, 15 s by default, with HTTP/2 keepalive under it); one that does not (a
+ * reference gateway) hands work out in its answers to our events, so we poll at POLL_HEARTBEAT_MS at the slowest.
+ * The session ends once — on a gateway status (whose `palyra-error-code`
  * tells revocation from failure), a silent gateway, or a local close — and `ended` says how.
  */
 
@@ -16,13 +19,24 @@ import type {
   RegisterNodeResponse__Output,
 } from '../rpc/node-service.js';
 import { callUnary, fromServiceError } from '../rpc/rpc-errors.js';
+import { DEVICE_KEEPALIVE_OPTIONS } from '../rpc/keepalive.js';
 import { createGatewayChannelCredentials, createNodeServiceClient } from '../rpc/tls-client.js';
 
 /** Deadline of RegisterNode and of the first answer on the stream. */
 export const SESSION_RPC_TIMEOUT_MS = 10_000;
 /** A gateway that has not answered for this many heartbeats (and at least MIN_SILENCE_MS) is taken for gone. */
-const SILENT_HEARTBEATS = 5;
+const SILENT_HEARTBEATS = 3;
 const MIN_SILENCE_MS = 5_000;
+/** Slowest heartbeat towards a gateway that does not push: its answers are the only way work reaches us. */
+export const POLL_HEARTBEAT_MS = 1_000;
+/** A heartbeat's payload, `{}`: encoded into each message, so one buffer serves them all. */
+const HEARTBEAT_PAYLOAD = Buffer.from('{}', 'utf8');
+
+/** The heartbeat interval and silence timeout of a session, from the configured interval and the negotiation. */
+export function sessionTiming(heartbeatMs: number, pushed: boolean): { intervalMs: number; silenceMs: number } {
+  const intervalMs = pushed ? heartbeatMs : Math.min(heartbeatMs, POLL_HEARTBEAT_MS);
+  return { intervalMs, silenceMs: Math.max(intervalMs * SILENT_HEARTBEATS, MIN_SILENCE_MS) };
+}
 
 export interface SessionEnd {
   readonly error: PalyraError;
@@ -41,7 +55,10 @@ export interface NodeSessionOptions {
   readonly capabilities: readonly string[];
   /** First event on the stream (`node.started`, or `node.reconnected` after a renewal). */
   readonly firstEvent: { readonly name: string; readonly payload: Record<string, unknown> };
+  /** Heartbeat interval once the gateway pushes dispatch (else at most POLL_HEARTBEAT_MS). */
   readonly heartbeatMs: number;
+  /** Ask for pushed dispatch (default true; false behaves like a reference node). */
+  readonly pushDispatch?: boolean;
   readonly onDispatch: (dispatch: NodeCapabilityDispatch__Output) => void;
   /** Aborting gives up the opening at once (the agent is stopping). */
   readonly signal?: AbortSignal;
@@ -54,7 +71,8 @@ export class NodeSession {
   readonly client: NodeServiceClient;
   readonly certificateFingerprint: string;
   readonly ended: Promise<SessionEnd>;
-  readonly #deviceId: string;
+  /** The same `device_id` message on every event (encoded per write; never mutated). */
+  readonly #deviceIdMessage: { readonly ulid: string };
   #resolveEnded: (end: SessionEnd) => void = () => undefined;
   #stream: EventStream | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
@@ -62,10 +80,12 @@ export class NodeSession {
   #end: SessionEnd | null = null;
   #draining = false;
   #firstAnswer: { resolve: () => void; reject: (error: PalyraError) => void } | null = null;
+  #pushed = false;
+  #intervalMs = 0;
 
   private constructor(options: NodeSessionOptions) {
     this.address = options.address;
-    this.#deviceId = options.deviceId;
+    this.#deviceIdMessage = { ulid: options.deviceId };
     this.certificateFingerprint = options.certificateFingerprint;
     this.client = createNodeServiceClient(
       options.address,
@@ -74,6 +94,7 @@ export class NodeSession {
         clientCertificatePem: options.certificatePem,
         clientPrivateKeyPem: options.privateKeyPem,
       }),
+      DEVICE_KEEPALIVE_OPTIONS,
     );
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
   }
@@ -122,16 +143,26 @@ export class NodeSession {
     return this.#end === null;
   }
 
+  /** The gateway agreed to push dispatch on this session's stream. */
+  get pushed(): boolean {
+    return this.#pushed;
+  }
+
+  /** The heartbeat interval in use (0 before the stream's first answer). */
+  get heartbeatIntervalMs(): number {
+    return this.#intervalMs;
+  }
+
   /** Sends one node event; false when the session is over. */
-  send(eventName: string, payload: unknown): boolean {
+  send(eventName: string, payload: unknown, pushDispatch = false): boolean {
+    return this.#write(eventName, Buffer.from(JSON.stringify(payload), 'utf8'), pushDispatch);
+  }
+
+  #write(eventName: string, payloadJson: Buffer, pushDispatch: boolean): boolean {
     const stream = this.#stream;
     if (this.#end !== null || this.#draining || stream === null) return false;
-    const event: NodeEventRequest = {
-      v: PAIRING_PROTOCOL_VERSION,
-      device_id: { ulid: this.#deviceId },
-      event_name: eventName,
-      payload_json: Buffer.from(JSON.stringify(payload), 'utf8'),
-    };
+    const event: NodeEventRequest = { v: PAIRING_PROTOCOL_VERSION, device_id: this.#deviceIdMessage, event_name: eventName, payload_json: payloadJson };
+    if (pushDispatch) event.push_dispatch = true;
     try {
       stream.write(event);
     } catch (error) {
@@ -178,6 +209,7 @@ export class NodeSession {
     firstAnswer.catch(() => undefined);
     stream.on('data', (response: NodeEventResponse__Output) => {
       this.#lastHeard = performance.now();
+      if (response.push_dispatch) this.#pushed = true;
       this.#firstAnswer?.resolve();
       this.#firstAnswer = null;
       const dispatch = response.dispatch;
@@ -196,7 +228,7 @@ export class NodeSession {
         this.#finish(new PalyraError('gateway_unreachable', 'the event stream to the gateway closed'), false);
       });
     });
-    this.send(options.firstEvent.name, options.firstEvent.payload);
+    this.send(options.firstEvent.name, options.firstEvent.payload, options.pushDispatch ?? true);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
@@ -208,14 +240,15 @@ export class NodeSession {
     } finally {
       clearTimeout(timer);
     }
-    const silenceMs = Math.max(options.heartbeatMs * SILENT_HEARTBEATS, MIN_SILENCE_MS);
+    const { intervalMs, silenceMs } = sessionTiming(options.heartbeatMs, this.#pushed);
+    this.#intervalMs = intervalMs;
     this.#heartbeat = setInterval(() => {
       if (performance.now() - this.#lastHeard > silenceMs) {
         this.#finish(new PalyraError('timeout', `the gateway did not answer for ${silenceMs} ms`), false);
         return;
       }
-      this.send('node.heartbeat', {});
-    }, options.heartbeatMs);
+      this.#write('node.heartbeat', HEARTBEAT_PAYLOAD, false);
+    }, intervalMs);
   }
 
   #finish(error: PalyraError, local: boolean): void {

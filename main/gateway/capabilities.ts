@@ -1,9 +1,10 @@
 /**
- * Capability dispatch to nodes (REFERENCE.md §3.8–§3.9 with PROTOCOL.md §5 fixes): work is queued per device,
- * handed out one item per inbound node event, and completed only by a result from the device it was dispatched
- * to. A dispatch whose send failed goes back to the head of the queue; a request that times out is removed from
- * the queue, the in-flight set and the waiters. Payloads are bounded both ways. All in memory: a capability call
- * lives for seconds, and a gateway restart fails it cleanly.
+ * Capability dispatch to nodes (REFERENCE.md §3.8–§3.9 with PROTOCOL.md §5 fixes): work is queued per device and
+ * handed out one item per inbound node event, or pushed at once to a stream that negotiated it (`onQueued` fires on
+ * every queueing and every requeue; the gateway pushes from there). It is completed only by a result from the device
+ * it was dispatched to. A dispatch whose send failed goes back to the head of the queue; a request that times out is
+ * removed from the queue, the in-flight set and the waiters. Payloads are bounded both ways. All in memory: a
+ * capability call lives for seconds, and a gateway restart fails it cleanly.
  */
 
 import { PalyraError } from '../core/errors.js';
@@ -126,6 +127,8 @@ export class CapabilityDispatcher {
     const queue = this.#queues.get(deviceId) ?? [];
     queue.unshift(pending);
     this.#queues.set(deviceId, queue);
+    // Another stream of the device that takes pushed work may send it now.
+    this.#onQueued(deviceId);
   }
 
   hasQueued(deviceId: string): boolean {

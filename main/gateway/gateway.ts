@@ -20,6 +20,7 @@ import type { PgStateLocation } from '../store/pg/pg-open.js';
 import type { Keychain } from '../store/keychain.js';
 import { GatewayAdminService } from '../rpc/admin-service.js';
 import { NodeService, NODE_RPC_MESSAGE_SIZE_OPTIONS } from '../rpc/node-service.js';
+import { NODE_RPC_KEEPALIVE_OPTIONS } from '../rpc/keepalive.js';
 import type { NodeEventRequest__Output, NodeEventResponse } from '../rpc/node-service.js';
 import { TlsListener } from '../rpc/tls-listener.js';
 import type { TlsListenerRoutes } from '../rpc/tls-listener.js';
@@ -96,6 +97,8 @@ type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventRes
 
 interface LiveNode {
   streams: Set<grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>>;
+  /** Streams that negotiated pushed dispatch, oldest first; work goes to the newest. Null while there are none. */
+  pushers: Map<NodeStream, () => boolean> | null;
   lastSeenAtUnixMs: number;
 }
 
@@ -178,8 +181,14 @@ export class Gateway {
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
       requirePake: options.requirePake ?? false,
     });
-    const dispatcher = new CapabilityDispatcher({ clock });
-    const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, interceptors: [fieldLimitInterceptor] });
+    let pushQueued: (deviceId: string) => void = () => undefined;
+    const dispatcher = new CapabilityDispatcher({
+      clock,
+      onQueued: (deviceId) => {
+        pushQueued(deviceId);
+      },
+    });
+    const server = new grpc.Server({ ...NODE_RPC_MESSAGE_SIZE_OPTIONS, ...NODE_RPC_KEEPALIVE_OPTIONS, interceptors: [fieldLimitInterceptor] });
     // Opt-out mode has no certificates to tell devices apart from strangers: everything goes to the main server.
     const gate = new UnauthenticatedCallGate();
     const unauthenticated = options.insecureNodeRpcOptOut ? null : new grpc.Server(unauthenticatedServerOptions(gate));
@@ -216,6 +225,9 @@ export class Gateway {
     });
     const sideServers = [unauthenticated, revokedServer, unknownServer].filter((s): s is grpc.Server => s !== null);
     const gateway = new Gateway({ admin, pairing, dispatcher, listener, grpc: server, sideServers, options, clock, log });
+    pushQueued = (deviceId) => {
+      gateway.#pushQueued(deviceId);
+    };
     const nodeHandlers = createNodeRpcHandlers({
         admin,
         pairing,
@@ -225,7 +237,7 @@ export class Gateway {
         gatewayName: options.name,
         disablePake: options.disablePake ?? false,
         clock,
-        nodeOnline: (deviceId, stream) => gateway.#nodeOnline(deviceId, stream),
+        nodeOnline: (deviceId, stream, push) => gateway.#nodeOnline(deviceId, stream, push),
         streamOpened: (fingerprint, stream) => gateway.#streamOpened(fingerprint, stream),
         rotated: (fingerprint) => {
           gateway.#rotationGrace.set(fingerprint, clock() + ROTATION_GRACE_MS);
@@ -379,10 +391,11 @@ export class Gateway {
     this.events.emit('event', event);
   }
 
-  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void {
-    const live = this.#live.get(deviceId) ?? { streams: new Set(), lastSeenAtUnixMs: this.#clock() };
+  #nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => boolean): () => void {
+    const live: LiveNode = this.#live.get(deviceId) ?? { streams: new Set(), pushers: null, lastSeenAtUnixMs: this.#clock() };
     const first = live.streams.size === 0;
     live.streams.add(stream);
+    if (push !== undefined) (live.pushers ??= new Map()).set(stream, push);
     this.#live.set(deviceId, live);
     if (first) {
       this.#emit({ type: 'node.online', device_id: deviceId });
@@ -390,12 +403,29 @@ export class Gateway {
     }
     return () => {
       live.streams.delete(stream);
+      if (live.pushers?.delete(stream) === true) {
+        if (live.pushers.size === 0) live.pushers = null;
+        // Work queued for this stream and put back after a failed send goes to the device's other push stream.
+        this.#pushQueued(deviceId);
+      }
       if (live.streams.size === 0 && this.#live.get(deviceId) === live) {
         this.#live.delete(deviceId);
         this.#emit({ type: 'node.offline', device_id: deviceId });
         this.#log({ event: 'node.offline', device_id: deviceId });
       }
     };
+  }
+
+  /**
+   * Work was queued for `deviceId`: the newest of its streams that negotiated push and can still write sends it now
+   * (after a renewal that is the new certificate's stream; the old one is draining). Without one, the work waits for
+   * the next event on any of its streams.
+   */
+  #pushQueued(deviceId: string): void {
+    const pushers = this.#live.get(deviceId)?.pushers;
+    if (pushers === null || pushers === undefined) return;
+    const newestFirst = [...pushers.values()].reverse();
+    for (const push of newestFirst) if (push()) return;
   }
 
   #streamOpened(fingerprint: string, stream: NodeStream): () => void {

@@ -23,7 +23,7 @@ import type {
 import { callPeerFingerprint } from '../rpc/tls-listener.js';
 import { ERROR_CODE_METADATA_KEY } from '../rpc/rpc-errors.js';
 import { whenTransportClosed } from './call-transport.js';
-import type { CapabilityDispatcher } from './capabilities.js';
+import type { CapabilityDispatch, CapabilityDispatcher } from './capabilities.js';
 import type { GatewayAdmin } from './gateway-admin.js';
 import type { PairingService } from './pairing-service.js';
 import { SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
@@ -129,7 +129,12 @@ export interface NodeRpcContext {
   disablePake?: boolean;
   clock: () => number;
   /** Live node bookkeeping owned by the gateway. */
-  nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>): () => void;
+  /**
+   * The stream's first event marked `deviceId` online; `push`, when the stream negotiated pushed dispatch, writes the
+   * device's queued work down this stream at once (the gateway calls it when work is queued); false when this stream
+   * can take no work (not answered yet, or ending), so another stream of the device should.
+   */
+  nodeOnline(deviceId: string, stream: grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>, push?: () => boolean): () => void;
   nodeSeen(deviceId: string, eventName: string): void;
   /** A device rotated: its previous certificate's connections get a short grace to move to the new one. */
   rotated(previousFingerprint: string): void;
@@ -386,15 +391,54 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
       }
       let offline: (() => void) | null = null;
       const unregister = fingerprint === null ? undefined : ctx.streamOpened?.(fingerprint, call);
-      let chain = Promise.resolve();
       let failed = false;
+      // Negotiated by the stream's first event (PROTOCOL.md §4.9): queued work is written down at once.
+      let pushed = false;
+      let deviceOfStream = '';
+      let responseVersion = 1;
+      let answered = false;
       const fail = (e: unknown): void => {
         if (failed) return;
         failed = true;
         endStreamWithError(call, e);
       };
+      // Events are handled in order. Only the first one awaits (the device's material is marked delivered); the
+      // ones that arrive meanwhile wait in `waiting`, every later one is handled synchronously: no promise chain
+      // and no closure per heartbeat.
+      let waiting: NodeEventRequest__Output[] | null = null;
+      /** Keeps `req` for later while an async step runs; false when it can be handled now. */
+      const enqueue = (req: NodeEventRequest__Output): boolean => {
+        if (waiting === null) return false;
+        waiting.push(req);
+        return true;
+      };
+      const step = (req: NodeEventRequest__Output): void => {
+        if (failed) return;
+        let asyncPart: Promise<void> | undefined;
+        try {
+          asyncPart = handleEvent(req);
+        } catch (e) {
+          fail(e);
+          return;
+        }
+        if (asyncPart === undefined) return;
+        waiting = [];
+        asyncPart.then(
+          () => {
+            const queued = waiting ?? [];
+            waiting = null;
+            for (const next of queued) {
+              if (!enqueue(next)) step(next);
+            }
+          },
+          (e: unknown) => {
+            waiting = null;
+            fail(e);
+          },
+        );
+      };
       call.on('data', (req: NodeEventRequest__Output) => {
-        chain = chain.then(() => (failed ? undefined : handleEvent(req))).catch(fail);
+        if (!enqueue(req)) step(req);
       });
       call.on('end', () => {
         call.end();
@@ -405,35 +449,71 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
         offline?.();
       });
 
-      const handleEvent = async (req: NodeEventRequest__Output): Promise<void> => {
+      /** Writes one response; a dispatch whose send fails goes back to the head of the queue (a reference gap). */
+      // Ended by us (the node half-closed: a draining session) counts as gone too: nothing more can be written.
+      const gone = (): boolean => call.destroyed || call.cancelled || call.writableEnded;
+      const send = (deviceId: string, response: NodeEventResponse, dispatch: CapabilityDispatch | null): void => {
+        if (gone()) {
+          if (dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
+          return;
+        }
+        if (dispatch === null) {
+          call.write(response);
+          return;
+        }
+        call.write(response, (error?: Error | null) => {
+          if (error) ctx.dispatcher.requeue(deviceId, dispatch);
+        });
+      };
+
+      /** Push streams: every queued item of the device as an unsolicited response (bounded by the queue). */
+      const push = (): boolean => {
+        // Nothing unsolicited before the answer to the first event (it tells the node that we push).
+        if (failed || !answered || gone()) return false;
+        // gone() before each item: one put back by a failed send must not be taken again by this stream.
+        while (!gone()) {
+          const dispatch = ctx.dispatcher.next(deviceOfStream);
+          if (dispatch === null) return true;
+          send(deviceOfStream, { v: responseVersion, event_id: nodeId(ctx.clock()), accepted: true, reason: 'dispatch', dispatch: dispatchMessage(dispatch), push_dispatch: true }, dispatch);
+        }
+        return true;
+      };
+
+      // Without mTLS an event may name another device than the first one did (reference behaviour): it is answered
+      // with that device's work; pushes go to the device of the first event only.
+      const answer = (deviceId: string, req: NodeEventRequest__Output): void => {
+        const dispatch = pushed ? null : ctx.dispatcher.next(deviceId);
+        const response: NodeEventResponse = { v: version(req.v), event_id: nodeId(ctx.clock()), accepted: true, reason: 'accepted' };
+        if (dispatch !== null) response.dispatch = dispatchMessage(dispatch);
+        if (pushed) response.push_dispatch = true;
+        send(deviceId, response, dispatch);
+      };
+
+      const handleEvent = (req: NodeEventRequest__Output): Promise<void> | undefined => {
         const deviceId = canonicalDeviceId(req.device_id);
         if (ctx.mtlsRequired && deviceId !== bound) {
           throw new PalyraError('permission_denied', 'node event stream device_id does not match the authenticated client certificate');
         }
         if (offline === null) {
-          offline = ctx.nodeOnline(deviceId, call);
-          await ctx.pairing.markMaterialDelivered(deviceId);
+          deviceOfStream = deviceId;
+          pushed = req.push_dispatch;
+          responseVersion = version(req.v);
+          offline = ctx.nodeOnline(deviceId, call, pushed ? push : undefined);
+          return ctx.pairing.markMaterialDelivered(deviceId).then(() => {
+            afterChecks(deviceId, req);
+          });
         }
+        afterChecks(deviceId, req);
+        return undefined;
+      };
+
+      const afterChecks = (deviceId: string, req: NodeEventRequest__Output): void => {
         handleCapabilityEvent(ctx, deviceId, req);
         ctx.nodeSeen(deviceId, req.event_name);
-        const dispatch = ctx.dispatcher.next(deviceId);
-        const response: NodeEventResponse = {
-          v: version(req.v),
-          event_id: nodeId(ctx.clock()),
-          accepted: true,
-          reason: 'accepted',
-          ...(dispatch === null
-            ? {}
-            : { dispatch: { request_id: { ulid: dispatch.requestId }, capability: dispatch.capability, input_json: Buffer.from(dispatch.inputJson), max_payload_bytes: dispatch.maxPayloadBytes } }),
-        };
-        // A dispatch that cannot be sent goes back to the queue instead of being lost (a reference gap).
-        if (call.destroyed || call.cancelled) {
-          if (dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
-          return;
-        }
-        call.write(response, (error?: Error | null) => {
-          if (error && dispatch !== null) ctx.dispatcher.requeue(deviceId, dispatch);
-        });
+        answer(deviceId, req);
+        answered = true;
+        // Work queued before the first answer, or put back after a failed send, goes out now.
+        if (pushed) void push();
       };
     },
 
@@ -446,6 +526,10 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
       return { v: version(req.v), success: result.success, output_json: Buffer.from(result.outputJson), error: result.error };
     }),
   };
+}
+
+function dispatchMessage(dispatch: CapabilityDispatch): NonNullable<NodeEventResponse['dispatch']> {
+  return { request_id: { ulid: dispatch.requestId }, capability: dispatch.capability, input_json: Buffer.from(dispatch.inputJson), max_payload_bytes: dispatch.maxPayloadBytes };
 }
 
 function parsePayload(req: NodeEventRequest__Output): Record<string, unknown> {

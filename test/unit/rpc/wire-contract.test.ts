@@ -125,6 +125,7 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
     'string event_name = 3',
     'bytes payload_json = 4',
     `${R} replay = 5`,
+    'bool push_dispatch = 25',
   ],
   'palyra.node.v1.NodeEventResponse': [
     'uint32 v = 1',
@@ -132,6 +133,7 @@ const EXPECTED_FIELDS: Record<string, string[]> = {
     'bool accepted = 3',
     'string reason = 4',
     'palyra.node.v1.NodeCapabilityDispatch dispatch = 13',
+    'bool push_dispatch = 25',
   ],
   'palyra.node.v1.NodeCapabilityDispatch': [
     `${D} request_id = 1`,
@@ -244,6 +246,8 @@ describe('palyra.node.v1 wire contract', () => {
         'GetPairingRequestStatusResponse.request_expires_at_unix_ms = 26',
         'RotateDeviceCertificateRequest.tls_csr_der = 25',
         'RotateDeviceCertificateRequest.tls_csr_signature = 26',
+        'NodeEventRequest.push_dispatch = 25',
+        'NodeEventResponse.push_dispatch = 25',
       ].sort(),
     );
   });

@@ -10,6 +10,7 @@ export interface NodeEventRequest {
   'event_name'?: (string);
   'payload_json'?: (Buffer | Uint8Array | string);
   'replay'?: (_palyra_common_v1_ReplayProtection | null);
+  'push_dispatch'?: (boolean);
 }
 
 export interface NodeEventRequest__Output {
@@ -18,4 +19,5 @@ export interface NodeEventRequest__Output {
   'event_name': (string);
   'payload_json': (Buffer);
   'replay': (_palyra_common_v1_ReplayProtection__Output | null);
+  'push_dispatch': (boolean);
 }

@@ -10,6 +10,7 @@ export interface NodeEventResponse {
   'accepted'?: (boolean);
   'reason'?: (string);
   'dispatch'?: (_palyra_node_v1_NodeCapabilityDispatch | null);
+  'push_dispatch'?: (boolean);
 }
 
 export interface NodeEventResponse__Output {
@@ -18,4 +19,5 @@ export interface NodeEventResponse__Output {
   'accepted': (boolean);
   'reason': (string);
   'dispatch': (_palyra_node_v1_NodeCapabilityDispatch__Output | null);
+  'push_dispatch': (boolean);
 }
