@@ -133,13 +133,13 @@ describe('palyra device pair --name and the operator lists', () => {
     const minted = await runCliJson(['pairing', 'code', '--method', 'pin', '--state-dir', stateDir]);
     const { code: pin } = minted.json as { code: string };
 
-    const bad = await runCli(['device', 'pair', '--pin', pin, '--gateway', gateway.ready.listen, '--name', 'two\nlines', '--device-dir', deviceDir, '--keychain', 'file']);
+    const bad = await runCli(['device', 'pair', '--pin', pin, '--allow-insecure-pin-arg', '--gateway', gateway.ready.listen, '--name', 'two\nlines', '--device-dir', deviceDir, '--keychain', 'file']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^error\[usage\]: .*--name/m);
     const codes = await runCliJson(['pairing', 'list', '--state-dir', stateDir]);
     expect((codes.json as { codes: unknown[] }).codes).toHaveLength(1);
 
-    const pair = start(['device', 'pair', '--pin', pin, '--gateway', gateway.ready.listen, '--device-dir', deviceDir, '--keychain', 'file']);
+    const pair = start(['device', 'pair', '--pin', pin, '--allow-insecure-pin-arg', '--gateway', gateway.ready.listen, '--device-dir', deviceDir, '--keychain', 'file']);
     const request = await pendingRequest(stateDir, pair);
     expect(request.device_name).toBe(normalizeDeviceName(os.hostname()));
     expect((await runCli(['pairing', 'approve', request.request_id, '--state-dir', stateDir])).code).toBe(0);
