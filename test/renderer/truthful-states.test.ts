@@ -98,6 +98,32 @@ describe('the Pair tab after the pairing is gone', () => {
   });
 });
 
+describe('the Pair tab right after pairing', () => {
+  it('keeps saying paired while the device status has not caught up yet', async () => {
+    const api = createFakePalyra();
+    // The status the app holds still says "not paired" when the pairing ends; only the refresh brings the new one.
+    let status = unpairedDeviceStatus();
+    api.deviceStatus.mockImplementation(() => Promise.resolve(status));
+    render(App, { props: { api } });
+    await screen.findByTestId('pin-input');
+    await fireEvent.input(screen.getByTestId('pin-input'), { target: { value: '123456' } });
+    await fireEvent.input(screen.getByTestId('gateway-input'), { target: { value: 'gw.example:7444' } });
+    await fireEvent.click(screen.getByTestId('pin-submit'));
+    await waitFor(() => {
+      expect(api.devicePairStart).toHaveBeenCalled();
+    });
+    status = deviceStatus();
+    api.emit('device.pairing', { pairing_id: 'pairing-1', progress: { type: 'paired', device_id: '01J8ZK4Q6N3V7W2X9Y5T1R0M8P', gateway: 'gw.example:7444', cert_expires_at_unix_ms: Date.now() + 3_600_000 } });
+    await waitFor(() => {
+      expect(screen.getByTestId('pairing-message').textContent).toContain('This device is paired with');
+    });
+    await waitFor(() => {
+      expect(api.deviceStatus.mock.calls.length).toBeGreaterThan(1);
+    });
+    expect(screen.getByTestId('pairing-status').dataset.phase).toBe('paired');
+  });
+});
+
 describe('revoked and removed, told apart on the device', () => {
   let palyra: FakePalyra;
   beforeEach(() => {
