@@ -65,6 +65,8 @@ export class HostedGateway {
   #gateway: Gateway | null = null;
   /** The settings the running gateway was started with (port 0 stays 0 here). */
   #startedWith: GatewaySettings | null = null;
+  /** The CA of the state directory as the hosted gateway last reported it (it stays when the gateway stops). */
+  #knownCa: { fingerprint: string; pin: string } | null = null;
   #error: { code: string; message: string } | null = null;
   #standaloneAdmin: Promise<GatewayAdmin> | null = null;
   #ops: Promise<unknown> = Promise.resolve();
@@ -114,8 +116,9 @@ export class HostedGateway {
       running: gateway !== null,
       listen: gateway?.listen ?? settings.listen,
       name: gateway?.name ?? settings.name,
-      ca_fingerprint: gateway?.caFingerprint ?? null,
-      ca_pin: gateway?.caPin ?? null,
+      // The CA outlives the gateway process: once known, it is shown while the gateway is off too.
+      ca_fingerprint: gateway?.caFingerprint ?? this.#knownCa?.fingerprint ?? null,
+      ca_pin: gateway?.caPin ?? this.#knownCa?.pin ?? null,
       mtls_required: gateway?.mtlsRequired ?? true,
       insecure_opt_out: gateway === null ? false : !gateway.mtlsRequired,
       state_dir: this.stateDir,
@@ -205,6 +208,7 @@ export class HostedGateway {
         this.#o.onEvent(event);
       });
       this.#gateway = gateway;
+      this.#knownCa = { fingerprint: gateway.caFingerprint, pin: gateway.caPin };
       this.#startedWith = { ...settings };
       this.#error = null;
       log({ event: 'gateway.started', listen: gateway.listen });

@@ -39,6 +39,9 @@ describe('hosted gateway network', () => {
     const back = await app.ok('gateway.configure', { enabled: true, network: 'local' });
     expect(back).toMatchObject({ running: true, network: 'local', ca_fingerprint: local.ca_fingerprint });
     expect(back.listen).toMatch(/^127\.0\.0\.1:[1-9][0-9]*$/);
+    // Turned off, the gateway still has its CA: the status keeps showing it (not "created when it first starts").
+    const off = await app.ok('gateway.configure', { enabled: false });
+    expect(off).toMatchObject({ running: false, ca_fingerprint: local.ca_fingerprint, ca_pin: local.ca_pin });
   });
 
   it('refuses a listen address that contradicts the network, changing nothing', async () => {
