@@ -275,6 +275,22 @@ export class AuditLog {
     return auditEntryHash(prev, entry.seq, entry.ts_ms, entry.event, entry.fields);
   }
 
+  /**
+   * What is wrong with `entry` on its own, once its link to the entry before it checked out (its `prev` is that
+   * entry's hash): keyed where it must be, and its MAC (or, before the chain was keyed, its hash) right. `keyedSeen`:
+   * a keyed entry came before it. Null when nothing is wrong.
+   */
+  #entryFault(entry: AuditEntry, keyedSeen: boolean): string | null {
+    if (entry.alg !== AUDIT_KEYED_ALG) {
+      if (keyedSeen) return 'an unkeyed entry follows keyed ones';
+      if (entry.seq >= this.#keyedFromSeq) return `entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`;
+    }
+    const expected = this.#expected(entry, entry.prev);
+    if (expected === null) return 'keyed entry, but no store key to check it with';
+    if (entry.hash !== expected) return entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents';
+    return null;
+  }
+
   /** Checks the last entry on its own (it parses and its MAC matches its own prev): the cheap check before a write. */
   #checkLast(line: string | undefined, file = this.file): AuditHead {
     if (line === undefined) return EMPTY_AUDIT_HEAD;
@@ -500,12 +516,9 @@ export class AuditLog {
         // The whole log was read: its first entry must be the chain's first.
         return broken(1, `the log starts at entry ${entry.seq}`);
       }
-      if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
-      else if (keyedSeen) return broken(entry.seq, 'an unkeyed entry follows keyed ones');
-      else if (entry.seq >= this.#keyedFromSeq) return broken(entry.seq, `entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
-      const expected = this.#expected(entry, entry.prev);
-      if (expected === null) return broken(entry.seq, 'keyed entry, but no store key to check it with');
-      if (entry.hash !== expected) return broken(entry.seq, entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
+      const fault = this.#entryFault(entry, keyedSeen);
+      if (fault !== null) return broken(entry.seq, fault);
+      keyedSeen ||= entry.alg === AUDIT_KEYED_ALG;
       before = entry;
     }
     return { entries, chain: { ok: true, entries: total, checked: entries.length } };
@@ -557,12 +570,9 @@ export class AuditLog {
         if (entry === null) return broken('entry does not parse');
         if (entry.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}, found ${entry.seq}`);
         if (entry.prev !== prev) return broken('prev does not match the previous entry hash');
-        if (entry.alg === AUDIT_KEYED_ALG) keyedSeen = true;
-        else if (keyedSeen) return broken('an unkeyed entry follows keyed ones');
-        else if (entry.seq >= this.#keyedFromSeq) return broken(`entry ${entry.seq} is not keyed (the chain is keyed from entry ${this.#keyedFromSeq})`);
-        const expected = this.#expected(entry, prev);
-        if (expected === null) return broken('keyed entry, but no store key to check it with');
-        if (entry.hash !== expected) return broken(entry.alg === AUDIT_KEYED_ALG ? 'MAC does not match the entry contents' : 'hash does not match the entry contents');
+        const fault = this.#entryFault(entry, keyedSeen);
+        if (fault !== null) return broken(fault);
+        keyedSeen ||= entry.alg === AUDIT_KEYED_ALG;
         prev = entry.hash;
         expectedSeq += 1;
       }
