@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../main/core/bytes.js';
 import { parseClientKind } from '../../main/core/client-kind.js';
+import { pinPairingV2Proof } from '../../main/core/pin-pairing-v2.js';
 import { pinPairingPakeContext } from '../../main/core/pake-context.js';
 import { pinHashInput, pinPasswordHash, pinProverSecret, pinVerifier } from '../../main/core/pin-hash.js';
 import {
@@ -49,6 +50,7 @@ interface PalyraCase {
   confirmV: string;
   confirmP: string;
   K_shared: string;
+  hello_proof: string;
 }
 
 const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'spake2plus-palyra.json');
@@ -104,5 +106,7 @@ describe.each(cases)('PIN pairing v2 vector $name', (c) => {
     expect(toHex(prover.confirmP)).toBe(c.confirmP);
     expect(toHex(prover.sharedKey)).toBe(c.K_shared);
     expect(toHex(verifierFinish(response.state, prover.confirmP))).toBe(c.K_shared);
+    // What the hello then proves instead of the PIN: the string its challenge signature covers.
+    expect(pinPairingV2Proof(prover.sharedKey)).toBe(c.hello_proof);
   });
 });
