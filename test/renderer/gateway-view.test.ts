@@ -195,3 +195,41 @@ describe('Gateway: hosting', () => {
     expect(writeText).toHaveBeenCalledWith(gatewayStatus().ca_fingerprint);
   });
 });
+
+describe('Gateway: a code that was used', () => {
+  let palyra: FakePalyra;
+  beforeEach(() => {
+    palyra = installFakePalyra();
+  });
+  afterEach(() => {
+    cleanup();
+    uninstallFakePalyra();
+  });
+
+  it('replaces the used QR code by who used it, and a cancel or expiry is told, not left approvable', async () => {
+    render(GatewayView);
+    await fireEvent.click(await screen.findByTestId('mint-qr'));
+    await screen.findByTestId('minted-qr');
+    palyra.emit('gateway.event', { type: 'request.created', request: requestView({ method: 'qr', device_name: 'Ana’s laptop', requested_at_unix_ms: Date.now() }) });
+    const used = await screen.findByTestId('code-used');
+    expect(used.textContent).toContain('Used by Ana’s laptop');
+    expect(screen.queryByTestId('minted-qr')).toBeNull();
+    expect(await screen.findByTestId('request-row')).toBeTruthy();
+
+    palyra.emit('gateway.event', { type: 'request.updated', request: requestView({ method: 'qr', device_name: 'Ana’s laptop', state: 'cancelled' }) });
+    await waitFor(() => {
+      expect(screen.getByTestId('request-notice').textContent).toContain('Ana’s laptop cancelled its pairing request');
+    });
+    expect(screen.queryByTestId('request-row')).toBeNull();
+  });
+
+  it('keeps a PIN on screen when a QR code made the request', async () => {
+    render(GatewayView);
+    await fireEvent.click(await screen.findByTestId('mint-pin'));
+    await screen.findByTestId('minted-pin');
+    palyra.emit('gateway.event', { type: 'request.created', request: requestView({ method: 'qr', requested_at_unix_ms: Date.now() }) });
+    await screen.findByTestId('request-row');
+    expect(screen.getByTestId('minted-pin')).toBeTruthy();
+    expect(screen.queryByTestId('code-used')).toBeNull();
+  });
+});

@@ -11,7 +11,7 @@ export interface MintOptions {
 
 /** What the person did last and how it went, for the live region under the request list. */
 export interface Notice {
-  readonly tone: 'ok' | 'error';
+  readonly tone: 'ok' | 'warn' | 'error';
   readonly text: string;
 }
 
@@ -32,6 +32,9 @@ export class GatewayStore {
   requestsError = $state<UiError | null>(null);
   codes = $state<CodeView[]>([]);
   minted = $state<MintedCode | null>(null);
+  /** The code shown here was used: the request it made (the code is spent, so it is no longer shown). */
+  usedBy = $state<{ requestId: string; name: string } | null>(null);
+  #mintedAt = 0;
   mintOptions = $state<MintOptions>({});
   mintError = $state<UiError | null>(null);
   minting = $state(false);
@@ -122,6 +125,8 @@ export class GatewayStore {
     this.minting = true;
     this.mintOptions = options;
     try {
+      this.usedBy = null;
+      this.#mintedAt = Date.now();
       this.minted = await this.#api.gatewayMintCode({
         method,
         ...(options.kind === undefined ? {} : { kind: options.kind }),
@@ -151,6 +156,7 @@ export class GatewayStore {
 
   clearMinted(): void {
     this.minted = null;
+    this.usedBy = null;
   }
 
   async approve(requestId: string): Promise<void> {
@@ -196,6 +202,14 @@ export class GatewayStore {
     }
   }
 
+  /** A request made with the method of the code on screen, after it was made: that code is spent. */
+  #markUsed(request: RequestView): void {
+    const minted = this.minted;
+    if (minted === null || request.method !== minted.method || request.requested_at_unix_ms < this.#mintedAt - CLOCK_SLACK_MS) return;
+    this.minted = null;
+    this.usedBy = { requestId: request.request_id, name: requestName(request) };
+  }
+
   #upsert(request: RequestView): void {
     const others = this.requests.filter((r) => r.request_id !== request.request_id);
     this.requests = request.state === 'pending_approval' ? sortRequests([...others, request]) : others;
@@ -208,13 +222,25 @@ export class GatewayStore {
         this.#upsert(event.request);
         if (event.type === 'request.created') {
           this.#setNotice(null);
+          this.#markUsed(event.request);
           void this.refreshCodes();
+        } else if (event.request.state === 'cancelled') {
+          this.#setNotice({ tone: 'warn', text: `${requestName(event.request)} cancelled its pairing request.` });
+        } else if (event.request.state === 'expired') {
+          this.#setNotice({ tone: 'warn', text: `The pairing request from ${requestName(event.request)} expired.` });
         }
         break;
       default:
         break;
     }
   }
+}
+
+/** Gateway and app clocks may differ a little (a remote gateway). */
+const CLOCK_SLACK_MS = 5_000;
+
+function requestName(request: RequestView): string {
+  return request.device_name ?? `${request.client_kind} ${request.device_id.slice(-6)}`;
 }
 
 /** How long "Approved device X" stays under the request list. */
