@@ -24,7 +24,19 @@ export const KEYCHAIN_SERVICE = 'palyra-desktop';
 /** Account prefix of the status probe; a per-call suffix keeps concurrent probes from reading each other's value. */
 const PROBE_ACCOUNT_PREFIX = 'keychain-probe:';
 
-type Keytar = typeof import('keytar');
+/**
+ * The part of keytar's API we use, declared here rather than taken from keytar's own type declarations: keytar is an
+ * optional dependency whose native build fails where libsecret is missing, and npm then removes it — the build must
+ * not need it (a fresh clone's `npm ci` builds before anything installs libsecret).
+ */
+interface Keytar {
+  getPassword(service: string, account: string): Promise<string | null>;
+  setPassword(service: string, account: string, password: string): Promise<void>;
+  deletePassword(service: string, account: string): Promise<boolean>;
+}
+
+/** A variable specifier, so the compiler does not look for the optional module's declarations. */
+const KEYTAR_MODULE: string = 'keytar';
 
 function lockedError(cause?: unknown): PalyraError {
   return new PalyraError('keychain_locked', undefined, cause === undefined ? {} : { cause });
@@ -112,7 +124,7 @@ class OsKeychain implements Keychain {
 async function loadKeytar(): Promise<Keytar | null> {
   try {
     // keytar is an optional CommonJS native module; its absence (or a failed native build) means "no OS keychain".
-    const mod = (await import('keytar')) as Keytar & { default?: Keytar };
+    const mod = (await import(KEYTAR_MODULE)) as Keytar & { default?: Keytar };
     return mod.default ?? mod;
   } catch {
     return null;
