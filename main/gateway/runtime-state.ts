@@ -47,6 +47,19 @@ export interface NodeRecord {
   readonly lastAddress?: string | null;
 }
 
+/**
+ * A PIN pairing v2 exchange the gateway answered (ExchangePinPake) that has neither confirmed nor been counted as a
+ * failure yet: written before the answer goes out, so a guess survives a gateway crash (PROTOCOL.md 5b.3).
+ */
+export interface PakeGuessRecord {
+  readonly sessionId: string;
+  /** The peer address the guess counts against (the per-source budget). */
+  readonly source: string;
+  readonly atUnixMs: number;
+  /** The session's expiry: after it the exchange can no longer confirm and counts as a failure. */
+  readonly expiresAtUnixMs: number;
+}
+
 export interface RuntimeState {
   codes: Map<string, PairingCodeRecord>;
   requests: Map<string, StoredPairingRequest>;
@@ -54,6 +67,8 @@ export interface RuntimeState {
   pinBudget: PinGuessBudgetSnapshot | null;
   /** Failed code lookups since the last PIN code was minted: caps guesses per code regardless of time. */
   pinFailuresSinceMint: number;
+  /** Answered v2 exchanges not confirmed yet, by session id. */
+  pakeGuesses: Map<string, PakeGuessRecord>;
 }
 
 export type RuntimeOp =
@@ -65,10 +80,12 @@ export type RuntimeOp =
   | { op: 'put_node'; node: NodeRecord }
   | { op: 'delete_node'; device_id: string }
   | { op: 'set_pin_budget'; snapshot: PinGuessBudgetSnapshot | null }
-  | { op: 'set_pin_failures_since_mint'; value: number };
+  | { op: 'set_pin_failures_since_mint'; value: number }
+  | { op: 'put_pake_guess'; guess: PakeGuessRecord }
+  | { op: 'delete_pake_guess'; session_id: string };
 
 export function emptyRuntimeState(): RuntimeState {
-  return { codes: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0 };
+  return { codes: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0, pakeGuesses: new Map() };
 }
 
 export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
@@ -100,6 +117,12 @@ export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
     case 'set_pin_failures_since_mint':
       state.pinFailuresSinceMint = op.value;
       return;
+    case 'put_pake_guess':
+      state.pakeGuesses.set(op.guess.sessionId, op.guess);
+      return;
+    case 'delete_pake_guess':
+      state.pakeGuesses.delete(op.session_id);
+      return;
   }
 }
 
@@ -110,6 +133,7 @@ interface RuntimeJson {
   nodes: NodeRecord[];
   pin_budget: PinGuessBudgetSnapshot | null;
   pin_failures_since_mint: number;
+  pake_guesses: PakeGuessRecord[];
 }
 
 export function runtimeStateToJson(state: RuntimeState, generation: number): RuntimeJson {
@@ -120,6 +144,7 @@ export function runtimeStateToJson(state: RuntimeState, generation: number): Run
     nodes: [...state.nodes.values()],
     pin_budget: state.pinBudget,
     pin_failures_since_mint: state.pinFailuresSinceMint,
+    pake_guesses: [...state.pakeGuesses.values()],
   };
 }
 
@@ -196,6 +221,8 @@ const runtimeSchema = z.looseObject({
   nodes: z.array(nodeSchema).default([]),
   pin_budget: pinBudgetSchema.nullable().default(null),
   pin_failures_since_mint: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  // Absent in states written before guesses were durable.
+  pake_guesses: z.array(z.looseObject({ sessionId: z.string(), source: z.string(), atUnixMs: unixMs, expiresAtUnixMs: unixMs })).default([]),
 });
 
 /** Parses the runtime document; anything that does not match its schema is `state_corrupt` naming the field. */
@@ -208,5 +235,6 @@ export function runtimeStateFromJson(json: unknown, document = RUNTIME_STATE_KEY
   for (const n of o.nodes) state.nodes.set(n.deviceId, n);
   state.pinBudget = o.pin_budget;
   state.pinFailuresSinceMint = o.pin_failures_since_mint;
+  for (const g of o.pake_guesses) state.pakeGuesses.set(g.sessionId, g);
   return { state, generation: o.generation };
 }
