@@ -166,8 +166,11 @@ export class PairingService {
   readonly #waiters = new Set<() => void>();
   readonly #finalizing = new Map<string, Promise<StatusResult>>();
   readonly #timers: NonNullable<PairingServiceOptions['timers']>;
-  /** PIN failures not yet in the journal, oldest first (fewer than the trip threshold: a trip flushes at once). */
-  #pendingPin: { source: string; at: number }[] = [];
+  /**
+   * PIN failures not yet in the journal, oldest first (fewer than the trip threshold: a trip flushes at once). A failure
+   * settled from a v2 exchange names its session: the flush deletes the durable guess in the same record (5b.3).
+   */
+  #pendingPin: { source: string; at: number; sessionId?: string }[] = [];
   #aggregates = new Map<string, FailureAggregate>();
   #lastBudgetPersist = Number.NEGATIVE_INFINITY;
   /** The budget snapshot a running flush wrote, and how many pending failures it holds. */
@@ -219,7 +222,7 @@ export class PairingService {
     for (const f of pending) budget.recordFailure(f.source, f.at);
     let guesses = 0;
     if (withGuesses) {
-      for (const g of this.#pakeGuesses.values()) {
+      for (const g of this.#unsettledGuesses().values()) {
         if (g.at < mintedAt) continue;
         budget.recordFailure(g.source, g.at);
         guesses += 1;
@@ -228,13 +231,27 @@ export class PairingService {
     return { budget, failuresSinceMint: this.#admin.runtime.pinFailuresSinceMint + pending.length + guesses };
   }
 
-  /** Answered v2 exchanges whose session expired without a Complete become failures now. */
+  /**
+   * Answered v2 exchanges not yet counted: this process's, and the durable ones in the runtime state (those of a
+   * gateway that crashed before settling them), less those already pending as failures.
+   */
+  #unsettledGuesses(): Map<string, PakeGuess> {
+    const pending = new Set(this.#pendingPin.map((f) => f.sessionId));
+    const all = new Map<string, PakeGuess>();
+    for (const g of this.#admin.runtime.pakeGuesses.values()) {
+      if (!pending.has(g.sessionId)) all.set(g.sessionId, { source: g.source, at: g.atUnixMs, expiresAt: g.expiresAtUnixMs });
+    }
+    for (const [sessionId, g] of this.#pakeGuesses) if (!pending.has(sessionId)) all.set(sessionId, g);
+    return all;
+  }
+
+  /** Answered v2 exchanges whose session expired without a Complete (here or in a gateway that crashed) become failures now. */
   async #settleExpiredGuesses(now: number): Promise<void> {
-    for (const [sessionId, g] of [...this.#pakeGuesses]) {
+    for (const [sessionId, g] of this.#unsettledGuesses()) {
       if (now <= g.expiresAt) continue;
       this.#pakeGuesses.delete(sessionId);
       this.#reserved.delete(sessionId);
-      await this.#recordFailure(g.source, 'pin', g.at);
+      await this.#recordFailure(g.source, 'pin', g.at, sessionId);
     }
   }
 
@@ -317,12 +334,12 @@ export class PairingService {
   }
 
   /** One failure (a missed lookup, or a v2 exchange that did not confirm) counted; a trip is durable on return. */
-  async #recordFailure(source: string, method: PairingMethodKind, now: number): Promise<void> {
+  async #recordFailure(source: string, method: PairingMethodKind, now: number, sessionId?: string): Promise<void> {
     let tripped = false;
     if (method === 'pin') {
       const view = this.#budgetView();
       tripped = view.budget.recordFailure(source, now) || view.failuresSinceMint + 1 >= PIN_FAILURES_PER_CODE;
-      this.#pendingPin.push({ source, at: now });
+      this.#pendingPin.push(sessionId === undefined ? { source, at: now } : { source, at: now, sessionId });
     }
     const input = { source, method: { kind: method } };
     const key = `${input.method.kind}\u0000${input.source}`;
@@ -409,8 +426,18 @@ export class PairingService {
       drop();
       throw e;
     }
-    pake.state = response.state;
+    // Counted from here on (set before the write, so a concurrent exchange's budget check sees it), and durable
+    // before the answer leaves: a gateway that crashes now still counts this guess (5b.3).
     this.#pakeGuesses.set(input.sessionId, { source: pake.source, at: now, expiresAt: session.expiresAtUnixMs });
+    const guess = { sessionId: input.sessionId, source: pake.source, atUnixMs: now, expiresAtUnixMs: session.expiresAtUnixMs };
+    try {
+      await this.#admin.mutateRuntime(() => ({ ops: [{ op: 'put_pake_guess', guess }], result: undefined }));
+    } catch (e) {
+      this.#pakeGuesses.delete(input.sessionId);
+      drop();
+      throw e;
+    }
+    pake.state = response.state;
     return { shareV: response.shareV, confirmV: response.confirmV };
   }
 
@@ -475,7 +502,11 @@ export class PairingService {
         let tripped = false;
         // Failures from before the operator minted the current PIN code do not count against it.
         const mintedAt = lastPinMint(state);
-        const counted = this.#pendingPin.slice(0, pending).filter((f) => f.at >= mintedAt);
+        const written = this.#pendingPin.slice(0, pending);
+        // A settled v2 guess counts once: only while its durable record is still there (another process sharing
+        // the state may have settled it), and the record goes in the same write.
+        for (const f of written) if (f.sessionId !== undefined && state.pakeGuesses.has(f.sessionId)) ops.push({ op: 'delete_pake_guess', session_id: f.sessionId });
+        const counted = written.filter((f) => f.at >= mintedAt && (f.sessionId === undefined || state.pakeGuesses.has(f.sessionId)));
         for (const f of counted) tripped = budget.recordFailure(f.source, f.at) || tripped;
         const before = state.pinFailuresSinceMint;
         const after = before + counted.length;
@@ -499,7 +530,7 @@ export class PairingService {
     // Answered exchanges that never confirmed count, as they would at their expiry.
     for (const [sessionId, g] of [...this.#pakeGuesses]) {
       this.#pakeGuesses.delete(sessionId);
-      await this.#recordFailure(g.source, 'pin', g.at);
+      await this.#recordFailure(g.source, 'pin', g.at, sessionId);
     }
     for (const t of [this.#budgetTimer, this.#auditTimer]) if (t !== null) this.#timers.clear(t);
     this.#budgetTimer = null;
@@ -534,12 +565,14 @@ export class PairingService {
       } catch (e) {
         this.#sessions.remove(input.sessionId);
         const err = toPalyraError(e);
-        await this.#recordFailure(guess.source, 'pin', guess.at);
+        await this.#recordFailure(guess.source, 'pin', guess.at, input.sessionId);
         await this.#admin.audit('pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code });
         throw err;
       }
       proof = pinPairingV2Proof(sharedKey);
       this.#sessions.bindPakeProof(input.sessionId, proof);
+      // Confirmed: the PIN was right, so the durable guess is dropped, never counted.
+      await this.#admin.mutateRuntime(() => ({ ops: [{ op: 'delete_pake_guess', session_id: input.sessionId }], result: undefined }));
     }
     await this.#admin.identity.refreshIfChanged();
     let verified;
