@@ -4,7 +4,11 @@
 // device still refuses its 21st try against that CA (PROTOCOL.md 5b.3, 5b.4).
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceIdentity, generatePairingKeyExchange, x25519Commitment } from '../../main/core/device-identity.js';
+import { pinProverSecret } from '../../main/core/pin-hash.js';
 import { DEVICE_PAKE_FAILURE_LIMIT } from '../../main/core/pin-pairing-v2.js';
+import { proverStart } from '../../main/core/spake2plus.js';
+import { GatewayAdmin } from '../../main/gateway/gateway-admin.js';
+import { PairingService } from '../../main/gateway/pairing-service.js';
 import { pakeFailures } from '../../main/device/pake-attempts.js';
 import { pairDevice } from '../../main/device/pairing-client.js';
 import { DeviceStore } from '../../main/device/device-store.js';
@@ -107,4 +111,42 @@ describe('PIN pairing v2 guesses are durable', () => {
     gateway = await runGateway(stateDir);
     await expect(beginFrom(gateway.ready.listen)).rejects.toMatchObject({ code: 'pairing_budget_exhausted' });
   }, 180_000);
+
+  it('a guess left by a gateway that died counts once, at its expiry, even if that gateway’s memory comes back', async () => {
+    const stateDir = await dir('palyra-pake-durable-settle-');
+    let now = 1_800_000_000_000;
+    const clock = (): number => now;
+    const timers = { set: () => null, clear: () => undefined };
+    // A: the gateway that "dies" (never closed until the very end, so its guess is in its memory only).
+    const adminA = await GatewayAdmin.open({ stateDir, keychain: null, clock });
+    cleanups.push(() => adminA.close());
+    const serviceA = new PairingService({ admin: adminA, clock, timers });
+    const pin = (await adminA.mintCode({ method: 'pin', kind: null, ttlMs: 3_600_000, issuedBy: 'test', gatewayAddresses: [], gatewayName: null })).code;
+    const wrongPin = String((Number(pin) + 1) % 1_000_000).padStart(6, '0');
+    const begin = (service: PairingService) =>
+      service.beginPake({ clientKind: 'node', deviceId: DeviceIdentity.generate().deviceId, commitment: x25519Commitment(generatePairingKeyExchange().publicKey), source: '203.0.113.9' });
+    const { session, salt } = await begin(serviceA);
+    await serviceA.exchangePake({ sessionId: session.sessionId, shareP: proverStart(pinProverSecret(wrongPin, salt)).shareP });
+    expect([...adminA.runtime.pakeGuesses.keys()]).toEqual([session.sessionId]);
+
+    // B: the gateway started after the crash, on the same state. The guess is on the books before its expiry
+    // (counted by every budget check) and becomes a recorded failure after it, at B's next PIN call.
+    const adminB = await GatewayAdmin.open({ stateDir, keychain: null, clock });
+    cleanups.push(() => adminB.close());
+    const serviceB = new PairingService({ admin: adminB, clock, timers });
+    expect(adminB.runtime.pakeGuesses.get(session.sessionId)).toMatchObject({ source: '203.0.113.9', expiresAtUnixMs: session.expiresAtUnixMs });
+    expect(adminB.runtime.pinFailuresSinceMint).toBe(0);
+    now = session.expiresAtUnixMs + 1;
+    await begin(serviceB);
+    await serviceB.close();
+    expect(adminB.runtime.pinFailuresSinceMint).toBe(1);
+    expect(adminB.runtime.pakeGuesses.size).toBe(0);
+    expect(adminB.runtime.pinBudget?.sources).toEqual([expect.objectContaining({ source: '203.0.113.9' })]);
+
+    // A's own settlement of the same guess (its close) finds it already settled: not counted twice.
+    await serviceA.close();
+    await adminA.refreshIfChanged();
+    expect(adminA.runtime.pinFailuresSinceMint).toBe(1);
+    expect(adminA.runtime.pakeGuesses.size).toBe(0);
+  });
 });
