@@ -1,6 +1,8 @@
 // Issue 13, end to end across two app instances on "a network": the host turns its gateway on for "Devices on this
 // network", the device finds it in the Pair view's "Gateways nearby" (DNS-SD, real multicast) and pairs by PIN
-// without anyone typing an address (PIN v2: the PIN check is the trust decision, so there is no SAS to compare).
+// without anyone typing an address (PIN v2: the PIN check is the trust decision, so there is no SAS to compare). A
+// first try is cancelled by the device: the host lists it as cancelled without Approve, and its main process refuses
+// gateway.approve for it (pairing_request_not_pending).
 //
 // How it is done: multicast must never touch this machine's real interfaces, so the test makes a private network
 // namespace (`unshare -n`, held open by a sleeping process; a veth pair gives it the "LAN" address 10.99.0.1 with
@@ -46,7 +48,7 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     }
   });
 
-  it('host on "Devices on this network", device discovers it and pairs by PIN without typing an address', async (context) => {
+  it('host on "Devices on this network", device discovers it and pairs by PIN without typing an address; a cancelled try cannot be approved', async (context) => {
     if (missingNetns !== null) {
       if (process.env.CI === 'true') throw new Error(`${missingNetns}; CI must run the LAN pairing test`);
       context.skip(missingNetns);
@@ -80,7 +82,7 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     expect(lanAddress, addresses).toBeDefined();
 
     await pageHost.getByTestId('mint-pin').click();
-    const pin = (await pageHost.getByTestId('minted-pin').getAttribute('data-pin')) ?? '';
+    let pin = (await pageHost.getByTestId('minted-pin').getAttribute('data-pin')) ?? '';
     expect(pin).toMatch(/^[0-9]{6}$/);
 
     // --- The device: the gateway is listed nearby; "Use" fills in its address --------------------------------------
@@ -105,7 +107,40 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     expect(await pageDevice.getByTestId('gateway-input').inputValue()).toBe(lanAddress);
 
     await pageDevice.getByTestId('device-name-input').fill(DEVICE_NAME);
-    // Typed as the host displays it (grouped with a space).
+
+    // --- First try: the device cancels while waiting; the host shows it cancelled, and cannot approve it ---------
+    await pageDevice.getByTestId('pin-input').fill(pin);
+    await pageDevice.getByTestId('pin-submit').click();
+    await pageDevice.getByTestId('pairing-verified-by-pin').waitFor({ timeout: STEP_TIMEOUT_MS });
+    const firstRow = pageHost.locator('[data-testid=request-row]', { hasText: DEVICE_NAME });
+    await firstRow.waitFor({ timeout: STEP_TIMEOUT_MS });
+    const cancelledId = (await firstRow.getAttribute('data-request-id')) ?? '';
+    await pageDevice.getByTestId('pairing-cancel').click();
+    const cancelledRow = pageHost.locator(`[data-testid=request-row][data-request-id="${cancelledId}"][data-state=cancelled]`);
+    await cancelledRow.waitFor({ timeout: STEP_TIMEOUT_MS });
+    expect(await cancelledRow.getByTestId('request-ended').textContent()).toBe('Cancelled by the device');
+    expect(await cancelledRow.getByTestId('request-approve').count()).toBe(0);
+    expect(await cancelledRow.getByTestId('request-reject').count()).toBe(0);
+    // The main process refuses too, through the page's own bridge, with the coded error.
+    const refused = await pageHost.evaluate(async (requestId) => {
+      try {
+        await (window as unknown as { palyra: { gatewayApprove(a: { request_id: string }): Promise<unknown> } }).palyra.gatewayApprove({ request_id: requestId });
+        return 'approved';
+      } catch (error) {
+        return (error as { code?: string }).code ?? 'no code';
+      }
+    }, cancelledId);
+    expect(refused).toBe('pairing_request_not_pending');
+    await cancelledRow.getByTestId('request-dismiss').click();
+
+    // --- Second try with a new PIN, typed as the host displays it (grouped with a space) ---------------------------
+    if ((await pageHost.getByTestId('mint-regenerate').count()) > 0) await pageHost.getByTestId('mint-regenerate').click();
+    else await pageHost.getByTestId('mint-pin').click();
+    await expect.poll(() => pageHost.getByTestId('minted-pin').getAttribute('data-pin'), { timeout: STEP_TIMEOUT_MS }).not.toBe(pin);
+    pin = (await pageHost.getByTestId('minted-pin').getAttribute('data-pin')) ?? '';
+    expect(pin).toMatch(/^[0-9]{6}$/);
+    if ((await pageDevice.getByTestId('pairing-start-over').count()) > 0) await pageDevice.getByTestId('pairing-start-over').click();
+    expect(await pageDevice.getByTestId('gateway-input').inputValue()).toBe(lanAddress);
     await pageDevice.getByTestId('pin-input').fill(`${pin.slice(0, 3)} ${pin.slice(3)}`);
     await pageDevice.getByTestId('pin-submit').click();
 
@@ -115,7 +150,7 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     expect(await pageDevice.getByTestId('pairing-sas').count()).toBe(0);
 
     // --- The host sees the named request, verified by PIN, and approves ---------------------------------------------
-    const row = pageHost.locator('[data-testid=request-row]', { hasText: DEVICE_NAME });
+    const row = pageHost.locator('[data-testid=request-row][data-state=pending_approval]', { hasText: DEVICE_NAME });
     await row.waitFor({ timeout: STEP_TIMEOUT_MS });
     await row.getByTestId('sas-confirmed').waitFor({ timeout: STEP_TIMEOUT_MS });
     await row.getByTestId('request-approve').click();

@@ -29,6 +29,11 @@ export class GatewayStore {
   statusError = $state<UiError | null>(null);
   /** Pending requests, oldest first. */
   requests = $state<RequestView[]>([]);
+  /**
+   * Requests that were listed here and then ended without a decision (the device cancelled, or the request expired),
+   * newest first: shown as such, with no way to approve them, until dismissed (at most ENDED_KEPT).
+   */
+  ended = $state<RequestView[]>([]);
   requestsError = $state<UiError | null>(null);
   codes = $state<CodeView[]>([]);
   minted = $state<MintedCode | null>(null);
@@ -61,7 +66,10 @@ export class GatewayStore {
         this.statusError = null;
         // A remote gateway's status is published again after its event stream reconnects: reload what was missed.
         if (isActive(status) && (!wasActive || status.managed === 'remote')) void this.refreshRequests();
-        if (!isActive(status)) this.requests = [];
+        if (!isActive(status)) {
+          this.requests = [];
+          this.ended = [];
+        }
       });
       const offEvent = api.on('gateway.event', (event) => {
         this.#onEvent(event);
@@ -237,7 +245,16 @@ export class GatewayStore {
     this.usedBy = { requestId: request.request_id, name: requestName(request) };
   }
 
+  /** Takes an ended request off the screen. */
+  dismissEnded(requestId: string): void {
+    this.ended = this.ended.filter((r) => r.request_id !== requestId);
+  }
+
   #upsert(request: RequestView): void {
+    const wasListed = this.requests.some((r) => r.request_id === request.request_id);
+    if (wasListed && (request.state === 'cancelled' || request.state === 'expired')) {
+      this.ended = [request, ...this.ended.filter((r) => r.request_id !== request.request_id)].slice(0, ENDED_KEPT);
+    }
     const others = this.requests.filter((r) => r.request_id !== request.request_id);
     this.requests = request.state === 'pending_approval' ? sortRequests([...others, request]) : others;
   }
@@ -262,6 +279,9 @@ export class GatewayStore {
     }
   }
 }
+
+/** How many ended (cancelled, expired) requests stay on screen. */
+const ENDED_KEPT = 10;
 
 /** A QR code is replaced this long after it expired (so the gateway surely counts it as expired). */
 const RENEW_AFTER_EXPIRY_MS = 250;
