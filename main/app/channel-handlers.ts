@@ -23,6 +23,8 @@ export interface HandlerContext {
   configure(args: ParsedChannelArgs<'gateway.configure'>): Promise<ChannelResult<'gateway.configure'>>;
   /** Device state changed under the app (status publication, remote-admin re-check). */
   afterUnpair(): Promise<void>;
+  /** "Reconnect now": a new connection attempt at once, backoff reset (device.reconnect). */
+  reconnect(): Promise<ChannelResult<'device.reconnect'>>;
   /** Browses DNS-SD for gateways nearby. */
   discover(timeoutMs: number): Promise<ChannelResult<'discovery.list'>['gateways']>;
 }
@@ -51,6 +53,7 @@ export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
       await c.afterUnpair();
       return { unpaired: result.device_id !== null };
     },
+    'device.reconnect': () => c.reconnect(),
     'discovery.list': async (args) => ({ gateways: await c.discover(args.timeout_ms ?? DEFAULT_DISCOVERY_TIMEOUT_MS) }),
     'gateway.status': () => c.gatewayStatus(),
     'gateway.configure': (args) => c.configure(args),

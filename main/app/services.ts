@@ -161,6 +161,7 @@ export class DesktopServices {
         this.#refreshStatus();
         await this.#remote.evaluate();
       },
+      reconnect: () => this.#reconnectDevice(),
       discover: (timeoutMs) => {
         if ((options.discovery ?? (process.env.PALYRA_DISCOVERY === 'off' ? 'off' : 'multicast')) === 'off') {
           return Promise.reject(new PalyraError('unavailable', 'finding gateways nearby is turned off here (PALYRA_DISCOVERY=off); enter the address'));
@@ -312,6 +313,40 @@ export class DesktopServices {
           this.#refreshStatus();
         }
       });
+  }
+
+  #reconnecting: Promise<ChannelResult<'device.reconnect'>> | null = null;
+
+  /**
+   * "Reconnect now": a paired device that is not online restarts its connected mode, so it dials the gateway at once
+   * with a fresh backoff (the next waits start again at 250 ms). Online already: nothing to do (`reconnecting:
+   * false`). Not paired: `device_not_paired`; revoked: `device_revoked`; while a pairing runs: `unavailable`. Calls
+   * made while one is in progress share it.
+   */
+  #reconnectDevice(): Promise<ChannelResult<'device.reconnect'>> {
+    if (this.#reconnecting !== null) return this.#reconnecting;
+    const run = this.#reconnectOnce().finally(() => {
+      this.#reconnecting = null;
+    });
+    this.#reconnecting = run;
+    return run;
+  }
+
+  async #reconnectOnce(): Promise<ChannelResult<'device.reconnect'>> {
+    // Functions, so the checks after each await are not narrowed away.
+    const disposed = (): boolean => this.#disposed !== null;
+    const pairing = (): boolean => this.#pairing.active;
+    if (disposed()) throw new PalyraError('unavailable', 'the app is shutting down');
+    if (pairing()) throw new PalyraError('unavailable', 'a pairing is in progress; reconnect once it has ended');
+    const status = await this.agent.status();
+    if (status.revoked) throw new PalyraError('device_revoked', 'this device is revoked by its gateway; it cannot reconnect');
+    if (!status.paired) throw new PalyraError('device_not_paired', 'this device is not paired; pair it with a gateway first');
+    if (status.connection === 'online') return { reconnecting: false };
+    this.#log({ event: 'device.reconnect_now', from: status.connection });
+    await this.agent.stop();
+    if (disposed() || pairing()) return { reconnecting: false };
+    this.agent.start();
+    return { reconnecting: true };
   }
 
   /** Connected mode (RegisterNode, event stream, renewal) for a paired device; an unpaired one stays idle. */

@@ -224,6 +224,8 @@ export const CHANNELS = {
   'device.pairStart': { args: PairStartArgsSchema, result: z.object({ pairing_id: z.string() }) },
   'device.pairCancel': { args: z.strictObject({ pairing_id: z.string().min(1).max(64) }), result: z.object({ cancelled: z.boolean() }) },
   'device.unpair': { args: empty, result: z.object({ unpaired: z.boolean() }) },
+  // "Reconnect now": an offline paired device tries its gateway at once, with its backoff reset.
+  'device.reconnect': { args: empty, result: z.object({ reconnecting: z.boolean() }) },
 
   'gateway.status': { args: empty, result: GatewayStatusSchema },
   'gateway.configure': {

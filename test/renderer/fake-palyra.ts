@@ -143,6 +143,7 @@ export function createFakePalyra(): FakePalyra {
     devicePairStart: vi.fn(() => Promise.resolve({ pairing_id: 'pairing-1' })),
     devicePairCancel: vi.fn(() => Promise.resolve({ cancelled: true })),
     deviceUnpair: vi.fn(() => Promise.resolve({ unpaired: true })),
+    deviceReconnect: vi.fn(() => Promise.resolve({ reconnecting: true })),
     gatewayStatus: vi.fn(() => Promise.resolve(gatewayStatus())),
     gatewayConfigure: vi.fn((args: { enabled: boolean }) => Promise.resolve(gatewayStatus({ enabled: args.enabled, running: args.enabled }))),
     gatewayMintCode: vi.fn((args: { method: 'qr' | 'pin' }) =>
