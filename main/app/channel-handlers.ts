@@ -23,6 +23,9 @@ export interface HandlerContext {
   configure(args: ParsedChannelArgs<'gateway.configure'>): Promise<ChannelResult<'gateway.configure'>>;
   /** Device state changed under the app (status publication, remote-admin re-check). */
   afterUnpair(): Promise<void>;
+  /** The first-run choice (app.firstRun) and making it (app.chooseStart). */
+  firstRun(): Promise<ChannelResult<'app.firstRun'>>;
+  chooseStart(choice: ParsedChannelArgs<'app.chooseStart'>['choice']): Promise<ChannelResult<'app.chooseStart'>>;
   /** "Reconnect now": a new connection attempt at once, backoff reset (device.reconnect). */
   reconnect(): Promise<ChannelResult<'device.reconnect'>>;
   /** Browses DNS-SD for gateways nearby. */
@@ -42,6 +45,8 @@ function settle<T>(body: () => T): Promise<T> {
 export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
   return {
     'app.info': () => Promise.resolve(c.appInfo()),
+    'app.firstRun': () => c.firstRun(),
+    'app.chooseStart': (args) => c.chooseStart(args.choice),
     'device.status': async () => deviceStatusView(await c.agent.status()),
     'device.parseScan': (args) => settle(() => c.pairing.parseScan(args)),
     'device.pairStart': (args) => settle(() => c.pairing.start(args)),

@@ -26,6 +26,7 @@ import type { Gateway, GatewayEvent } from '../gateway/gateway.js';
 import type { ChannelResult } from '../ipc/contract.js';
 import type { Keychain } from '../store/keychain.js';
 import { createChannelHandlers, deviceStatusView } from './channel-handlers.js';
+import { FirstRunFile } from './first-run.js';
 import { HostedGateway } from './hosted-gateway.js';
 import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
 import { PairingRuns, isPairingProgress } from './pairing-runs.js';
@@ -100,6 +101,7 @@ export class DesktopServices {
   }) {
     const options = o.options;
     this.userDataDir = o.userDataDir;
+    this.#firstRunFile = new FirstRunFile(o.userDataDir);
     this.stateDir = o.stateDir;
     this.deviceDir = o.deviceDir;
     this.mode = options.mode;
@@ -162,6 +164,12 @@ export class DesktopServices {
         await this.#remote.evaluate();
       },
       reconnect: () => this.#reconnectDevice(),
+      firstRun: () => this.#firstRun(),
+      chooseStart: async (choice) => {
+        await this.#firstRunFile.save(choice, Date.now());
+        this.#log({ event: 'app.start_chosen', choice });
+        return this.#firstRun();
+      },
       discover: (timeoutMs) => {
         if ((options.discovery ?? (process.env.PALYRA_DISCOVERY === 'off' ? 'off' : 'multicast')) === 'off') {
           return Promise.reject(new PalyraError('unavailable', 'finding gateways nearby is turned off here (PALYRA_DISCOVERY=off); enter the address'));
@@ -313,6 +321,16 @@ export class DesktopServices {
           this.#refreshStatus();
         }
       });
+  }
+
+  readonly #firstRunFile: FirstRunFile;
+
+  /** Whether to ask "Join a gateway" / "Host a gateway here" (app.firstRun). */
+  async #firstRun(): Promise<ChannelResult<'app.firstRun'>> {
+    const choice = await this.#firstRunFile.load();
+    if (choice !== null) return { choice, needed: false };
+    const device = await this.agent.status();
+    return { choice: null, needed: !device.paired && !device.revoked && !this.#status().enabled };
   }
 
   #reconnecting: Promise<ChannelResult<'device.reconnect'>> | null = null;

@@ -22,6 +22,14 @@ const reason = z.string().max(512);
 const hostPort = z.string().min(3).max(300);
 const empty = z.strictObject({});
 
+/** The first-run choice: join a gateway (pair this device) or host one here. */
+export const StartChoiceSchema = z.enum(['join', 'host']);
+/**
+ * `choice`: what was chosen (persisted), null before; `needed`: ask now — nothing chosen, this device neither paired
+ * nor revoked, and no gateway hosted here (settings: enabled).
+ */
+export const FirstRunSchema = z.object({ choice: StartChoiceSchema.nullable(), needed: z.boolean() });
+
 export const KeychainStateSchema = z.enum(['os', 'file', 'locked']);
 
 export const DeviceStatusSchema = z.object({
@@ -219,6 +227,8 @@ export const AppInfoSchema = z.object({
 export const CHANNELS = {
   'app.info': { args: empty, result: AppInfoSchema },
 
+  'app.firstRun': { args: empty, result: FirstRunSchema },
+  'app.chooseStart': { args: z.strictObject({ choice: StartChoiceSchema }), result: FirstRunSchema },
   'device.status': { args: empty, result: DeviceStatusSchema },
   'device.parseScan': { args: z.strictObject({ text: z.string().min(1).max(4096) }), result: ScannedPairingSchema },
   'device.pairStart': { args: PairStartArgsSchema, result: z.object({ pairing_id: z.string() }) },

@@ -2,7 +2,8 @@
 // network", the device finds it in the Pair view's "Gateways nearby" (DNS-SD, real multicast) and pairs by PIN
 // without anyone typing an address (PIN v2: the PIN check is the trust decision, so there is no SAS to compare). A
 // first try is cancelled by the device: the host lists it as cancelled without Approve, and its main process refuses
-// gateway.approve for it (pairing_request_not_pending).
+// gateway.approve for it (pairing_request_not_pending). Both apps start with the first-run choice: the host picks
+// "Host a gateway here", the device "Join a gateway".
 //
 // How it is done: multicast must never touch this machine's real interfaces, so the test makes a private network
 // namespace (`unshare -n`, held open by a sleeping process; a veth pair gives it the "LAN" address 10.99.0.1 with
@@ -13,7 +14,7 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeWithChromium, ensureAppBuilt, launchChromium, navigate, openApp, startBrowserApp } from '../helpers/browser.js';
+import { axeViolations, describeWithChromium, ensureAppBuilt, launchChromium, navigate, openApp, startBrowserApp } from '../helpers/browser.js';
 import type { BrowserApp, ChromiumInstance } from '../helpers/browser.js';
 import { tempDir } from '../helpers/identity.js';
 import { holdNetns, netnsUnavailable } from '../helpers/netns.js';
@@ -68,8 +69,16 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     const pageHost = await openApp(browserHost.context, host.url);
     const pageDevice = await openApp(browserDevice.context, device.url);
 
+    // --- First run: each app asks; the host chooses to host, the device to join -------------------------------------
+    await pageHost.getByTestId('first-run').waitFor({ timeout: STEP_TIMEOUT_MS });
+    await pageDevice.getByTestId('first-run').waitFor({ timeout: STEP_TIMEOUT_MS });
+    expect(await axeViolations(pageDevice)).toEqual([]);
+    await pageHost.getByTestId('first-run-host').click();
+    await pageHost.waitForFunction(() => window.location.hash === '#/gateway', undefined, { timeout: STEP_TIMEOUT_MS });
+    await pageDevice.getByTestId('first-run-join').click();
+    await pageDevice.getByTestId('first-run').waitFor({ state: 'detached', timeout: STEP_TIMEOUT_MS });
+
     // --- The host: a named gateway for devices on this network, turned on --------------------------------------
-    await navigate(pageHost, 'gateway');
     await pageHost.getByTestId('gateway-name-input').fill(GATEWAY_NAME);
     await pageHost.getByRole('button', { name: 'Save', exact: true }).click();
     await pageHost.getByTestId('network-lan').check();
@@ -86,7 +95,6 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     expect(pin).toMatch(/^[0-9]{6}$/);
 
     // --- The device: the gateway is listed nearby; "Use" fills in its address --------------------------------------
-    await navigate(pageDevice, 'pair');
     let listed = pageDevice.locator('[data-testid=nearby-gateway]', { hasText: GATEWAY_NAME });
     // One search runs when the view opens; the announcement may land just after it, so search again until listed.
     await expect
@@ -158,6 +166,13 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     await pageDevice.locator('[data-testid=pairing-status][data-phase=paired]').waitFor({ timeout: STEP_TIMEOUT_MS });
     const deviceId = (await pageDevice.getByTestId('paired-device-id').textContent())?.trim() ?? '';
     expect(deviceId).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+
+    // Chosen once: a reload does not ask again.
+    await pageDevice.reload();
+    await pageDevice.getByTestId('nav-pair').waitFor({ timeout: STEP_TIMEOUT_MS });
+    await navigate(pageDevice, 'pair');
+    await pageDevice.locator('main h1').first().waitFor({ timeout: STEP_TIMEOUT_MS });
+    expect(await pageDevice.getByTestId('first-run').count()).toBe(0);
 
     // The host lists it by name; the device comes online over the LAN address it dialled.
     await navigate(pageHost, 'devices');
