@@ -25,7 +25,7 @@ import { discoverGateways } from '../gateway/discovery.js';
 import type { Gateway, GatewayEvent } from '../gateway/gateway.js';
 import type { ChannelResult } from '../ipc/contract.js';
 import type { Keychain } from '../store/keychain.js';
-import { createChannelHandlers, deviceStatusView } from './channel-handlers.js';
+import { createChannelHandlers, deviceStatusView, revokedReasonOf } from './channel-handlers.js';
 import { FirstRunFile } from './first-run.js';
 import { HostedGateway } from './hosted-gateway.js';
 import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
@@ -306,10 +306,9 @@ export class DesktopServices {
       this.#statusAgain = true;
       return;
     }
-    this.#statusRefresh = this.agent
-      .status()
-      .then((status) => {
-        if (this.#disposed === null) this.#hub.publish('device.status', deviceStatusView(status));
+    this.#statusRefresh = Promise.all([this.agent.status(), revokedReasonOf(this.agent)])
+      .then(([status, reason]) => {
+        if (this.#disposed === null) this.#hub.publish('device.status', deviceStatusView(status, reason));
       })
       .catch((error: unknown) => {
         this.#log({ event: 'device.status_failed', code: toPalyraError(error).code });

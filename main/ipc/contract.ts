@@ -45,6 +45,12 @@ export const DeviceStatusSchema = z.object({
   keychain: KeychainStateSchema,
   connection: z.enum(['offline', 'connecting', 'online']),
   renewal: z.enum(['idle', 'renewing', 'failed']),
+  /**
+   * Additive: why a revoked device is refused, as its gateway said it (null while not revoked): `banned` — the device
+   * is revoked (it may pair again only once unbanned); `removed` — only its certificate is revoked (the operator
+   * removed it: it may pair again with a new code); `refused` — refused at the TLS handshake, which does not say which.
+   */
+  revocation: z.enum(['banned', 'removed', 'refused']).nullable().optional(),
 });
 
 export const PairingProgressSchema = z.discriminatedUnion('type', [
