@@ -3,7 +3,8 @@
 // without anyone typing an address (PIN v2: the PIN check is the trust decision, so there is no SAS to compare). A
 // first try is cancelled by the device: the host lists it as cancelled without Approve, and its main process refuses
 // gateway.approve for it (pairing_request_not_pending). Both apps start with the first-run choice: the host picks
-// "Host a gateway here", the device "Join a gateway".
+// "Host a gateway here", the device "Join a gateway". At the end the host removes the device: both say "removed",
+// not banned.
 //
 // How it is done: multicast must never touch this machine's real interfaces, so the test makes a private network
 // namespace (`unshare -n`, held open by a sleeping process; a veth pair gives it the "LAN" address 10.99.0.1 with
@@ -49,7 +50,7 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     }
   });
 
-  it('host on "Devices on this network", device discovers it and pairs by PIN without typing an address; a cancelled try cannot be approved', async (context) => {
+  it('host on "Devices on this network", device discovers it and pairs by PIN without typing an address; a cancelled try cannot be approved; removed reads removed on both', async (context) => {
     if (missingNetns !== null) {
       if (process.env.CI === 'true') throw new Error(`${missingNetns}; CI must run the LAN pairing test`);
       context.skip(missingNetns);
@@ -181,6 +182,16 @@ describeWithChromium('pairing by PIN with a gateway found nearby, across two app
     expect(await deviceRow.textContent()).toContain(DEVICE_NAME);
     await navigate(pageDevice, 'device');
     await pageDevice.locator('[data-testid=connection-state][data-state=online]').waitFor({ timeout: STEP_TIMEOUT_MS });
+
+    // --- The host removes it: both sides say removed (not banned), in the same words ---------------------------------
+    await deviceRow.getByTestId('device-remove').click();
+    const dialog = pageHost.locator('[data-testid=confirm-dialog][open]');
+    await dialog.waitFor({ timeout: STEP_TIMEOUT_MS });
+    await dialog.getByTestId('confirm-accept').click();
+    expect(await pageHost.getByTestId('devices-notice').textContent()).toContain('it is not banned and may pair again with a new code');
+    await pageDevice.locator('[data-testid=revoked-banner][data-state=removed]').waitFor({ timeout: STEP_TIMEOUT_MS });
+    await pageDevice.locator('[data-testid=status-device][data-state=removed]').waitFor({ timeout: STEP_TIMEOUT_MS });
+    expect(await pageDevice.getByTestId('revoked-banner').textContent()).not.toMatch(/unban/i);
 
     expect(browserHost.cspViolations()).toEqual([]);
     expect(browserDevice.cspViolations()).toEqual([]);
