@@ -336,7 +336,7 @@ export class DesktopServices {
 
   /**
    * "Reconnect now": a paired device that is not online restarts its connected mode, so it dials the gateway at once
-   * with a fresh backoff (the next waits start again at 250 ms). Online already: nothing to do (`reconnecting:
+   * with a fresh backoff (its waits start again from the first step). Online already: nothing to do (`reconnecting:
    * false`). Not paired: `device_not_paired`; revoked: `device_revoked`; while a pairing runs: `unavailable`. Calls
    * made while one is in progress share it.
    */
