@@ -1,5 +1,6 @@
 /**
- * One worker process of `palyra gateway run --workers N` (forked by workers.ts through node:cluster). It runs a
+ * One worker process of `palyra gateway run --workers N` (forked by workers.ts through node:cluster; the process entry
+ * is main/cli/gateway-worker.ts, which sets the signal handlers first and passes the keychain choice). It runs a
  * whole Gateway on the shared port (the primary accepts connections and hands them round-robin to the workers) and
  * on the shared state, which every worker watches for other processes' changes (revocations, role changes, codes,
  * approvals). Over IPC it sends its log lines, which devices hold streams here, and capability calls for devices whose
@@ -9,19 +10,12 @@
  * SIGTERM, the primary's `stop` message, or losing the primary (IPC disconnect) stop the gateway and exit.
  */
 
+import { PalyraError, isErrorCode, toPalyraError } from '../core/errors.js';
+import type { Keychain } from '../store/keychain.js';
 import type { CapabilityResult } from './capabilities.js';
-import type { CapabilityCall, Gateway, GatewayPeers } from './gateway.js';
+import { Gateway } from './gateway.js';
+import type { CapabilityCall, GatewayPeers } from './gateway.js';
 import type { PrimaryToWorker, WireError, WorkerStartOptions, WorkerToPrimary } from './workers-protocol.js';
-
-// Before the (slow) module graph loads: a Ctrl-C reaching the process group while workers start must not kill them.
-process.on('SIGINT', () => undefined);
-const earlyTerm = (): void => process.exit(0);
-process.on('SIGTERM', earlyTerm);
-
-const { PalyraError, isErrorCode, toPalyraError } = await import('../core/errors.js');
-const { chooseKeychain } = await import('../platform/keychain-choice.js');
-const { Gateway: GatewayClass } = await import('./gateway.js');
-type PalyraError = InstanceType<typeof PalyraError>;
 
 /** The worker's share of the 2 s the primary has to stop. */
 const STOP_DEADLINE_MS = 1_500;
@@ -39,6 +33,7 @@ function fromWire(error: WireError): PalyraError {
   return new PalyraError(isErrorCode(error.code) ? error.code : 'internal', error.message);
 }
 
+let chooseKeychain: (env: NodeJS.ProcessEnv) => Promise<{ keychain: Keychain | null }> = () => Promise.resolve({ keychain: null });
 let gateway: Gateway | null = null;
 let stopping: Promise<void> | null = null;
 let nextExecId = 1;
@@ -65,7 +60,7 @@ const peers: GatewayPeers = {
   },
 };
 
-async function start(slot: number, options: WorkerStartOptions): Promise<void> {
+async function start(options: WorkerStartOptions): Promise<void> {
   const startup: Record<string, unknown>[] = [];
   let started = false;
   const log = (line: Record<string, unknown>): void => {
@@ -74,7 +69,7 @@ async function start(slot: number, options: WorkerStartOptions): Promise<void> {
   };
   try {
     const choice = await chooseKeychain(process.env);
-    gateway = await GatewayClass.start({ ...options, keychain: choice.keychain, log, peers });
+    gateway = await Gateway.start({ ...options, keychain: choice.keychain, log, peers });
   } catch (error) {
     // Exit once the message has left.
     const failed: WorkerToPrimary = { t: 'failed', error: wireError(error), startup };
@@ -103,7 +98,6 @@ async function start(slot: number, options: WorkerStartOptions): Promise<void> {
     },
     startup,
   });
-  void slot;
 }
 
 function runRelayed(id: number, call: CapabilityCall): void {
@@ -128,10 +122,10 @@ function runRelayed(id: number, call: CapabilityCall): void {
   );
 }
 
-process.on('message', (message: PrimaryToWorker) => {
+function onMessage(message: PrimaryToWorker): void {
   switch (message.t) {
     case 'start':
-      void start(message.slot, message.options);
+      void start(message.options);
       break;
     case 'stop':
       stopAndExit(0);
@@ -154,14 +148,22 @@ process.on('message', (message: PrimaryToWorker) => {
       break;
     }
   }
-});
-process.off('SIGTERM', earlyTerm);
-process.on('SIGTERM', () => {
-  stopAndExit(0);
-});
-send({ t: 'hello' });
-process.on('disconnect', () => {
-  for (const waiter of relayed.values()) waiter.reject(new PalyraError('unavailable', 'the gateway primary is gone'));
-  relayed.clear();
-  stopAndExit(gateway === null ? 1 : 0);
-});
+}
+
+/**
+ * Runs this process as a worker: listens to the primary, then says hello (the primary answers with `start`). The
+ * caller has made SIGINT harmless; SIGTERM now stops the gateway.
+ */
+export function runGatewayWorker(o: { chooseKeychain: (env: NodeJS.ProcessEnv) => Promise<{ keychain: Keychain | null }> }): void {
+  chooseKeychain = o.chooseKeychain;
+  process.on('message', onMessage);
+  process.on('SIGTERM', () => {
+    stopAndExit(0);
+  });
+  process.on('disconnect', () => {
+    for (const waiter of relayed.values()) waiter.reject(new PalyraError('unavailable', 'the gateway primary is gone'));
+    relayed.clear();
+    stopAndExit(gateway === null ? 1 : 0);
+  });
+  send({ t: 'hello' });
+}

@@ -25,7 +25,6 @@
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { PalyraError, isErrorCode } from '../core/errors.js';
 import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
 import type { PrimaryToWorker, WireError, WorkerReadyInfo, WorkerStartOptions, WorkerToPrimary } from './workers-protocol.js';
@@ -94,11 +93,17 @@ export class WorkerPool {
    * Forks worker 1 (which creates the state on first use), then the others; resolves once every one listens. A worker
    * that fails to start fails the whole start with its error (the others are stopped first).
    */
-  static async start(o: { count: number; options: WorkerStartOptions; log: (line: Record<string, unknown>) => void }): Promise<WorkerPool> {
+  static async start(o: {
+    count: number;
+    options: WorkerStartOptions;
+    log: (line: Record<string, unknown>) => void;
+    /** The worker process entry (main/cli/gateway-worker.ts, compiled): it calls runGatewayWorker. */
+    exec: string;
+  }): Promise<WorkerPool> {
     if (!cluster.isPrimary) throw new PalyraError('internal', 'a gateway worker cannot start workers');
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({
-      exec: fileURLToPath(new URL('./workers-child.js', import.meta.url)),
+      exec: o.exec,
       args: [],
       serialization: 'advanced',
       // Workers write nothing to stdout: their lines come over IPC, so the JSON lines stay whole and ordered.
@@ -131,8 +136,8 @@ export class WorkerPool {
         const entry = slots.get(slot)!;
         entry.worker = worker;
         entry.startedAt = Date.now();
-        worker.once('exit', (code, signal) => {
-          reject(new PalyraError('internal', `gateway worker ${slot} exited while starting (${signal ?? `code ${code}`})`));
+        worker.once('exit', (code: number | null, signal: string | null) => {
+          reject(new PalyraError('internal', `gateway worker ${slot} exited while starting (${signal ?? `code ${String(code)}`})`));
         });
       });
     let infos: WorkerReadyInfo[];
@@ -164,7 +169,10 @@ export class WorkerPool {
   /** The pids of the running workers by worker number (tests, bench). */
   workerPids(): Map<number, number> {
     const pids = new Map<number, number>();
-    for (const entry of this.#slots.values()) if (entry.worker?.process.pid !== undefined && entry.info !== null) pids.set(entry.slot, entry.worker.process.pid);
+    for (const entry of this.#slots.values()) {
+      const pid = entry.worker?.process.pid;
+      if (pid !== undefined && entry.info !== null) pids.set(entry.slot, pid);
+    }
     return pids;
   }
 
@@ -190,7 +198,9 @@ export class WorkerPool {
               resolve();
               return;
             }
-            w.once('exit', () => resolve());
+            w.once('exit', () => {
+              resolve();
+            });
             w.process.kill('SIGKILL');
           }),
       ),
@@ -232,7 +242,10 @@ export class WorkerPool {
   #setHolder(deviceId: string, slot: number, online: boolean): void {
     let holders = this.#holders.get(deviceId);
     if (online) {
-      if (holders === undefined) this.#holders.set(deviceId, (holders = new Map()));
+      if (holders === undefined) {
+        holders = new Map<number, number>();
+        this.#holders.set(deviceId, holders);
+      }
       holders.set(slot, Date.now());
     } else {
       if (holders?.delete(slot) !== true) return;
@@ -331,13 +344,20 @@ export class WorkerPool {
         (w) =>
           new Promise<void>((resolve) => {
             if (w.process.exitCode !== null || w.process.signalCode !== null) resolve();
-            else w.once('exit', () => resolve());
+            else
+              w.once('exit', () => {
+                resolve();
+              });
           }),
       ),
     );
     for (const w of workers) if (w.isConnected()) w.send({ t: 'stop' } satisfies PrimaryToWorker);
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)));
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => {
+        resolve('late');
+      }, deadlineMs);
+    });
     const outcome = await Promise.race([exited, late]);
     clearTimeout(timer);
     if (outcome === 'late') await WorkerPool.#killAll(workers);

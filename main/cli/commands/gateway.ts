@@ -4,6 +4,7 @@
  * `palyra gateway discover`: the gateways announced on this network over DNS-SD (a hint; trust comes from the pin).
  */
 
+import { fileURLToPath } from 'node:url';
 import { parseTtl } from '../../core/pairing-codes.js';
 import { isLoopbackHost, parseHostPort } from '../../core/net-address.js';
 import { DEFAULT_DISCOVER_TIMEOUT_MS, MAX_DISCOVER_TIMEOUT_MS, discoverGateways } from '../../gateway/discovery.js';
@@ -227,7 +228,7 @@ async function runWorkerPool(context: CliContext, keychainReason: string, count:
   const signal = shutdownSignal();
   let pool: WorkerPool;
   try {
-    pool = await WorkerPool.start({ count, options, log });
+    pool = await WorkerPool.start({ count, options, log, exec: fileURLToPath(new URL('../gateway-worker.js', import.meta.url)) });
   } catch (error) {
     signal.dispose();
     const lines = (error as { startupLines?: Record<string, unknown>[] }).startupLines ?? [];
