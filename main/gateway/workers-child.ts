@@ -130,6 +130,17 @@ function onMessage(message: PrimaryToWorker): void {
     case 'stop':
       stopAndExit(0);
       break;
+    case 'stats': {
+      (globalThis as { gc?: () => void }).gc?.();
+      const memory = process.memoryUsage();
+      const cpu = process.cpuUsage();
+      send({
+        t: 'stats',
+        id: message.id,
+        stats: { rss: memory.rss, heap: memory.heapUsed, external: memory.external, cpuUs: cpu.user + cpu.system, live: gateway?.localLiveNodes().size ?? 0 },
+      });
+      break;
+    }
     case 'peer.live':
       if (gateway === null) earlyPeerLive.set(message.deviceId, message.at);
       else gateway.setPeerLive(message.deviceId, message.at);

@@ -46,6 +46,8 @@ export interface WireError {
 export type PrimaryToWorker =
   | { t: 'start'; slot: number; options: WorkerStartOptions }
   | { t: 'stop' }
+  /** Resource use of the worker (benchmarks). */
+  | { t: 'stats'; id: number }
   /** Whether `deviceId` has a stream on some other worker (`at`: when it came online there), or none (null). */
   | { t: 'peer.live'; deviceId: string; at: number | null }
   /** Run this call here if the device's stream is here. */
@@ -62,4 +64,15 @@ export type WorkerToPrimary =
   | { t: 'live'; deviceId: string; online: boolean }
   /** A capability call for a device whose stream is not here. */
   | { t: 'exec'; id: number; call: CapabilityCall }
-  | { t: 'exec.done'; id: number; result?: CapabilityResult; error?: WireError; notHere?: boolean };
+  | { t: 'exec.done'; id: number; result?: CapabilityResult; error?: WireError; notHere?: boolean }
+  | { t: 'stats'; id: number; stats: WorkerStats };
+
+export interface WorkerStats {
+  rss: number;
+  heap: number;
+  external: number;
+  /** User + system CPU since the worker started, in microseconds. */
+  cpuUs: number;
+  /** Devices with a stream on this worker. */
+  live: number;
+}

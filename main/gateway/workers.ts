@@ -27,7 +27,9 @@ import type { Worker } from 'node:cluster';
 import os from 'node:os';
 import { PalyraError, isErrorCode } from '../core/errors.js';
 import { removeGatewayInfo, writeGatewayInfo } from './gateway-info.js';
-import type { PrimaryToWorker, WireError, WorkerReadyInfo, WorkerStartOptions, WorkerToPrimary } from './workers-protocol.js';
+import type { CapabilityResult } from './capabilities.js';
+import type { CapabilityCall } from './gateway.js';
+import type { PrimaryToWorker, WireError, WorkerReadyInfo, WorkerStartOptions, WorkerStats, WorkerToPrimary } from './workers-protocol.js';
 
 export const MAX_WORKERS = 64;
 /** A worker that exits sooner than this after it started counts as failing; replacements then back off. */
@@ -78,6 +80,10 @@ export class WorkerPool {
   readonly #holders = new Map<string, Map<number, number>>();
   readonly #relays = new Map<number, Relay>();
   #nextRelay = 1;
+  /** Calls this primary made itself (origin 0: `execute`), by relay id. */
+  readonly #own = new Map<number, { resolve: (r: CapabilityResult) => void; reject: (e: PalyraError) => void }>();
+  readonly #statsWaiters = new Map<number, { slot: number; resolve: (stats: WorkerStats | null) => void }>();
+  #nextStats = 1;
   #stopping = false;
 
   private constructor(o: { count: number; info: WorkerReadyInfo; startup: Record<string, unknown>[]; options: WorkerStartOptions; log: (line: Record<string, unknown>) => void; slots: Map<number, Slot> }) {
@@ -229,9 +235,14 @@ export class WorkerPool {
         if (relay?.target !== slot) break;
         this.#relays.delete(message.id);
         const { t: _t, id: _id, ...answer } = message;
-        this.#send(relay.origin, { t: 'exec.result', id: relay.originId, ...answer });
+        if (relay.origin === 0) this.#settleOwn(relay.originId, answer);
+        else this.#send(relay.origin, { t: 'exec.result', id: relay.originId, ...answer });
         break;
       }
+      case 'stats':
+        this.#statsWaiters.get(message.id)?.resolve(message.stats);
+        this.#statsWaiters.delete(message.id);
+        break;
       case 'hello':
       case 'ready':
       case 'failed':
@@ -271,12 +282,13 @@ export class WorkerPool {
       }
     }
     if (target === null) {
-      this.#send(origin, { t: 'exec.result', id: originId, notHere: true });
+      if (origin === 0) this.#settleOwn(originId, { notHere: true });
+      else this.#send(origin, { t: 'exec.result', id: originId, notHere: true });
       return;
     }
     const id = this.#nextRelay++;
     this.#relays.set(id, { origin, originId, target });
-    this.#log({ event: 'capability.relayed', device_id: call.deviceId, capability: call.capability, from_worker: origin, to_worker: target });
+    if (origin !== 0) this.#log({ event: 'capability.relayed', device_id: call.deviceId, capability: call.capability, from_worker: origin, to_worker: target });
     this.#send(target, { t: 'exec.run', id, call });
   }
 
@@ -297,8 +309,15 @@ export class WorkerPool {
       if (relay.origin === entry.slot) this.#relays.delete(id);
       else if (relay.target === entry.slot) {
         this.#relays.delete(id);
-        this.#send(relay.origin, { t: 'exec.result', id: relay.originId, error: { code: 'unavailable', message: 'the worker holding the device stream stopped' } });
+        const error = { code: 'unavailable', message: 'the worker holding the device stream stopped' };
+        if (relay.origin === 0) this.#settleOwn(relay.originId, { error });
+        else this.#send(relay.origin, { t: 'exec.result', id: relay.originId, error });
       }
+    }
+    for (const [id, waiter] of [...this.#statsWaiters]) {
+      if (waiter.slot !== entry.slot) continue;
+      this.#statsWaiters.delete(id);
+      waiter.resolve(null);
     }
     if (this.#stopping) return;
     const quick = Date.now() - entry.startedAt < QUICK_EXIT_MS;
@@ -328,6 +347,45 @@ export class WorkerPool {
     entry.worker = worker;
     entry.startedAt = Date.now();
     this.#watchExit(entry);
+  }
+
+  /**
+   * Runs a capability call on the worker holding the device's stream (the operator path of a worker pool, as
+   * Gateway.executeCapability is for one process); `node_not_registered` when no worker holds one.
+   */
+  execute(call: CapabilityCall): Promise<CapabilityResult> {
+    const id = this.#nextRelay++;
+    return new Promise((resolve, reject) => {
+      this.#own.set(id, { resolve, reject });
+      this.#route(0, id, call);
+    });
+  }
+
+  #settleOwn(id: number, answer: { result?: CapabilityResult; error?: WireError; notHere?: boolean }): void {
+    const waiter = this.#own.get(id);
+    if (waiter === undefined) return;
+    this.#own.delete(id);
+    if (answer.notHere === true) waiter.reject(new PalyraError('node_not_registered', 'no worker holds a stream of this node'));
+    else if (answer.error !== undefined) waiter.reject(errorFrom(answer.error));
+    else if (answer.result !== undefined) waiter.resolve({ ...answer.result, outputJson: new Uint8Array(answer.result.outputJson) });
+    else waiter.reject(new PalyraError('internal', 'relayed capability call answered without a result'));
+  }
+
+  /** Each running worker's resource use (benchmarks), by worker number. */
+  async stats(): Promise<Map<number, WorkerStats>> {
+    const entries = await Promise.all(
+      [...this.#slots.values()]
+        .filter((entry) => entry.info !== null)
+        .map(async (entry) => {
+          const id = this.#nextStats++;
+          const stats = await new Promise<WorkerStats | null>((resolve) => {
+            this.#statsWaiters.set(id, { slot: entry.slot, resolve });
+            this.#send(entry.slot, { t: 'stats', id });
+          });
+          return [entry.slot, stats] as const;
+        }),
+    );
+    return new Map(entries.filter((e): e is readonly [number, WorkerStats] => e[1] !== null));
   }
 
   /** Stops every worker (they end their streams and calls), then removes gateway.v1.json; bounded by `deadlineMs`. */
