@@ -150,7 +150,15 @@ async function runMode(stateDir, devices, mode, workers) {
     };
   } finally {
     for (const load of loads) load.kill();
-    gateway.kill();
+    // A clean stop: a killed pool's workers would still be writing the state directory while it is removed.
+    const exited = new Promise((resolve) => {
+      if (gateway.proc.exitCode !== null || gateway.proc.signalCode !== null) resolve();
+      else gateway.proc.once('exit', resolve);
+    });
+    if (gateway.proc.connected) gateway.proc.send({ type: 'stop' });
+    const late = setTimeout(() => gateway.kill(), 5_000);
+    await exited;
+    clearTimeout(late);
   }
 }
 
@@ -220,6 +228,6 @@ try {
   await section('Pushed dispatch vs heartbeat answers', dispatchSection);
 } finally {
   for (const c of children) c.kill('SIGKILL');
-  for (const dir of tempRoots) await rm(dir, { recursive: true, force: true });
+  for (const dir of tempRoots) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
 process.exit(0);

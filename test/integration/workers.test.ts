@@ -15,12 +15,15 @@ import { DeviceIdentity } from '../../main/core/device-identity.js';
 import { exportPrivateKeyPem, generateP256KeyPair } from '../../main/core/x509-keys.js';
 import { GatewayAdmin } from '../../main/gateway/gateway-admin.js';
 import type { NodeEventResponse__Output, NodeServiceClient } from '../../main/rpc/node-service.js';
+import type { GatewayAdminClient } from '../../main/rpc/admin-service.js';
+import { createGatewayAdminClient } from '../../main/rpc/admin-service.js';
+import { createGatewayChannelCredentials } from '../../main/rpc/tls-client.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { runCli, startGatewayProcess } from '../helpers/cli.js';
 import type { GatewayProcess } from '../helpers/cli.js';
 import { tempDir } from '../helpers/identity.js';
-import { certifiedClient, nodeEvent, ok, openRawStream, rpc } from '../helpers/raw-pairing.js';
-import type { RawEventStream } from '../helpers/raw-pairing.js';
+import { certifiedClient, failureOf, nodeEvent, ok, openRawStream, rpc } from '../helpers/raw-pairing.js';
+import type { RawEventStream, RpcFailure } from '../helpers/raw-pairing.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 
 interface Device {
@@ -40,7 +43,7 @@ afterEach(async () => {
 });
 
 /** A state directory with `count` paired devices (own P-256 key, CSR-issued certificate). */
-async function stateWithDevices(count: number): Promise<{ stateDir: string; devices: Device[] }> {
+async function stateWithDevices(count: number, admins = 0): Promise<{ stateDir: string; devices: Device[] }> {
   const { dir, cleanup } = await tempDir('palyra-workers-');
   cleanups.push(cleanup);
   const admin = await GatewayAdmin.open({ stateDir: dir, keychain: null });
@@ -55,6 +58,7 @@ async function stateWithDevices(count: number): Promise<{ stateDir: string; devi
         csrDer,
       });
       devices.push({ deviceId: identity.deviceId, certificatePem: issued.certificate.certificatePem, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) });
+      if (i < admins) await admin.grantAdmin(identity.deviceId);
     }
   } finally {
     await admin.close();
@@ -224,6 +228,65 @@ describe('palyra gateway run --workers N', () => {
     const relayed = relayedBefore();
     expect(relayed.length).toBeGreaterThan(0);
     expect(relayed[0]).toMatchObject({ capability: 'echo', to_worker: node.worker, from_worker: node.worker === 1 ? 2 : 1 });
+  });
+
+  it('a role withdrawn by the CLI ends admin watches on every worker; listings show a device online whatever worker answers', async () => {
+    const { stateDir, devices } = await stateWithDevices(2, 1);
+    const [adminDevice, nodeDevice] = devices as [Device, Device];
+    const gateway = await runWorkers(stateDir, 2);
+    await hold(gateway, nodeDevice);
+    const adminClient = (): GatewayAdminClient => {
+      const client = createGatewayAdminClient(
+        gateway.ready.listen,
+        createGatewayChannelCredentials({ caCertificatePem: gateway.caCertificatePem, clientCertificatePem: adminDevice.certificatePem, clientPrivateKeyPem: adminDevice.privateKeyPem }),
+        { 'grpc.use_local_subchannel_pool': 1 },
+      );
+      cleanups.push(() => {
+        client.close();
+      });
+      return client;
+    };
+    // Fresh connections alternate between the workers: both answer that the node is online.
+    for (let i = 0; i < 4; i++) {
+      const client = adminClient();
+      const listed = await withDeadline(
+        new Promise<{ devices: { device_id: string; online: boolean }[] }>((resolve, reject) => {
+          client.ListDevices({}, (error, response) => {
+            if (error !== null) reject(error);
+            else resolve(response as { devices: { device_id: string; online: boolean }[] });
+          });
+        }),
+        { what: 'ListDevices' },
+      );
+      expect(listed.devices.find((d) => d.device_id === nodeDevice.deviceId)).toMatchObject({ online: true });
+    }
+    // Watches until one is on each worker.
+    const watches: { ended: Promise<RpcFailure | null> }[] = [];
+    const watchWorkers = (): Set<unknown> => new Set(parsed(gateway).filter((l) => l.event === 'admin.watch_started').map((l) => l.worker));
+    for (let i = 0; i < 6 && watchWorkers().size < 2; i++) {
+      const stream = adminClient().WatchEvents({});
+      cleanups.push(() => {
+        stream.cancel();
+      });
+      const ended = new Promise<RpcFailure | null>((resolve) => {
+        stream.on('error', (error: grpc.ServiceError) => {
+          resolve(failureOf(error));
+        });
+        stream.on('end', () => {
+          resolve(null);
+        });
+      });
+      stream.on('data', () => undefined);
+      const count = parsed(gateway).filter((l) => l.event === 'admin.watch_started').length;
+      await waitFor(() => parsed(gateway).filter((l) => l.event === 'admin.watch_started').length > count, { what: 'admin.watch_started' });
+      watches.push({ ended });
+    }
+    expect(watchWorkers()).toEqual(new Set([1, 2]));
+    const revoke = await runCli(['devices', 'revoke-admin', adminDevice.deviceId, '--state-dir', stateDir]);
+    expect(revoke.code, revoke.stderr).toBe(0);
+    for (const w of watches) {
+      expect(await withDeadline(w.ended, { what: 'a WatchEvents stream to end' })).toMatchObject({ code: grpc.status.PERMISSION_DENIED, palyraCode: 'permission_denied' });
+    }
   });
 
   it.each([['0'], ['-1'], ['abc'], ['1.5'], ['65'], ['']])('--workers %j is a usage error (exit 2)', async (value) => {
