@@ -295,6 +295,11 @@ export class WorkerPool {
   #watchExit(entry: Slot): void {
     const worker = entry.worker;
     if (worker === null) return;
+    // Exited between its ready report and now (while the other workers started)?
+    if (worker.process.exitCode !== null || worker.process.signalCode !== null) {
+      this.#onExit(entry, worker, worker.process.exitCode, worker.process.signalCode);
+      return;
+    }
     worker.once('exit', (code, signal) => {
       this.#onExit(entry, worker, code, signal);
     });
