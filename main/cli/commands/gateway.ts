@@ -36,9 +36,10 @@ revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
    "rollback_protection":"keychain|none","addresses":["HOST:PORT",…],"reachable":"this_computer|network",
    "announced":true|false,"backend":"file|postgres","workers":N}
-then JSON log lines (with --workers above 1, each worker's lines carry "worker":1..N). SIGINT/SIGTERM stop it (exit 0). On a loopback address only this computer can connect (a
-warning on stderr says so); --listen 0.0.0.0:PORT (IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network,
-and "addresses" lists every address they can dial.`,
+then JSON log lines (with --workers above 1, each worker's lines carry "worker":1..N). SIGINT/SIGTERM stop it
+(exit 0). On a loopback address only this computer can connect (a warning on stderr says so); --listen 0.0.0.0:PORT
+(IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network, and "addresses" lists every address they can dial.
+--workers N runs N processes on the one port (default: one per core); the ready line comes once all of them listen.`,
   options: {
     listen: {
       type: 'string',
