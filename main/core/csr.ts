@@ -4,11 +4,7 @@
  */
 
 import 'reflect-metadata';
-import {
-  Pkcs10CertificateRequest,
-  Pkcs10CertificateRequestGenerator,
-  SubjectAlternativeNameExtension,
-} from '@peculiar/x509';
+import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { constantTimeEqual } from './bytes.js';
 import { DEVICE_URI_PREFIX } from './certificates.js';
 import { p256Verify } from './crypto.js';
@@ -16,7 +12,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { derChildren, derContent, requireSignedDerShape } from './der.js';
 import { PalyraError } from './errors.js';
 import { validateCanonicalId } from './ids.js';
-import { P256_SPKI_ALGORITHM } from './x509-build.js';
+import { deviceCsrInfo, p1363ToDer, P256_SPKI_ALGORITHM, signedCertificate } from './x509-build.js';
 import { isP256Key, P256_KEY_ALGORITHM, P256_SIGNING_ALGORITHM, subtleCrypto } from './x509-keys.js';
 
 /** A P-256 CSR is about 350 bytes; anything far larger is not ours and is refused before parsing. */
@@ -48,16 +44,17 @@ export async function createCertificateSigningRequest(options: {
     throw new PalyraError('invalid_key_material', 'a CSR key must be ECDSA P-256');
   }
   try {
-    const csr = await Pkcs10CertificateRequestGenerator.create(
-      {
-        name: [{ CN: [deviceCommonName(deviceId)] }, { O: [DEVICE_ORGANIZATION] }],
-        keys,
-        signingAlgorithm: P256_SIGNING_ALGORITHM,
-        extensions: [new SubjectAlternativeNameExtension([{ type: 'url', value: `${DEVICE_URI_PREFIX}${deviceId}` }])],
-      },
-      globalThis.crypto,
-    );
-    return new Uint8Array(csr.rawData);
+    // Built as DER (x509-build.ts: the bytes @peculiar/x509's generator wrote), signed with WebCrypto.
+    const subtle = subtleCrypto();
+    const publicPoint = new Uint8Array(await subtle.exportKey('raw', keys.publicKey));
+    const info = deviceCsrInfo({
+      commonName: deviceCommonName(deviceId),
+      organization: DEVICE_ORGANIZATION,
+      uri: `${DEVICE_URI_PREFIX}${deviceId}`,
+      publicPoint,
+    });
+    const signature = new Uint8Array(await subtle.sign(P256_SIGNING_ALGORITHM, keys.privateKey, Uint8Array.from(info)));
+    return signedCertificate(info, p1363ToDer(signature));
   } catch (cause) {
     throw new PalyraError('cryptographic', 'could not create the certificate signing request', { cause });
   }

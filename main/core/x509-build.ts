@@ -1,5 +1,5 @@
 /**
- * A device's client certificate built as DER directly (PROTOCOL.md §2, REFERENCE.md §1.3): the few fixed fields of
+ * A device's PKCS#10 request and its client certificate built as DER directly (PROTOCOL.md §2, REFERENCE.md §1.3): the few fixed fields of
  * the one certificate shape the gateway issues on every pairing, encoded exactly as @peculiar/x509 encodes them
  * (test/unit/core/x509-build.test.ts compares the bytes), then signed with WebCrypto. The general X.509 library
  * costs ≈ 20× more per certificate (ASN.1 schema objects, a re-parse of every input); CA and server certificates,
@@ -85,6 +85,7 @@ const OID_SUBJECT_ALT_NAME = oid('2.5.29.17');
 const OID_SUBJECT_KEY_ID = oid('2.5.29.14');
 const OID_AUTHORITY_KEY_ID = oid('2.5.29.35');
 const OID_CLIENT_AUTH = oid('1.3.6.1.5.5.7.3.2');
+const OID_EXTENSION_REQUEST = oid('1.2.840.113549.1.9.14');
 /** AlgorithmIdentifier ecdsa-with-SHA256, parameters absent (RFC 5758). */
 export const ECDSA_WITH_SHA256_ALGORITHM = derTlv(SEQUENCE, oid('1.2.840.10045.4.3.2'));
 /** AlgorithmIdentifier id-ecPublicKey with the prime256v1 parameter: the only key a device certificate carries. */
@@ -126,8 +127,7 @@ export function deviceCertificateTbs(fields: DeviceCertificateFields): Uint8Arra
   if (serial.length < 1 || serial.length > 20 || serial[0]! >= 0x80 || serial.every((b) => b === 0)) {
     throw new PalyraError('invalid_argument', 'serial must be 1..20 octets, positive');
   }
-  if (publicPoint.length !== 65 || publicPoint[0] !== 0x04) throw new PalyraError('invalid_key_material', 'expected an uncompressed P-256 point');
-  const spki = derTlv(SEQUENCE, P256_SPKI_ALGORITHM, derTlv(BIT_STRING, Uint8Array.of(0), publicPoint));
+  const spki = p256Spki(publicPoint);
   const extensions = [
     extension(OID_BASIC_CONSTRAINTS, true, derTlv(SEQUENCE)),
     // KeyUsage BIT STRING: digitalSignature (bit 0), 7 unused bits.
@@ -153,13 +153,37 @@ export function deviceCertificateTbs(fields: DeviceCertificateFields): Uint8Arra
   );
 }
 
+/** SubjectPublicKeyInfo of an uncompressed P-256 point. */
+function p256Spki(publicPoint: Uint8Array): Uint8Array {
+  if (publicPoint.length !== 65 || publicPoint[0] !== 0x04) throw new PalyraError('invalid_key_material', 'expected an uncompressed P-256 point');
+  return derTlv(SEQUENCE, P256_SPKI_ALGORITHM, derTlv(BIT_STRING, Uint8Array.of(0), publicPoint));
+}
+
+/**
+ * CertificationRequestInfo of a device's request (RFC 2986): version 0, subject CN then O, the P-256 key, and one
+ * attribute, extensionRequest with the device URI SAN — what @peculiar/x509's generator wrote for the same input.
+ */
+export function deviceCsrInfo(fields: { readonly commonName: string; readonly organization: string; readonly uri: string; readonly publicPoint: Uint8Array }): Uint8Array {
+  const san = extension(OID_SUBJECT_ALT_NAME, false, derTlv(SEQUENCE, derTlv(0x86, utf8(fields.uri))));
+  return derTlv(
+    SEQUENCE,
+    Uint8Array.of(INTEGER, 0x01, 0x00),
+    name([
+      [OID_COMMON_NAME, fields.commonName],
+      [OID_ORGANIZATION, fields.organization],
+    ]),
+    p256Spki(fields.publicPoint),
+    derTlv(0xa0, derTlv(SEQUENCE, OID_EXTENSION_REQUEST, derTlv(SET, derTlv(SEQUENCE, san)))),
+  );
+}
+
 /** ECDSA-Sig-Value DER (SEQUENCE { r, s }) of a 64-byte IEEE P1363 `r ‖ s` signature, as WebCrypto returns it. */
 export function p1363ToDer(signature: Uint8Array): Uint8Array {
   if (signature.length !== 64) throw new PalyraError('cryptographic', 'expected a 64-byte P-256 signature');
   return derTlv(SEQUENCE, derUnsignedInteger(signature.subarray(0, 32)), derUnsignedInteger(signature.subarray(32)));
 }
 
-/** Certificate ::= SEQUENCE { tbs, ecdsa-with-SHA256, BIT STRING signature }. */
+/** Certificate (and CertificationRequest) ::= SEQUENCE { signed part, ecdsa-with-SHA256, BIT STRING signature }. */
 export function signedCertificate(tbs: Uint8Array, signatureDer: Uint8Array): Uint8Array {
   return derTlv(SEQUENCE, tbs, ECDSA_WITH_SHA256_ALGORITHM, derTlv(BIT_STRING, Uint8Array.of(0), signatureDer));
 }

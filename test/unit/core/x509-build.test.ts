@@ -1,7 +1,8 @@
 // Device certificates built as DER (main/core/x509-build.ts) are the certificates @peculiar/x509 built before, byte
 // for byte in everything that is signed: the same TBSCertificate re-made with the library from the issued
-// certificate's serial, times and key must be identical, for UTCTime and GeneralizedTime years alike; and the
-// lean CSR check (verifyCsr) agrees with the full parse.
+// certificate's serial, times and key must be identical, for UTCTime and GeneralizedTime years alike; the device's
+// CSR is the library's CertificationRequestInfo byte for byte; and the lean CSR check (verifyCsr) agrees with the
+// full parse.
 import 'reflect-metadata';
 import { X509Certificate as NodeCertificate } from 'node:crypto';
 import {
@@ -11,6 +12,7 @@ import {
   ExtendedKeyUsageExtension,
   KeyUsageFlags,
   KeyUsagesExtension,
+  Pkcs10CertificateRequestGenerator,
   SubjectAlternativeNameExtension,
   SubjectKeyIdentifierExtension,
   X509Certificate,
@@ -83,6 +85,23 @@ describe('device certificates built as DER', () => {
       expect(new Uint8Array(new X509Certificate(Uint8Array.from(der)).publicKey.rawData)).toEqual(verifyCsr(csrDer).spkiDer);
     });
   }
+
+  it('a device CSR is the CertificationRequestInfo @peculiar/x509\'s generator writes for the same key, and verifies', async () => {
+    const keys = await generateP256KeyPair();
+    const ours = await createCertificateSigningRequest({ keys, deviceId: DEVICE_ID });
+    const library = await Pkcs10CertificateRequestGenerator.create(
+      {
+        name: [{ CN: [`Palyra Device ${DEVICE_ID}`] }, { O: ['Palyra'] }],
+        keys,
+        signingAlgorithm: P256_SIGNING_ALGORITHM,
+        extensions: [new SubjectAlternativeNameExtension([{ type: 'url', value: `urn:palyra:device:${DEVICE_ID}` }])],
+      },
+      globalThis.crypto,
+    );
+    expect(derChildren(ours)![0]).toEqual(derChildren(new Uint8Array(library.rawData))![0]);
+    expect(derChildren(ours)![1]).toEqual(derChildren(new Uint8Array(library.rawData))![1]);
+    expect((await parseAndVerifyCsr(ours)).subject).toBe(`CN=Palyra Device ${DEVICE_ID}, O=Palyra`);
+  });
 
   it('p1363ToDer writes minimal INTEGERs (a leading 0x00 only before a set high bit; leading zeros dropped)', () => {
     const sig = new Uint8Array(64);
