@@ -84,6 +84,14 @@ describe('node:crypto backend', () => {
     expect(cryptoBackend()).toBe('noble');
   });
 
+  it('the palyra CLI installs it before running a command', async () => {
+    const { main } = await import('../../../main/cli/main.js');
+    expect(cryptoBackend()).toBe('noble');
+    const code = await main(['--help'], { streams: { stdout: () => undefined, stderr: () => undefined, stdoutIsTty: false } });
+    expect(code).toBe(0);
+    expect(cryptoBackend()).toBe('node:crypto');
+  });
+
   it('Ed25519 raw: every OpenSSL accept on Wycheproof is a @noble accept, and they agree on every case', () => {
     const disagree = load('ed25519_test.json').filter(({ group, test }) => {
       const [sig, msg, pk] = [hex(test.sig), hex(test.msg), hex((group.publicKey as { pk: string }).pk)];
