@@ -34,6 +34,7 @@ import { EventHub } from './publish.js';
 import type { Listener } from './publish.js';
 import { RemoteAdminSession } from './remote-admin-session.js';
 import { defaultSettings, SettingsFile } from './settings.js';
+import { installNodeCrypto } from '../platform/node-crypto.js';
 import type { AppSettings } from './settings.js';
 
 export const APP_NAME = 'Palyra Desktop';
@@ -181,6 +182,8 @@ export class DesktopServices {
 
   /** Loads the settings, opens the device agent, and starts the hosted gateway when it is enabled. */
   static async open(options: DesktopServicesOptions): Promise<DesktopServices> {
+    // The desktop app's main process runs the crypto fast path (same answers as @noble, main/core/crypto.ts).
+    installNodeCrypto();
     const userDataDir = path.resolve(options.userDataDir);
     const stateDir = path.resolve(options.stateDir ?? path.join(userDataDir, 'gateway'));
     const deviceDir = path.resolve(options.deviceDir ?? path.join(userDataDir, 'device'));

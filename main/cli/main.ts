@@ -5,6 +5,7 @@
  */
 
 import { toPalyraError } from '../core/errors.js';
+import { installNodeCrypto } from '../platform/node-crypto.js';
 import { splitLeadingGlobals, usageError, wantsHelp, wantsJson, withGlobals } from './args.js';
 import type { CliContext } from './context.js';
 import type { GroupSpec } from './help.js';
@@ -123,6 +124,8 @@ async function dispatch(argv: string[], context: CliContext): Promise<number> {
 
 /** Runs one `palyra` command line; resolves to its exit code. */
 export async function main(argv: string[], options: { env?: NodeJS.ProcessEnv; streams?: OutputStreams } = {}): Promise<number> {
+  // The main-process crypto fast path (same answers as @noble, main/core/crypto.ts); @noble where unavailable.
+  installNodeCrypto();
   const out = new Output({ json: wantsJson(argv), ...(options.streams === undefined ? {} : { streams: options.streams }) });
   const context: CliContext = { out, env: options.env ?? process.env };
   try {

@@ -29,17 +29,20 @@ import {
   toCertificateTime,
 } from './certificates.js';
 import { createCrl, type RevokedSerial } from './crl.js';
-import { deviceCommonName, DEVICE_ORGANIZATION, parseAndVerifyCsr } from './csr.js';
+import { deviceCommonName, DEVICE_ORGANIZATION, verifyCsr } from './csr.js';
+import { derChildren } from './der.js';
 import { PalyraError } from './errors.js';
 import { validateCanonicalId } from './ids.js';
 import { normalizeIpAddress } from './net-address.js';
 import { CERTIFICATE_PEM_LABEL, encodePem } from './pem.js';
+import { deviceCertificateTbs, keyIdBytes, p1363ToDer, signedCertificate } from './x509-build.js';
 import {
   exportPrivateKeyPem,
   exportSpkiDer,
   generateP256KeyPair,
   importPrivateKeyPem,
   P256_SIGNING_ALGORITHM,
+  subtleCrypto,
 } from './x509-keys.js';
 
 export const DEFAULT_CA_COMMON_NAME = 'Palyra Gateway CA';
@@ -131,10 +134,14 @@ export function serverIpAddresses(ipAddresses: readonly string[] = []): string[]
 }
 
 /** Positive, 16 octets, first octet non-zero so its DER is exactly 16 octets and its hex is 32 characters. */
-function randomSerialHex(): string {
+function randomSerial(): Uint8Array {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(SERIAL_BYTES));
   bytes[0] = (bytes[0]! & 0x7f) | 0x01;
-  return toHex(bytes);
+  return bytes;
+}
+
+function randomSerialHex(): string {
+  return toHex(randomSerial());
 }
 
 function validateValidityMs(validityMs: number): number {
@@ -237,6 +244,8 @@ export class CertificateAuthority {
   readonly #privateKey: CryptoKey;
   readonly #privateKeyPem: string;
   readonly #authorityKeyId: AuthorityKeyIdentifierExtension;
+  /** The CA certificate's subject Name DER: every leaf's issuer, byte for byte. */
+  readonly #subjectNameDer: Uint8Array;
   #sequence: number;
 
   private constructor(
@@ -252,6 +261,9 @@ export class CertificateAuthority {
     this.#privateKeyPem = privateKeyPem;
     this.#authorityKeyId = authorityKeyId;
     this.#sequence = sequence;
+    const subjectNameDer = derChildren(derChildren(der)?.[0] ?? new Uint8Array(0))?.[5];
+    if (subjectNameDer === undefined) throw new PalyraError('certificate_parsing_failed', 'the CA certificate has no subject');
+    this.#subjectNameDer = subjectNameDer;
     this.certificatePem = encodePem(der, CERTIFICATE_PEM_LABEL);
     this.fingerprint = certificateFingerprint(der);
     this.spkiPin = spkiPinFromSpkiDer(new Uint8Array(certificate.publicKey.rawData));
@@ -306,8 +318,8 @@ export class CertificateAuthority {
     readonly validityMs?: number;
   }): Promise<IssuedCertificate> {
     validateCanonicalId(options.deviceId);
-    const csr = await parseAndVerifyCsr(options.csrDer);
-    return this.#issueClient(csr.publicKey, options.deviceId, options.now, options.validityMs);
+    const csr = verifyCsr(options.csrDer);
+    return this.#issueClient(csr.publicPoint, options.deviceId, options.now, options.validityMs);
   }
 
   /** Reference-compatible mode (`--allow-server-generated-keys`): the gateway makes the client key. */
@@ -318,7 +330,8 @@ export class CertificateAuthority {
   }): Promise<IssuedCertificateWithKey> {
     validateCanonicalId(options.deviceId);
     const keys = await generateP256KeyPair();
-    const issued = await this.#issueClient(keys.publicKey, options.deviceId, options.now, options.validityMs);
+    const point = new Uint8Array(await subtleCrypto().exportKey('raw', keys.publicKey));
+    const issued = await this.#issueClient(point, options.deviceId, options.now, options.validityMs);
     return { ...issued, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
   }
 
@@ -372,31 +385,62 @@ export class CertificateAuthority {
     }
   }
 
-  async #issueClient(publicKey: CryptoKey, deviceId: string, now: number, validityMs?: number): Promise<IssuedCertificate> {
-    return this.#issue({
-      subject: `device:${deviceId}`,
-      name: [{ CN: [deviceCommonName(deviceId)] }, { O: [DEVICE_ORGANIZATION] }],
-      publicKey,
-      extensions: [
-        new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth]),
-        new SubjectAlternativeNameExtension([{ type: 'url', value: `${DEVICE_URI_PREFIX}${deviceId}` }]),
-      ],
-      now,
-      validityMs,
+  /**
+   * A device client certificate, built as DER (x509-build.ts: the same bytes @peculiar/x509 wrote) and signed with
+   * the CA key through WebCrypto. Subject CN=`Palyra Device {id}`, O=`Palyra`, the device URI SAN, clientAuth.
+   */
+  async #issueClient(publicPoint: Uint8Array, deviceId: string, now: number, validityMs?: number): Promise<IssuedCertificate> {
+    const { notBefore, notAfter } = this.#validity(now, validityMs, 0);
+    const keyId = this.#authorityKeyId.keyId;
+    if (keyId === undefined) throw new PalyraError('certificate_parsing_failed', 'the CA has no key identifier');
+    const serial = randomSerial();
+    const tbs = deviceCertificateTbs({
+      serial,
+      issuerNameDer: this.#subjectNameDer,
+      notBeforeMs: notBefore.getTime(),
+      notAfterMs: notAfter.getTime(),
+      commonName: deviceCommonName(deviceId),
+      organization: DEVICE_ORGANIZATION,
+      uri: `${DEVICE_URI_PREFIX}${deviceId}`,
+      publicPoint,
+      authorityKeyId: keyIdBytes(keyId),
     });
+    let der: Uint8Array;
+    try {
+      const signature = new Uint8Array(await subtleCrypto().sign(P256_SIGNING_ALGORITHM, this.#privateKey, Uint8Array.from(tbs)));
+      der = signedCertificate(tbs, p1363ToDer(signature));
+    } catch (cause) {
+      throw new PalyraError('cryptographic', 'could not sign the certificate', { cause });
+    }
+    // Incremented only after signing succeeded, with no await in between, so concurrent issues get distinct numbers.
+    this.#sequence = Math.min(this.#sequence + 1, Number.MAX_SAFE_INTEGER);
+    return {
+      sequence: this.#sequence,
+      subject: `device:${deviceId}`,
+      certificatePem: encodePem(der, CERTIFICATE_PEM_LABEL),
+      fingerprint: certificateFingerprint(der),
+      serialHex: toHex(serial),
+      issuedAtUnixMs: notBefore.getTime(),
+      expiresAtUnixMs: notAfter.getTime(),
+    };
   }
 
-  async #issue(request: LeafRequest): Promise<IssuedCertificate> {
-    const validityMs = validateValidityMs(request.validityMs ?? DEFAULT_CERT_VALIDITY_MS);
-    const issuedAt = toCertificateTime(request.now, 'now');
+  /** notBefore / notAfter of a leaf issued at `now` (see `#issue`), or invalid_argument. */
+  #validity(now: number, validityMsOption: number | undefined, backdateMs: number): { notBefore: Date; notAfter: Date } {
+    const validityMs = validateValidityMs(validityMsOption ?? DEFAULT_CERT_VALIDITY_MS);
+    const issuedAt = toCertificateTime(now, 'now');
     // Never before the CA itself, whose own notBefore is its creation time.
-    const notBefore = new Date(Math.max(issuedAt.getTime() - (request.backdateMs ?? 0), this.notBeforeUnixMs));
+    const notBefore = new Date(Math.max(issuedAt.getTime() - backdateMs, this.notBeforeUnixMs));
     // A leaf cannot outlive its CA: chain verification would reject it after the CA expires anyway.
     const notAfterMs = Math.min(issuedAt.getTime() + validityMs, this.notAfterUnixMs);
     if (notAfterMs <= issuedAt.getTime()) {
       throw new PalyraError('invalid_argument', 'the gateway CA has expired; it cannot issue certificates');
     }
-    const notAfter = toCertificateTime(notAfterMs, 'notAfter');
+    return { notBefore, notAfter: toCertificateTime(notAfterMs, 'notAfter') };
+  }
+
+  async #issue(request: LeafRequest): Promise<IssuedCertificate> {
+    const { notBefore, notAfter } = this.#validity(request.now, request.validityMs, request.backdateMs ?? 0);
     let certificate: X509Certificate;
     try {
       certificate = await X509CertificateGenerator.create(

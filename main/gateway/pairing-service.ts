@@ -20,7 +20,7 @@ import { resolveDeviceName } from '../core/device-name.js';
 import { PalyraError, toPalyraError } from '../core/errors.js';
 import { newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
-import { parseAndVerifyCsr } from '../core/csr.js';
+import { verifyCsr } from '../core/csr.js';
 import { hashPairingCode, isPairingCodeExpired, loadPinVerifier, pinCodeMatches } from '../core/pairing-codes.js';
 import { pinPairingPakeContext } from '../core/pake-context.js';
 import { pinPairingV2Proof } from '../core/pin-pairing-v2.js';
@@ -603,7 +603,7 @@ export class PairingService {
       if (!verifyCsrBinding({ signature, sessionId: input.sessionId, csrDer: input.csrDer, signingPublicKey: verified.deviceSigningPublic })) {
         throw new PalyraError('csr_signature_invalid');
       }
-      await parseAndVerifyCsr(input.csrDer);
+      verifyCsr(input.csrDer);
     }
     const csrDerB64 = input.csrDer === null || input.csrDer.length === 0 ? null : toBase64(input.csrDer);
     return this.#admin.mutateRuntime((state, now) => {

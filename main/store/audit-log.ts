@@ -173,15 +173,26 @@ async function readLastLines(handle: FileHandle, size: number, count: number): P
     start -= chunk.length;
     const { bytesRead } = await handle.read(chunk, 0, chunk.length, start);
     if (bytesRead !== chunk.length) throw new Error(`short read at offset ${start}`);
-    for (const byte of chunk) if (byte === NEWLINE) newlines += 1;
+    // indexOf, not a byte loop: this runs on every append, and a JS loop over a whole chunk cost ≈ 5 ms per pairing.
+    for (let at = chunk.indexOf(NEWLINE); at >= 0 && newlines < count + 1; at = chunk.indexOf(NEWLINE, at + 1)) newlines += 1;
     buffer = Buffer.concat([chunk, buffer]);
   }
   const lastNewline = buffer.lastIndexOf(NEWLINE);
   if (lastNewline < 0) return { lines: [], completeEnd: 0 };
-  const segments = buffer.subarray(0, lastNewline).toString('utf8').split('\n');
-  // Unless we reached the start of the file, the first segment is the tail of a line we did not read whole.
-  if (start > 0) segments.shift();
-  return { lines: segments.slice(-count), completeEnd: start + lastNewline + 1 };
+  // Only the wanted lines are decoded (not the whole chunk), newest first, then put oldest first.
+  const lines: string[] = [];
+  for (let end = lastNewline; lines.length < count; ) {
+    const previous = end > 0 ? buffer.lastIndexOf(NEWLINE, end - 1) : -1;
+    if (previous < 0) {
+      // Unless we reached the start of the file, the text before the first newline is the tail of a line we did
+      // not read whole.
+      if (start === 0) lines.push(buffer.toString('utf8', 0, end));
+      break;
+    }
+    lines.push(buffer.toString('utf8', previous + 1, end));
+    end = previous;
+  }
+  return { lines: lines.reverse(), completeEnd: start + lastNewline + 1 };
 }
 
 /** The chain head: the last acknowledged entry's seq and hash (seq 0 and the genesis prev for an empty log). */
