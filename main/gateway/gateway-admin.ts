@@ -44,6 +44,7 @@ import {
   runtimeStateToJson,
 } from './runtime-state.js';
 import type { NodeRecord, RuntimeOp, RuntimeState, StoredPairingRequest } from './runtime-state.js';
+import { sessionPrunable } from './shared-sessions.js';
 
 export const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
   empty: emptyRuntimeState,
@@ -402,6 +403,7 @@ export class GatewayAdmin {
       if (this.identity.pairedDevice(deviceId) === undefined) ops.push({ op: 'delete_node', device_id: deviceId });
     }
     for (const [hash, record] of this.#runtime.state.codes) if (isPairingCodeExpired(record, now)) ops.push({ op: 'delete_code', code_hash: hash });
+    for (const session of this.#runtime.state.sessions.values()) if (sessionPrunable(session, now)) ops.push({ op: 'delete_session', session_id: session.sessionId });
     for (const request of this.#runtime.state.requests.values()) {
       const current = expirePairingRequestIfDue(request, now);
       const decided = current.decidedAtUnixMs ?? current.requestedAtUnixMs;
