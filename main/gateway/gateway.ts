@@ -126,6 +126,7 @@ export class Gateway {
   readonly #validityMs: number | undefined;
   #watcher: FSWatcher | null = null;
   #stopped = false;
+  #replicaId: string | null = null;
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
   #knownRequests = new Map<string, string>();
@@ -299,6 +300,8 @@ export class Gateway {
       ca_fingerprint: admin.identity.caFingerprint,
       mtls_required: gateway.mtlsRequired,
     });
+    // On a state database: seen by the other replicas (status, and the gw= list of every QR code).
+    gateway.#replicaId = await admin.registerReplica(gateway.addresses);
     await admin.audit('gateway_started', { listen: gateway.listen, mtls_required: gateway.mtlsRequired, insecure_opt_out: options.insecureNodeRpcOptOut });
     if (options.insecureNodeRpcOptOut) log({ event: 'gateway.insecure_opt_out', warning: 'node RPC mTLS is OFF: any local caller can act as any device' });
     if (options.announce === true) await gateway.#startAnnouncing();
@@ -315,6 +318,11 @@ export class Gateway {
       ipAddresses: ips.filter((ip) => ip !== '0.0.0.0' && ip !== '::'),
       ...(validityMs === undefined ? {} : { validityMs }),
     });
+  }
+
+  /** This gateway's id among the replicas of its state database; null on a state directory. */
+  get replicaId(): string | null {
+    return this.#replicaId;
   }
 
   get listen(): string {
