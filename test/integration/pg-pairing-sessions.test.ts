@@ -229,6 +229,38 @@ describeWithPostgres('pairing sessions shared by replicas on PostgreSQL', () => 
     const filed = (tail.json as { entries: { event: string }[] }).entries.filter((e) => e.event === 'pairing_requested');
     expect(filed).toHaveLength(1);
   }, 120_000);
+
+  it('faults: the replica that ran Begin is killed (-9) and Complete on another still works; a Complete while the database is down fails with state_unavailable, consumes nothing, and succeeds once it is back', async () => {
+    const c = await cluster(2);
+    const [a, b] = c.replicas as [(typeof c.replicas)[0], (typeof c.replicas)[0]];
+    const minted = await runCliJson(['pairing', 'code', ...c.db(a.stateDir)]);
+    const { code } = minted.json as { code: string };
+    const device = await newRawDevice();
+    const begin = await ok(rpc.begin(client(c.endpoint(a)), beginRequest(device, { qr: code })));
+    await a.kill();
+    // Nothing half-made by the kill: the state verifies, the code is consumed and the session is there.
+    const verified = await runCliJson(['state', 'verify', ...c.db()]);
+    expect(verified.code, verified.stdout).toBe(0);
+    const listed = await runCliJson(['pairing', 'list', ...c.db()]);
+    expect((listed.json as { codes: unknown[] }).codes).toHaveLength(0);
+
+    const request = completeRequest(device, begin, { proof: code });
+    await server!.stopServer();
+    let restarted = false;
+    cleanups.push(async () => {
+      if (!restarted) await server!.startServer();
+    });
+    const down = await rpc.complete(client(c.endpoint(b)), request);
+    expect(down.ok ? 'ok' : down.error.palyraCode).toBe('state_unavailable');
+    await server!.startServer();
+    restarted = true;
+    const done = await ok(rpc.complete(client(c.endpoint(b)), request));
+    expect(done.reason).toBe('pending_approval');
+    const tail = await runCliJson(['audit', 'tail', '--count', '200', ...c.db()]);
+    expect((tail.json as { entries: { event: string }[] }).entries.filter((e) => e.event === 'pairing_requested')).toHaveLength(1);
+    const after = await runCliJson(['audit', 'verify', ...c.db()]);
+    expect(after.json).toMatchObject({ ok: true });
+  }, 120_000);
 });
 
 describe('pairing sessions shared by gateways on one state directory', () => {
