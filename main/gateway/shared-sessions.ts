@@ -12,7 +12,7 @@ import type { VerifierState } from '../core/spake2plus.js';
 import type { StoredPairingSession } from './runtime-state.js';
 
 /** Expired sessions stay this long (so a late Complete hears `pairing_session_expired`), then the next mutation drops them. */
-export const EXPIRED_SESSION_RETENTION_MS = 300_000;
+export const EXPIRED_SESSION_RETENTION_MS = 60_000;
 
 export function storedSession(
   snapshot: PairingSessionSnapshot,
