@@ -548,9 +548,11 @@ export class PairingService {
   /** Writes what is still only counted in memory (call before the gateway stops). */
   async close(): Promise<void> {
     this.#closed = true;
-    // Answered exchanges that never confirmed count, as they would at their expiry.
+    // Answered exchanges that never confirmed count, as they would at their expiry (one another replica confirmed
+    // — its session consumed, its request filed — does not).
     for (const [sessionId, g] of [...this.#pakeGuesses]) {
       this.#pakeGuesses.delete(sessionId);
+      if (!this.#admin.runtime.sessions.has(sessionId) && this.#admin.runtime.requests.has(sessionId)) continue;
       await this.#recordFailure(g.source, 'pin', g.at);
     }
     for (const t of [this.#budgetTimer, this.#auditTimer]) if (t !== null) this.#timers.clear(t);
