@@ -205,6 +205,22 @@ describeWithPostgres('pairing sessions shared by replicas on PostgreSQL', () => 
     expect((replay as { code?: string } | null)?.code).toBe('pairing_session_not_found');
   }, 120_000);
 
+  it('two ExchangePinPake of one session at once on two replicas: exactly one is answered', async () => {
+    const c = await cluster(3);
+    const [a, b, cc] = c.replicas as [(typeof c.replicas)[0], (typeof c.replicas)[0], (typeof c.replicas)[0]];
+    const minted = await runCliJson(['pairing', 'code', '--method', 'pin', ...c.db(a.stateDir)]);
+    const { code: pin } = minted.json as { code: string };
+    const begun = await pinBegin(client(c.endpoint(a)));
+    const { shareP } = proverStart(await pinProverSecretAsync(pin, new Uint8Array(begun.begin.pake_salt)));
+    const exchange = (r: GatewayProcess) =>
+      callUnary<ExchangePinPakeResponse__Output>((md, opts, cb) => client(c.endpoint(r)).ExchangePinPake({ v: 1, session_id: begun.begin.session_id, pake_share_p: Buffer.from(shareP) }, md, opts, cb), 10_000).then(
+        () => 'answered',
+        (e: unknown) => (e as { code?: string }).code,
+      );
+    const results = await Promise.all([exchange(b), exchange(cc)]);
+    expect(results.sort()).toEqual(['answered', 'pairing_session_not_found']);
+  }, 120_000);
+
   it('a QR session completed at once on two replicas files exactly one request; the loser hears pairing_session_not_found', async () => {
     const c = await cluster(3);
     const [a, b, cc] = c.replicas as [(typeof c.replicas)[0], (typeof c.replicas)[0], (typeof c.replicas)[0]];
