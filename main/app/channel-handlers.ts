@@ -23,6 +23,11 @@ export interface HandlerContext {
   configure(args: ParsedChannelArgs<'gateway.configure'>): Promise<ChannelResult<'gateway.configure'>>;
   /** Device state changed under the app (status publication, remote-admin re-check). */
   afterUnpair(): Promise<void>;
+  /** The first-run choice (app.firstRun) and making it (app.chooseStart). */
+  firstRun(): Promise<ChannelResult<'app.firstRun'>>;
+  chooseStart(choice: ParsedChannelArgs<'app.chooseStart'>['choice']): Promise<ChannelResult<'app.chooseStart'>>;
+  /** "Reconnect now": a new connection attempt at once, backoff reset (device.reconnect). */
+  reconnect(): Promise<ChannelResult<'device.reconnect'>>;
   /** Browses DNS-SD for gateways nearby. */
   discover(timeoutMs: number): Promise<ChannelResult<'discovery.list'>['gateways']>;
 }
@@ -40,7 +45,9 @@ function settle<T>(body: () => T): Promise<T> {
 export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
   return {
     'app.info': () => Promise.resolve(c.appInfo()),
-    'device.status': async () => deviceStatusView(await c.agent.status()),
+    'app.firstRun': () => c.firstRun(),
+    'app.chooseStart': (args) => c.chooseStart(args.choice),
+    'device.status': async () => deviceStatusView(await c.agent.status(), await revokedReasonOf(c.agent)),
     'device.parseScan': (args) => settle(() => c.pairing.parseScan(args)),
     'device.pairStart': (args) => settle(() => c.pairing.start(args)),
     'device.pairCancel': (args) => Promise.resolve({ cancelled: c.pairing.cancel(args.pairing_id) }),
@@ -51,6 +58,7 @@ export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
       await c.afterUnpair();
       return { unpaired: result.device_id !== null };
     },
+    'device.reconnect': () => c.reconnect(),
     'discovery.list': async (args) => ({ gateways: await c.discover(args.timeout_ms ?? DEFAULT_DISCOVERY_TIMEOUT_MS) }),
     'gateway.status': () => c.gatewayStatus(),
     'gateway.configure': (args) => c.configure(args),
@@ -104,9 +112,34 @@ export function createChannelHandlers(c: HandlerContext): ChannelHandlers {
   };
 }
 
+/**
+ * What the gateway said when it refused this device (the recorded revocation reason), for `revocation`; null when
+ * there is none or it cannot be read (shown only: nothing is decided with it).
+ */
+export async function revokedReasonOf(agent: DeviceAgent): Promise<string | null> {
+  try {
+    return (await agent.store.peekState())?.revoked_reason ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `revocation` of a revoked device from the reason its gateway gave: the gateway ends a banned device's stream with
+ * "device is revoked" (its id is on the revocation list) and a removed one's with "device certificate is revoked"
+ * (only the certificate is; the device may pair again). A refusal at the TLS handshake says neither: `refused`.
+ */
+export function revocationOf(reason: string | null): 'banned' | 'removed' | 'refused' {
+  if (reason === null) return 'refused';
+  if (/\bcertificate is revoked\b|\bremoved\b/i.test(reason)) return 'removed';
+  if (/\bdevice (?:[0-9A-HJKMNP-TV-Z]{26} )?is revoked\b/i.test(reason)) return 'banned';
+  return 'refused';
+}
+
 /** The agent's status in the contract's shape (extra fields dropped by the result schema anyway). */
-export function deviceStatusView(status: AgentStatus): ChannelResult<'device.status'> {
+export function deviceStatusView(status: AgentStatus, revokedReason: string | null = null): ChannelResult<'device.status'> {
   return {
+    revocation: status.revoked ? revocationOf(revokedReason) : null,
     device_id: status.device_id,
     identity_fingerprint: status.identity_fingerprint,
     paired: status.paired,

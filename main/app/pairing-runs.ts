@@ -113,6 +113,11 @@ export class PairingRuns {
     return true;
   }
 
+  /** Whether a pairing run is going (the agent's connected mode is stopped for it). */
+  get active(): boolean {
+    return [...this.#runs.values()].some((run) => !run.finished);
+  }
+
   cancelAll(): void {
     for (const id of this.#runs.keys()) this.cancel(id);
   }

@@ -25,7 +25,8 @@ import { discoverGateways } from '../gateway/discovery.js';
 import type { Gateway, GatewayEvent } from '../gateway/gateway.js';
 import type { ChannelResult } from '../ipc/contract.js';
 import type { Keychain } from '../store/keychain.js';
-import { createChannelHandlers, deviceStatusView } from './channel-handlers.js';
+import { createChannelHandlers, deviceStatusView, revokedReasonOf } from './channel-handlers.js';
+import { FirstRunFile } from './first-run.js';
 import { HostedGateway } from './hosted-gateway.js';
 import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
 import { PairingRuns, isPairingProgress } from './pairing-runs.js';
@@ -100,6 +101,7 @@ export class DesktopServices {
   }) {
     const options = o.options;
     this.userDataDir = o.userDataDir;
+    this.#firstRunFile = new FirstRunFile(o.userDataDir);
     this.stateDir = o.stateDir;
     this.deviceDir = o.deviceDir;
     this.mode = options.mode;
@@ -160,6 +162,13 @@ export class DesktopServices {
       afterUnpair: async () => {
         this.#refreshStatus();
         await this.#remote.evaluate();
+      },
+      reconnect: () => this.#reconnectDevice(),
+      firstRun: () => this.#firstRun(),
+      chooseStart: async (choice) => {
+        await this.#firstRunFile.save(choice, Date.now());
+        this.#log({ event: 'app.start_chosen', choice });
+        return this.#firstRun();
       },
       discover: (timeoutMs) => {
         if ((options.discovery ?? (process.env.PALYRA_DISCOVERY === 'off' ? 'off' : 'multicast')) === 'off') {
@@ -297,10 +306,9 @@ export class DesktopServices {
       this.#statusAgain = true;
       return;
     }
-    this.#statusRefresh = this.agent
-      .status()
-      .then((status) => {
-        if (this.#disposed === null) this.#hub.publish('device.status', deviceStatusView(status));
+    this.#statusRefresh = Promise.all([this.agent.status(), revokedReasonOf(this.agent)])
+      .then(([status, reason]) => {
+        if (this.#disposed === null) this.#hub.publish('device.status', deviceStatusView(status, reason));
       })
       .catch((error: unknown) => {
         this.#log({ event: 'device.status_failed', code: toPalyraError(error).code });
@@ -312,6 +320,50 @@ export class DesktopServices {
           this.#refreshStatus();
         }
       });
+  }
+
+  readonly #firstRunFile: FirstRunFile;
+
+  /** Whether to ask "Join a gateway" / "Host a gateway here" (app.firstRun). */
+  async #firstRun(): Promise<ChannelResult<'app.firstRun'>> {
+    const choice = await this.#firstRunFile.load();
+    if (choice !== null) return { choice, needed: false };
+    const device = await this.agent.status();
+    return { choice: null, needed: !device.paired && !device.revoked && !this.#status().enabled };
+  }
+
+  #reconnecting: Promise<ChannelResult<'device.reconnect'>> | null = null;
+
+  /**
+   * "Reconnect now": a paired device that is not online restarts its connected mode, so it dials the gateway at once
+   * with a fresh backoff (its waits start again from the first step). Online already: nothing to do (`reconnecting:
+   * false`). Not paired: `device_not_paired`; revoked: `device_revoked`; while a pairing runs: `unavailable`. Calls
+   * made while one is in progress share it.
+   */
+  #reconnectDevice(): Promise<ChannelResult<'device.reconnect'>> {
+    if (this.#reconnecting !== null) return this.#reconnecting;
+    const run = this.#reconnectOnce().finally(() => {
+      this.#reconnecting = null;
+    });
+    this.#reconnecting = run;
+    return run;
+  }
+
+  async #reconnectOnce(): Promise<ChannelResult<'device.reconnect'>> {
+    // Functions, so the checks after each await are not narrowed away.
+    const disposed = (): boolean => this.#disposed !== null;
+    const pairing = (): boolean => this.#pairing.active;
+    if (disposed()) throw new PalyraError('unavailable', 'the app is shutting down');
+    if (pairing()) throw new PalyraError('unavailable', 'a pairing is in progress; reconnect once it has ended');
+    const status = await this.agent.status();
+    if (status.revoked) throw new PalyraError('device_revoked', 'this device is revoked by its gateway; it cannot reconnect');
+    if (!status.paired) throw new PalyraError('device_not_paired', 'this device is not paired; pair it with a gateway first');
+    if (status.connection === 'online') return { reconnecting: false };
+    this.#log({ event: 'device.reconnect_now', from: status.connection });
+    await this.agent.stop();
+    if (disposed() || pairing()) return { reconnecting: false };
+    this.agent.start();
+    return { reconnecting: true };
   }
 
   /** Connected mode (RegisterNode, event stream, renewal) for a paired device; an unpaired one stays idle. */

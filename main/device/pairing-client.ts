@@ -33,10 +33,10 @@ import type { BeginPinPairingSessionResponse__Output } from '../rpc/generated/pa
 import type { ExchangePinPakeResponse__Output } from '../rpc/generated/palyra/node/v1/ExchangePinPakeResponse.js';
 import * as grpc from '@grpc/grpc-js';
 import { pinPairingPakeContext } from '../core/pake-context.js';
-import { pinProverSecretAsync } from '../core/pin-hash.js';
 import { DEVICE_PAKE_FAILURE_LIMIT, normalizePinInput, pinPairingV2Proof } from '../core/pin-pairing-v2.js';
 import { proverFinish, proverStart, SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
 import { assertPakeAttemptsLeft, clearPakeFailures, recordPakeFailure } from './pake-attempts.js';
+import { pinProverSecretNative } from './pin-secret.js';
 import { Backoff } from './backoff.js';
 import type { DeviceIdentity } from '../core/device-identity.js';
 import type { DeviceStore, DevicePairingState } from './device-store.js';
@@ -303,7 +303,7 @@ async function pinPairingV2(
   }
   if (begin.pake_suite !== SPAKE2PLUS_SUITE) throw new PalyraError('invalid_argument', 'the gateway offered an unknown PAKE suite');
   checkAborted(o.signal);
-  const { shareP, state } = proverStart(await pinProverSecretAsync(pin, new Uint8Array(begin.pake_salt)));
+  const { shareP, state } = proverStart(await pinProverSecretNative(pin, new Uint8Array(begin.pake_salt)));
   const exchangeRequest = { v: PAIRING_PROTOCOL_VERSION, session_id: begin.session_id, pake_share_p: Buffer.from(shareP) };
   const exchanged = await callUnary<ExchangePinPakeResponse__Output>((md, opts, cb) => client.ExchangePinPake(exchangeRequest, md, opts, cb), RPC_TIMEOUT_MS, o.signal);
   const ctx = pinPairingPakeContext({

@@ -31,7 +31,14 @@ async function write(deviceDir: string, pins: Map<string, number>): Promise<void
   const kept = [...pins].slice(-MAX_PINS);
   const target = path.join(deviceDir, FILE);
   const tmp = `${target}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify({ version: 1, pins: Object.fromEntries(kept) }), { mode: 0o600 });
+  // Synced before the rename: a failure counted here must survive a crash or power loss right after.
+  const handle = await fs.open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(JSON.stringify({ version: 1, pins: Object.fromEntries(kept) }));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await fs.rename(tmp, target);
 }
 

@@ -42,7 +42,7 @@ import { GatewayAnnouncer } from './discovery.js';
 import { reachableAddresses } from './lan-addresses.js';
 import type { Reachability } from './lan-addresses.js';
 import { createNodeRpcHandlers, endStreamAndFlush, toServiceError } from './node-rpc.js';
-import { PairingService } from './pairing-service.js';
+import { AUDIT_FLUSH_INTERVAL_MS, PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
 
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7444 } as const;
@@ -84,6 +84,8 @@ export interface GatewayStartOptions {
   keychain: Keychain | null;
   /** Announce the gateway over DNS-SD (`_palyra._tcp`); a failure to do so is logged, not fatal. */
   announce?: boolean;
+  /** On a state database: record this process as a replica (default true; of a worker pool only slot 1 does). */
+  registerReplica?: boolean;
   /** The trust state in PostgreSQL (a cluster replica); omitted/null = in `stateDir`. */
   database?: PgStateLocation | null;
   /** Extra DNS names / IPs for the server certificate. */
@@ -91,7 +93,47 @@ export interface GatewayStartOptions {
   certificateValidityMs?: number;
   log?: (line: Record<string, unknown>) => void;
   clock?: () => number;
+  /**
+   * One worker of `palyra gateway run --workers N` (main/gateway/workers.ts): the primary writes gateway.v1.json and
+   * announces; this gateway tells it which devices hold streams here, and capability work for a device whose stream
+   * is on another worker goes through it. Omitted/null = a gateway on its own (the desktop app, `--workers 1`).
+   */
+  peers?: GatewayPeers | null;
 }
+
+/** The other workers of one `gateway run --workers N`, as seen from one worker (the primary relays). */
+export interface GatewayPeers {
+  /** The first stream of `deviceId` opened here (`online`), or its last one ended. */
+  liveChanged(deviceId: string, online: boolean): void;
+  /** Runs the call on the worker holding the device's stream; null when no other worker holds one. */
+  executeElsewhere(o: CapabilityCall): Promise<CapabilityResult | null>;
+}
+
+export interface CapabilityCall {
+  deviceId: string;
+  capability: string;
+  inputJson: Uint8Array;
+  maxPayloadBytes?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * A worker of `--workers N` persists PIN failures at once instead of at most once a second: the guessing budget is
+ * shared through the state, and each worker only sees its own unpersisted failures, so a one-second window per
+ * worker would let N of them together overshoot the budget. Audit aggregates keep their 10 s flush.
+ */
+const WORKER_PAIRING_TIMERS = {
+  set(fn: () => void, ms: number): unknown {
+    if (ms < AUDIT_FLUSH_INTERVAL_MS) return { immediate: setImmediate(fn) };
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clear(handle: unknown): void {
+    if (typeof handle === 'object' && handle !== null && 'immediate' in handle) clearImmediate((handle as { immediate: NodeJS.Immediate }).immediate);
+    else clearTimeout(handle as NodeJS.Timeout);
+  },
+};
 
 type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>;
 
@@ -136,6 +178,9 @@ export class Gateway {
   /** palyra.admin.v1.GatewayAdmin on the same port (remote administration by 'admin' devices). */
   #adminRpc: AdminRpc | null = null;
   #announcer: GatewayAnnouncer | null = null;
+  readonly #peers: GatewayPeers | null;
+  /** Devices whose streams are on other workers, with when that worker reported them online. */
+  readonly #peerLive = new Map<string, number>();
 
   private constructor(o: {
     admin: GatewayAdmin;
@@ -161,6 +206,7 @@ export class Gateway {
     this.#log = o.log;
     this.#serverNames = o.options.serverNames ?? [];
     this.#validityMs = o.options.certificateValidityMs;
+    this.#peers = o.options.peers ?? null;
   }
 
   static async start(options: GatewayStartOptions): Promise<Gateway> {
@@ -178,6 +224,7 @@ export class Gateway {
     const pairing = new PairingService({
       admin,
       clock,
+      ...(options.peers === undefined || options.peers === null ? {} : { timers: WORKER_PAIRING_TIMERS }),
       allowServerGeneratedKeys: options.allowServerGeneratedKeys,
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
       requirePake: options.requirePake ?? false,
@@ -238,6 +285,7 @@ export class Gateway {
         gatewayName: options.name,
         disablePake: options.disablePake ?? false,
         clock,
+        execute: (call) => gateway.#execute(call),
         nodeOnline: (deviceId, stream, push) => gateway.#nodeOnline(deviceId, stream, push),
         streamOpened: (fingerprint, stream) => gateway.#streamOpened(fingerprint, stream),
         rotated: (fingerprint) => {
@@ -291,7 +339,7 @@ export class Gateway {
     }, CRL_REFRESH_MS);
     crlTimer.unref();
     gateway.#timers.push(crlTimer);
-    await writeGatewayInfo(stateDir, {
+    if (options.peers === undefined || options.peers === null) await writeGatewayInfo(stateDir, {
       listen: gateway.listen,
       name: options.name,
       pid: process.pid,
@@ -301,7 +349,7 @@ export class Gateway {
       mtls_required: gateway.mtlsRequired,
     });
     // On a state database: seen by the other replicas (status, and the gw= list of every QR code).
-    gateway.#replicaId = await admin.registerReplica(gateway.addresses);
+    if (options.registerReplica !== false) gateway.#replicaId = await admin.registerReplica(gateway.addresses);
     await admin.audit('gateway_started', { listen: gateway.listen, mtls_required: gateway.mtlsRequired, insecure_opt_out: options.insecureNodeRpcOptOut });
     if (options.insecureNodeRpcOptOut) log({ event: 'gateway.insecure_opt_out', warning: 'node RPC mTLS is OFF: any local caller can act as any device' });
     if (options.announce === true) await gateway.#startAnnouncing();
@@ -374,9 +422,38 @@ export class Gateway {
     return this.admin.identity.caCertificatePem;
   }
 
-  /** Devices with live streams and when they were last heard from. */
+  /** Devices with live streams (here or, for a worker, on another worker) and when they were last heard from. */
   liveNodes(): Map<string, number> {
-    return new Map([...this.#live].map(([id, live]) => [id, live.lastSeenAtUnixMs]));
+    const live = new Map(this.#peerLive);
+    for (const [id, node] of this.#live) live.set(id, node.lastSeenAtUnixMs);
+    return live;
+  }
+
+  /** Devices with a stream on this gateway process itself. */
+  localLiveNodes(): Set<string> {
+    return new Set(this.#live.keys());
+  }
+
+  /** A worker: another worker reported `deviceId` online (with when) or offline (null). */
+  setPeerLive(deviceId: string, atUnixMs: number | null): void {
+    if (atUnixMs === null) this.#peerLive.delete(deviceId);
+    else this.#peerLive.set(deviceId, atUnixMs);
+  }
+
+  /** A worker: runs a call relayed from another worker if this one holds the device's stream, else null. */
+  executeIfLocal(call: CapabilityCall): Promise<CapabilityResult> | null {
+    if (!this.#live.has(call.deviceId)) return null;
+    return this.dispatcher.execute(call);
+  }
+
+  /**
+   * A capability call for `deviceId`: queued here when its stream is here (or no worker holds one: it waits here
+   * for the device's next stream, as on a single gateway), else run on the worker that holds the stream.
+   */
+  async #execute(call: CapabilityCall): Promise<CapabilityResult> {
+    if (this.#peers === null || this.#live.has(call.deviceId)) return this.dispatcher.execute(call);
+    const relayed = await this.#peers.executeElsewhere(call);
+    return relayed ?? this.dispatcher.execute(call);
   }
 
   listDevices(): { devices: DeviceView[]; revoked_certificate_fingerprints: string[] } {
@@ -385,8 +462,8 @@ export class Gateway {
 
   /** Runs a capability on a connected node (operator path; REFERENCE.md §4.3 invoke). */
   async executeCapability(o: { deviceId: string; capability: string; input: unknown; maxPayloadBytes?: number; timeoutMs?: number }): Promise<CapabilityResult> {
-    if (!this.#live.has(o.deviceId)) throw new PalyraError('node_not_registered', `node ${o.deviceId} is not connected`);
-    return this.dispatcher.execute({
+    if (!this.#live.has(o.deviceId) && !this.#peerLive.has(o.deviceId)) throw new PalyraError('node_not_registered', `node ${o.deviceId} is not connected`);
+    return this.#execute({
       deviceId: o.deviceId,
       capability: o.capability,
       inputJson: new TextEncoder().encode(JSON.stringify(o.input ?? null)),
@@ -408,6 +485,7 @@ export class Gateway {
     if (first) {
       this.#emit({ type: 'node.online', device_id: deviceId });
       this.#log({ event: 'node.online', device_id: deviceId });
+      this.#peers?.liveChanged(deviceId, true);
     }
     return () => {
       live.streams.delete(stream);
@@ -420,6 +498,7 @@ export class Gateway {
         this.#live.delete(deviceId);
         this.#emit({ type: 'node.offline', device_id: deviceId });
         this.#log({ event: 'node.offline', device_id: deviceId });
+        this.#peers?.liveChanged(deviceId, false);
       }
     };
   }
@@ -641,7 +720,8 @@ export class Gateway {
     await this.#refreshing?.catch(() => undefined);
     // Lookup failures counted in memory reach the journal and the audit log before the state closes.
     await this.pairing.close().catch(() => undefined);
-    await removeGatewayInfo(this.stateDir).catch(() => undefined);
+    // A worker's primary owns gateway.v1.json.
+    if (this.#peers === null) await removeGatewayInfo(this.stateDir).catch(() => undefined);
     await this.admin.audit('gateway_stopped', { listen: this.listen }).catch(() => undefined);
     await this.admin.close();
   }

@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { isClientKind } from '../core/client-kind.js';
 import type { ClientKind } from '../core/client-kind.js';
-import { ERROR_CATALOGUE, PalyraError, toPalyraError } from '../core/errors.js';
+import { ERROR_CATALOGUE, PalyraError, isPalyraError, toPalyraError } from '../core/errors.js';
 import type { ErrorCode, GrpcStatusName } from '../core/errors.js';
 import { isCanonicalId, newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
@@ -23,7 +23,7 @@ import type {
 import { callPeerFingerprint } from '../rpc/tls-listener.js';
 import { ERROR_CODE_METADATA_KEY } from '../rpc/rpc-errors.js';
 import { whenTransportClosed } from './call-transport.js';
-import type { CapabilityDispatch, CapabilityDispatcher } from './capabilities.js';
+import type { CapabilityDispatch, CapabilityDispatcher, CapabilityResult } from './capabilities.js';
 import type { GatewayAdmin } from './gateway-admin.js';
 import type { PairingService } from './pairing-service.js';
 import { SPAKE2PLUS_SUITE } from '../core/spake2plus.js';
@@ -128,6 +128,11 @@ export interface NodeRpcContext {
   /** Test-only `--disable-pake`: answer the PIN pairing v2 RPCs UNIMPLEMENTED, like a reference gateway. */
   disablePake?: boolean;
   clock: () => number;
+  /**
+   * Runs an ExecuteCapability call (a `--workers` gateway relays it to the worker holding the device's stream);
+   * absent = the dispatcher here.
+   */
+  execute?(call: { deviceId: string; capability: string; inputJson: Uint8Array; maxPayloadBytes: number }): Promise<CapabilityResult>;
   /** Live node bookkeeping owned by the gateway. */
   /**
    * The stream's first event marked `deviceId` online; `push`, when the stream negotiated pushed dispatch, writes the
@@ -147,6 +152,23 @@ export interface NodeRpcContext {
 }
 
 type Call = { getAuthContext(): unknown; getPeer(): string };
+
+/**
+ * `enforceCertBoundDevice`, re-checked once after reading the state again when it refuses: another process on the
+ * same state (a sibling worker of `gateway run --workers N`, the desktop app) may have paired or rotated the device
+ * since this one last read it. A stat when nothing changed; the refusal stands if the state still says so.
+ */
+async function enforceCertBoundDeviceFresh(ctx: NodeRpcContext, call: Call, deviceId: string): Promise<void> {
+  try {
+    enforceCertBoundDevice(ctx, call, deviceId);
+    return;
+  } catch (error) {
+    if (!isPalyraError(error, 'permission_denied')) throw error;
+    const change = await ctx.admin.refreshIfChanged();
+    if (!change.identity) throw error;
+  }
+  enforceCertBoundDevice(ctx, call, deviceId);
+}
 
 /** REFERENCE.md §3.1 `enforce_cert_bound_device`, against the current-certificate index. */
 function enforceCertBoundDevice(ctx: NodeRpcContext, call: Call, deviceId: string): void {
@@ -310,7 +332,7 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
 
     RotateDeviceCertificate: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
-      enforceCertBoundDevice(ctx, call, deviceId);
+      await enforceCertBoundDeviceFresh(ctx, call, deviceId);
       await ctx.pairing.markMaterialDelivered(deviceId);
       let csrDer: Uint8Array | null = null;
       if (req.tls_csr_der.length > 0) {
@@ -344,7 +366,7 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
 
     RevokeDevicePairing: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
-      enforceCertBoundDevice(ctx, call, deviceId);
+      await enforceCertBoundDeviceFresh(ctx, call, deviceId);
       await ctx.pairing.markMaterialDelivered(deviceId);
       const reason = req.reason.trim() === '' ? 'revoked_by_device' : req.reason.trim();
       try {
@@ -358,7 +380,7 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
 
     RegisterNode: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
-      enforceCertBoundDevice(ctx, call, deviceId);
+      await enforceCertBoundDeviceFresh(ctx, call, deviceId);
       const now = ctx.clock();
       const existing = ctx.admin.runtime.nodes.get(deviceId);
       const capabilities = req.capabilities
@@ -371,7 +393,7 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
       return { v: version(req.v), device_id: req.device_id, accepted: true, reason: 'registered' };
     }),
 
-    StreamNodeEvents: (call) => {
+    StreamNodeEvents: function streamNodeEvents(call, refreshed = false) {
       const fingerprint = callPeerFingerprint(call);
       let bound: string | null = null;
       if (fingerprint !== null) {
@@ -383,6 +405,17 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
       }
       if (ctx.mtlsRequired && fingerprint === null) {
         endStreamWithError(call, new PalyraError('unauthenticated', 'node event stream requires a paired client certificate'));
+        return;
+      }
+      if (ctx.mtlsRequired && bound === null && !refreshed) {
+        // Paired or rotated by another process since this one read the state? Read it again, then decide (events
+        // wait in the stream's buffer meanwhile).
+        void ctx.admin
+          .refreshIfChanged()
+          .catch(() => undefined)
+          .then(() => {
+            streamNodeEvents(call, true);
+          });
         return;
       }
       if (ctx.mtlsRequired && bound === null) {
@@ -519,10 +552,13 @@ function nodeRpcHandlers(ctx: NodeRpcContext): NodeServiceHandlers {
 
     ExecuteCapability: unary(async (req, call) => {
       const deviceId = canonicalDeviceId(req.device_id);
-      enforceCertBoundDevice(ctx, call, deviceId);
+      await enforceCertBoundDeviceFresh(ctx, call, deviceId);
       await ctx.pairing.markMaterialDelivered(deviceId);
+      // Registered through another process (a sibling worker) since this one last read the state?
+      if (!ctx.admin.runtime.nodes.has(deviceId)) await ctx.admin.refreshIfChanged();
       if (!ctx.admin.runtime.nodes.has(deviceId)) throw new PalyraError('node_not_registered', 'node must register before executing capabilities');
-      const result = await ctx.dispatcher.execute({ deviceId, capability: req.capability, inputJson: req.input_json, maxPayloadBytes: req.max_payload_bytes });
+      const work = { deviceId, capability: req.capability, inputJson: req.input_json, maxPayloadBytes: req.max_payload_bytes };
+      const result = await (ctx.execute === undefined ? ctx.dispatcher.execute(work) : ctx.execute(work));
       return { v: version(req.v), success: result.success, output_json: Buffer.from(result.outputJson), error: result.error };
     }),
   };

@@ -166,8 +166,11 @@ export class PairingService {
   readonly #waiters = new Set<() => void>();
   readonly #finalizing = new Map<string, Promise<StatusResult>>();
   readonly #timers: NonNullable<PairingServiceOptions['timers']>;
-  /** PIN failures not yet in the journal, oldest first (fewer than the trip threshold: a trip flushes at once). */
-  #pendingPin: { source: string; at: number }[] = [];
+  /**
+   * PIN failures not yet in the journal, oldest first (fewer than the trip threshold: a trip flushes at once). A failure
+   * settled from a v2 exchange names its session: the flush deletes the durable guess in the same record (5b.3).
+   */
+  #pendingPin: { source: string; at: number; sessionId?: string }[] = [];
   #aggregates = new Map<string, FailureAggregate>();
   #lastBudgetPersist = Number.NEGATIVE_INFINITY;
   /** The budget snapshot a running flush wrote, and how many pending failures it holds. */
@@ -179,8 +182,8 @@ export class PairingService {
   #closed = false;
   readonly #requirePake: boolean;
   /**
-   * Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. The
-   * replica that answered the exchange owns the guess (whichever replica the Complete reaches).
+   * Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. Each is
+   * durable too (RuntimeState.pakeGuesses), so whichever replica the Complete reaches settles it exactly once.
    */
   readonly #pakeGuesses = new Map<string, PakeGuess>();
 
@@ -222,7 +225,7 @@ export class PairingService {
     for (const f of pending) budget.recordFailure(f.source, f.at);
     let guesses = 0;
     if (withGuesses) {
-      for (const g of this.#pakeGuesses.values()) {
+      for (const g of this.#unsettledGuesses().values()) {
         if (g.at < mintedAt) continue;
         budget.recordFailure(g.source, g.at);
         guesses += 1;
@@ -232,18 +235,26 @@ export class PairingService {
   }
 
   /**
-   * Answered v2 exchanges whose session expired without a Complete become failures now; so do those whose shared
-   * session another replica consumed without filing a request (a failed confirmation there). One that another
-   * replica confirmed (its request exists) is dropped.
+   * Answered v2 exchanges not yet counted: this process's, and the durable ones in the runtime state (those of a
+   * gateway that crashed before settling them), less those already pending as failures.
    */
+  #unsettledGuesses(): Map<string, PakeGuess> {
+    const pending = new Set(this.#pendingPin.map((f) => f.sessionId));
+    const all = new Map<string, PakeGuess>();
+    for (const g of this.#admin.runtime.pakeGuesses.values()) {
+      if (!pending.has(g.sessionId)) all.set(g.sessionId, { source: g.source, at: g.atUnixMs, expiresAt: g.expiresAtUnixMs });
+    }
+    for (const [sessionId, g] of this.#pakeGuesses) if (!pending.has(sessionId)) all.set(sessionId, g);
+    return all;
+  }
+
+  /** Answered v2 exchanges whose session expired without a Complete (here or in a gateway that crashed) become failures now. */
   async #settleExpiredGuesses(now: number): Promise<void> {
-    for (const [sessionId, g] of [...this.#pakeGuesses]) {
-      const open = this.#admin.runtime.sessions.has(sessionId);
-      if (open && now <= g.expiresAt) continue;
+    for (const [sessionId, g] of this.#unsettledGuesses()) {
+      if (now <= g.expiresAt) continue;
       this.#pakeGuesses.delete(sessionId);
-      if (open) await this.#dropShared(sessionId);
-      else if (this.#admin.runtime.requests.has(sessionId)) continue;
-      await this.#recordFailure(g.source, 'pin', g.at);
+      this.#sessions.remove(sessionId);
+      await this.#recordFailure(g.source, 'pin', g.at, sessionId);
     }
   }
 
@@ -354,12 +365,12 @@ export class PairingService {
   }
 
   /** One failure (a missed lookup, or a v2 exchange that did not confirm) counted; a trip is durable on return. */
-  async #recordFailure(source: string, method: PairingMethodKind, now: number): Promise<void> {
+  async #recordFailure(source: string, method: PairingMethodKind, now: number, sessionId?: string): Promise<void> {
     let tripped = false;
     if (method === 'pin') {
       const view = this.#budgetView();
       tripped = view.budget.recordFailure(source, now) || view.failuresSinceMint + 1 >= PIN_FAILURES_PER_CODE;
-      this.#pendingPin.push({ source, at: now });
+      this.#pendingPin.push(sessionId === undefined ? { source, at: now } : { source, at: now, sessionId });
     }
     const input = { source, method: { kind: method } };
     const key = `${input.method.kind}\u0000${input.source}`;
@@ -454,15 +465,30 @@ export class PairingService {
       await drop();
       throw e;
     }
-    // At most one answer per session across every replica: the shared record takes the verifier state only if no
-    // other exchange got there first (under the state lock); otherwise this answer is never sent.
-    const answeredAt = now;
-    await this.#admin.mutateRuntime((state) => {
-      const stored = state.sessions.get(input.sessionId);
-      if (stored === undefined || stored.exchange !== null) throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
-      return { ops: [{ op: 'put_session', session: withExchange(stored, response.state, answeredAt) }], result: undefined };
-    });
+    // Counted from here on (set before the write, so a concurrent exchange's budget check sees it). One record, under
+    // the state lock, before the answer leaves: the shared session takes the verifier state only if no other exchange
+    // (on any replica) got there first — otherwise this answer is never sent — and the durable guess (5b.3) with it.
     this.#pakeGuesses.set(input.sessionId, { source: pake.source, at: now, expiresAt: session.expiresAtUnixMs });
+    const guess = { sessionId: input.sessionId, source: pake.source, atUnixMs: now, expiresAtUnixMs: session.expiresAtUnixMs };
+    try {
+      await this.#admin.mutateRuntime((state) => {
+        const stored = state.sessions.get(input.sessionId);
+        if (stored === undefined || stored.exchange !== null) throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
+        return {
+          ops: [
+            { op: 'put_session', session: withExchange(stored, response.state, now) },
+            { op: 'put_pake_guess', guess },
+          ],
+          result: undefined,
+        };
+      });
+    } catch (e) {
+      this.#pakeGuesses.delete(input.sessionId);
+      // Lost the race to another exchange: that one's session stays; any other failure ends the session.
+      if (!(e instanceof PalyraError && e.code === 'pairing_session_not_found')) await drop();
+      else this.#sessions.remove(input.sessionId);
+      throw e;
+    }
     return { shareV: response.shareV, confirmV: response.confirmV };
   }
 
@@ -527,7 +553,11 @@ export class PairingService {
         let tripped = false;
         // Failures from before the operator minted the current PIN code do not count against it.
         const mintedAt = lastPinMint(state);
-        const counted = this.#pendingPin.slice(0, pending).filter((f) => f.at >= mintedAt);
+        const written = this.#pendingPin.slice(0, pending);
+        // A settled v2 guess counts once: only while its durable record is still there (another process sharing
+        // the state may have settled it), and the record goes in the same write.
+        for (const f of written) if (f.sessionId !== undefined && state.pakeGuesses.has(f.sessionId)) ops.push({ op: 'delete_pake_guess', session_id: f.sessionId });
+        const counted = written.filter((f) => f.at >= mintedAt && (f.sessionId === undefined || state.pakeGuesses.has(f.sessionId)));
         for (const f of counted) tripped = budget.recordFailure(f.source, f.at) || tripped;
         const before = state.pinFailuresSinceMint;
         const after = before + counted.length;
@@ -552,8 +582,7 @@ export class PairingService {
     // — its session consumed, its request filed — does not).
     for (const [sessionId, g] of [...this.#pakeGuesses]) {
       this.#pakeGuesses.delete(sessionId);
-      if (!this.#admin.runtime.sessions.has(sessionId) && this.#admin.runtime.requests.has(sessionId)) continue;
-      await this.#recordFailure(g.source, 'pin', g.at);
+      await this.#recordFailure(g.source, 'pin', g.at, sessionId);
     }
     for (const t of [this.#budgetTimer, this.#auditTimer]) if (t !== null) this.#timers.clear(t);
     this.#budgetTimer = null;
@@ -578,8 +607,9 @@ export class PairingService {
         throw new PalyraError('invalid_argument', 'pake_confirm_p is only for PIN pairing v2 sessions');
       }
     } else {
-      // This replica's guess, if it answered the exchange; otherwise the replica that did owns (and settles) it.
-      const guess = this.#pakeGuesses.get(input.sessionId);
+      // This process's guess, or the durable one another replica wrote when it answered the exchange.
+      const durable = this.#admin.runtime.pakeGuesses.get(input.sessionId);
+      const guess = this.#pakeGuesses.get(input.sessionId) ?? (durable === undefined ? undefined : { source: durable.source, at: durable.atUnixMs, expiresAt: durable.expiresAtUnixMs });
       this.#pakeGuesses.delete(input.sessionId);
       if (pake.state === null) {
         await this.#dropShared(input.sessionId);
@@ -591,12 +621,14 @@ export class PairingService {
       } catch (e) {
         await this.#dropShared(input.sessionId);
         const err = toPalyraError(e);
-        if (guess !== undefined) await this.#recordFailure(guess.source, 'pin', guess.at);
+        if (guess !== undefined) await this.#recordFailure(guess.source, 'pin', guess.at, input.sessionId);
         await this.#admin.audit('pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code });
         throw err;
       }
       proof = pinPairingV2Proof(sharedKey);
       this.#sessions.bindPakeProof(input.sessionId, proof);
+      // Confirmed: the PIN was right, so the durable guess is dropped, never counted.
+      await this.#admin.mutateRuntime(() => ({ ops: [{ op: 'delete_pake_guess', session_id: input.sessionId }], result: undefined }));
     }
     await this.#admin.identity.refreshIfChanged();
     let verified;

@@ -76,6 +76,19 @@ export interface StoredPairingSession {
   readonly exchange: { readonly atUnixMs: number; readonly expectedConfirmPB64: string; readonly sharedKeyB64: string } | null;
 }
 
+/**
+ * A PIN pairing v2 exchange the gateway answered (ExchangePinPake) that has neither confirmed nor been counted as a
+ * failure yet: written before the answer goes out, so a guess survives a gateway crash (PROTOCOL.md 5b.3).
+ */
+export interface PakeGuessRecord {
+  readonly sessionId: string;
+  /** The peer address the guess counts against (the per-source budget). */
+  readonly source: string;
+  readonly atUnixMs: number;
+  /** The session's expiry: after it the exchange can no longer confirm and counts as a failure. */
+  readonly expiresAtUnixMs: number;
+}
+
 export interface RuntimeState {
   codes: Map<string, PairingCodeRecord>;
   /** Pairing sessions between Begin and Complete (expired ones are pruned by the next mutation). */
@@ -85,6 +98,8 @@ export interface RuntimeState {
   pinBudget: PinGuessBudgetSnapshot | null;
   /** Failed code lookups since the last PIN code was minted: caps guesses per code regardless of time. */
   pinFailuresSinceMint: number;
+  /** Answered v2 exchanges not confirmed yet, by session id. */
+  pakeGuesses: Map<string, PakeGuessRecord>;
 }
 
 export type RuntimeOp =
@@ -98,10 +113,12 @@ export type RuntimeOp =
   | { op: 'put_node'; node: NodeRecord }
   | { op: 'delete_node'; device_id: string }
   | { op: 'set_pin_budget'; snapshot: PinGuessBudgetSnapshot | null }
-  | { op: 'set_pin_failures_since_mint'; value: number };
+  | { op: 'set_pin_failures_since_mint'; value: number }
+  | { op: 'put_pake_guess'; guess: PakeGuessRecord }
+  | { op: 'delete_pake_guess'; session_id: string };
 
 export function emptyRuntimeState(): RuntimeState {
-  return { codes: new Map(), sessions: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0 };
+  return { codes: new Map(), sessions: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0, pakeGuesses: new Map() };
 }
 
 export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
@@ -139,6 +156,12 @@ export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
     case 'set_pin_failures_since_mint':
       state.pinFailuresSinceMint = op.value;
       return;
+    case 'put_pake_guess':
+      state.pakeGuesses.set(op.guess.sessionId, op.guess);
+      return;
+    case 'delete_pake_guess':
+      state.pakeGuesses.delete(op.session_id);
+      return;
   }
 }
 
@@ -150,6 +173,7 @@ interface RuntimeJson {
   nodes: NodeRecord[];
   pin_budget: PinGuessBudgetSnapshot | null;
   pin_failures_since_mint: number;
+  pake_guesses: PakeGuessRecord[];
 }
 
 export function runtimeStateToJson(state: RuntimeState, generation: number): RuntimeJson {
@@ -161,6 +185,7 @@ export function runtimeStateToJson(state: RuntimeState, generation: number): Run
     nodes: [...state.nodes.values()],
     pin_budget: state.pinBudget,
     pin_failures_since_mint: state.pinFailuresSinceMint,
+    pake_guesses: [...state.pakeGuesses.values()],
   };
 }
 
@@ -255,6 +280,8 @@ const runtimeSchema = z.looseObject({
   nodes: z.array(nodeSchema).default([]),
   pin_budget: pinBudgetSchema.nullable().default(null),
   pin_failures_since_mint: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  // Absent in states written before guesses were durable.
+  pake_guesses: z.array(z.looseObject({ sessionId: z.string(), source: z.string(), atUnixMs: unixMs, expiresAtUnixMs: unixMs })).default([]),
 });
 
 /** Parses the runtime document; anything that does not match its schema is `state_corrupt` naming the field. */
@@ -268,5 +295,6 @@ export function runtimeStateFromJson(json: unknown, document = RUNTIME_STATE_KEY
   for (const n of o.nodes) state.nodes.set(n.deviceId, n);
   state.pinBudget = o.pin_budget;
   state.pinFailuresSinceMint = o.pin_failures_since_mint;
+  for (const g of o.pake_guesses) state.pakeGuesses.set(g.sessionId, g);
   return { state, generation: o.generation };
 }

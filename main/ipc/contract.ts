@@ -22,6 +22,14 @@ const reason = z.string().max(512);
 const hostPort = z.string().min(3).max(300);
 const empty = z.strictObject({});
 
+/** The first-run choice: join a gateway (pair this device) or host one here. */
+export const StartChoiceSchema = z.enum(['join', 'host']);
+/**
+ * `choice`: what was chosen (persisted), null before; `needed`: ask now — nothing chosen, this device neither paired
+ * nor revoked, and no gateway hosted here (settings: enabled).
+ */
+export const FirstRunSchema = z.object({ choice: StartChoiceSchema.nullable(), needed: z.boolean() });
+
 export const KeychainStateSchema = z.enum(['os', 'file', 'locked']);
 
 export const DeviceStatusSchema = z.object({
@@ -37,6 +45,12 @@ export const DeviceStatusSchema = z.object({
   keychain: KeychainStateSchema,
   connection: z.enum(['offline', 'connecting', 'online']),
   renewal: z.enum(['idle', 'renewing', 'failed']),
+  /**
+   * Additive: why a revoked device is refused, as its gateway said it (null while not revoked): `banned` — the device
+   * is revoked (it may pair again only once unbanned); `removed` — only its certificate is revoked (the operator
+   * removed it: it may pair again with a new code); `refused` — refused at the TLS handshake, which does not say which.
+   */
+  revocation: z.enum(['banned', 'removed', 'refused']).nullable().optional(),
 });
 
 export const PairingProgressSchema = z.discriminatedUnion('type', [
@@ -219,11 +233,15 @@ export const AppInfoSchema = z.object({
 export const CHANNELS = {
   'app.info': { args: empty, result: AppInfoSchema },
 
+  'app.firstRun': { args: empty, result: FirstRunSchema },
+  'app.chooseStart': { args: z.strictObject({ choice: StartChoiceSchema }), result: FirstRunSchema },
   'device.status': { args: empty, result: DeviceStatusSchema },
   'device.parseScan': { args: z.strictObject({ text: z.string().min(1).max(4096) }), result: ScannedPairingSchema },
   'device.pairStart': { args: PairStartArgsSchema, result: z.object({ pairing_id: z.string() }) },
   'device.pairCancel': { args: z.strictObject({ pairing_id: z.string().min(1).max(64) }), result: z.object({ cancelled: z.boolean() }) },
   'device.unpair': { args: empty, result: z.object({ unpaired: z.boolean() }) },
+  // "Reconnect now": an offline paired device tries its gateway at once, with its backoff reset.
+  'device.reconnect': { args: empty, result: z.object({ reconnecting: z.boolean() }) },
 
   'gateway.status': { args: empty, result: GatewayStatusSchema },
   'gateway.configure': {

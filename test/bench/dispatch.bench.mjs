@@ -5,8 +5,12 @@
 //   - baseline: no flag (a reference node); heartbeats every 1 s, work rides on their answers.
 // Reported per mode: gateway RSS per idle stream, heartbeat RTT, dispatch latency queued → node received (and queued →
 // result back at the gateway), the gateway's CPU and each load generator's CPU (each process measures its own).
+// Each case runs on one gateway process (workers 1: the baseline, as the desktop app hosts it) and on a pool of worker
+// processes on the one port (`palyra gateway run --workers N`, main/gateway/workers.ts), in the same run; RSS and CPU
+// are then the sum over the primary and its workers, and the table gives heartbeat p99 as a ratio to workers 1.
 // Run `npm run build && node --expose-gc test/bench/run.mjs dispatch`.
-// Options: --streams=1000[,10000]   --load-procs=2   --phase-ms=20000   --dispatches=1000
+// Options: --streams=1000[,10000]   --load-procs=2   --phase-ms=20000   --dispatches=1000   --workers=1,2
+//          --modes=pushed,reference
 import { fork } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -27,10 +31,12 @@ const STREAM_COUNTS = (option('streams') ?? '1000').split(',').map(Number).sort(
 const LOAD_PROCS = Number(option('load-procs') ?? 2);
 const PHASE_MS = Number(option('phase-ms') ?? 20_000);
 const DISPATCHES = Number(option('dispatches') ?? 1000);
+const WORKERS = (option('workers') ?? '1,2').split(',').map(Number).sort((a, b) => a - b);
+const MODE_NAMES = (option('modes') ?? 'pushed,reference').split(',');
 const MODES = [
-  { label: 'pushed, 15 s heartbeat', push: true, heartbeatMs: 15_000 },
-  { label: 'reference-style, 1 s heartbeat (baseline)', push: false, heartbeatMs: 1_000 },
-];
+  { name: 'pushed', label: 'pushed, 15 s heartbeat', push: true, heartbeatMs: 15_000 },
+  { name: 'reference', label: 'reference-style, 1 s heartbeat (baseline)', push: false, heartbeatMs: 1_000 },
+].filter((m) => MODE_NAMES.includes(m.name));
 
 console.log('# dispatch.bench.mjs — pushed dispatch vs answers to heartbeats\n');
 if (process.env.PALYRA_BENCH_CHILD !== '1') printMachineInfo();
@@ -93,8 +99,8 @@ function child(script, args, execArgv = []) {
   };
 }
 
-async function runMode(stateDir, devices, mode) {
-  const gateway = child('dispatch-gateway.mjs', [stateDir], ['--expose-gc']);
+async function runMode(stateDir, devices, mode, workers) {
+  const gateway = child('dispatch-gateway.mjs', [stateDir, String(workers)], ['--expose-gc']);
   const loads = [];
   try {
     const ready = await gateway.next('ready');
@@ -122,6 +128,8 @@ async function runMode(stateDir, devices, mode) {
     const rtts = ran.flatMap((r) => r.rtts);
     return {
       mode,
+      workers,
+      perProcessRss: held.perProcess.map((p) => p.rss),
       streams: devices.length,
       live: held.live,
       openFailures: opened.reduce((a, o) => a + o.failures, 0),
@@ -142,7 +150,15 @@ async function runMode(stateDir, devices, mode) {
     };
   } finally {
     for (const load of loads) load.kill();
-    gateway.kill();
+    // A clean stop: a killed pool's workers would still be writing the state directory while it is removed.
+    const exited = new Promise((resolve) => {
+      if (gateway.proc.exitCode !== null || gateway.proc.signalCode !== null) resolve();
+      else gateway.proc.once('exit', resolve);
+    });
+    if (gateway.proc.connected) gateway.proc.send({ type: 'stop' });
+    const late = setTimeout(() => gateway.kill(), 5_000);
+    await exited;
+    clearTimeout(late);
   }
 }
 
@@ -156,13 +172,16 @@ async function dispatchSection() {
   await admin.close();
   console.log(`_${fmtNum(max)} devices paired into the state directory in ${fmtNum((performance.now() - t0) / 1000, 1)} s_\n`);
   const rows = [];
-  for (const n of STREAM_COUNTS) for (const mode of MODES) rows.push(await runMode(dir, devices.slice(0, n), mode));
+  for (const n of STREAM_COUNTS) for (const mode of MODES) for (const w of WORKERS) rows.push(await runMode(dir, devices.slice(0, n), mode, w));
+  const baselineOf = (r) => rows.find((b) => b.streams === r.streams && b.mode === r.mode && b.workers === WORKERS[0]);
+  const ratio = (value, base) => (base > 0 ? `${fmtNum(value / base, 2)}×` : '–');
   const pct = (x) => `${fmtNum(x * 100)} %`;
   printTable({
-    title: `Dispatch latency and heartbeats, ${fmtNum(DISPATCHES)} dispatches over ${fmtNum(PHASE_MS / 2000)} s in a ${fmtNum(PHASE_MS / 1000)} s phase; ${LOAD_PROCS} load-generator processes`,
+    title: `Dispatch latency and heartbeats (workers ${WORKERS.join(' vs ')}), ${fmtNum(DISPATCHES)} dispatches over ${fmtNum(PHASE_MS / 2000)} s in a ${fmtNum(PHASE_MS / 1000)} s phase; ${LOAD_PROCS} load-generator processes`,
     columns: [
       { key: 'streams', label: 'streams' },
       { key: 'mode', label: 'mode', align: 'left' },
+      { key: 'workers', label: 'workers' },
       { key: 'per', label: 'RSS per stream' },
       { key: 'heap', label: 'of it JS heap + external' },
       { key: 'rss', label: 'gateway RSS' },
@@ -172,6 +191,7 @@ async function dispatchSection() {
       { key: 'rate', label: 'heartbeats/s' },
       { key: 'h50', label: 'heartbeat RTT p50' },
       { key: 'h99', label: 'heartbeat RTT p99' },
+      { key: 'h99x', label: `p99 vs ${WORKERS[0]} worker${WORKERS[0] === 1 ? '' : 's'}` },
       { key: 'cpu', label: 'gateway CPU' },
       { key: 'load', label: 'load-gen CPU' },
       { key: 'fail', label: 'failed (open/hb/dispatch)' },
@@ -179,15 +199,17 @@ async function dispatchSection() {
     rows: rows.map((r) => ({
       streams: fmtNum(r.streams),
       mode: r.mode.label,
+      workers: fmtNum(r.workers),
       per: `${fmtNum(r.perStream / 1024, 1)} KiB`,
       heap: `${fmtNum(r.heapPerStream / 1024, 1)} + ${fmtNum(r.externalPerStream / 1024, 1)} KiB`,
-      rss: fmtMiB(r.heldRss),
+      rss: r.perProcessRss.length > 1 ? `${fmtMiB(r.heldRss)} (${r.perProcessRss.map(fmtMiB).join(' + ')})` : fmtMiB(r.heldRss),
       d50: fmtMs(r.oneWay.p50),
       d99: fmtMs(r.oneWay.p99),
       r99: fmtMs(r.roundTrip.p99),
       rate: fmtOps(r.hbRate),
       h50: fmtMs(r.hb.p50),
       h99: fmtMs(r.hb.p99),
+      h99x: ratio(r.hb.p99, baselineOf(r)?.hb.p99 ?? 0),
       cpu: pct(r.gatewayCpu),
       load: r.loadCpu.map(pct).join(' + '),
       fail: `${r.openFailures + r.streams - r.live}/${r.hbFailures}/${r.dispatchFailures}`,
@@ -197,6 +219,7 @@ async function dispatchSection() {
       'call round trip = queued → the node\'s capability.result completed the call, measured in the gateway alone',
       'RSS per stream = (gateway RSS with the streams held, after GC − RSS before any connection) / streams, in the gateway child',
       'CPU: the gateway child and each load generator measure their own (process.cpuUsage) over the phase; 100 % = one core',
+      'workers > 1: the gateway child is the primary of a worker pool on one port (node:cluster round robin); RSS and CPU are the sums over the primary and its workers (RSS in brackets: primary + each worker), dispatches are relayed to the worker holding the stream',
     ],
   });
 }
@@ -205,6 +228,6 @@ try {
   await section('Pushed dispatch vs heartbeat answers', dispatchSection);
 } finally {
   for (const c of children) c.kill('SIGKILL');
-  for (const dir of tempRoots) await rm(dir, { recursive: true, force: true });
+  for (const dir of tempRoots) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
 process.exit(0);

@@ -1,19 +1,33 @@
 // Benchmarks of PIN pairing v2's cryptography (issue 14), against baselines measured in the same run:
 //   1. SPAKE2+ cost per pairing on each side (prover = device, verifier = gateway), against one P-256 ECDH in
 //      node:crypto and one @noble/curves P-256 constant-time scalar multiplication;
-//   2. the PIN password hash (scrypt N=32768, r=8, p=1, 80 bytes), ours (@noble/hashes) against node:crypto's scrypt.
+//   2. the PIN password hash (scrypt N=32768, r=8, p=1, 80 bytes), ours (@noble/hashes) against node:crypto's scrypt;
+//   3. a whole PIN v2 pairing (PIN typed → paired, automatic approval) against a QR pairing, interleaved on one
+//      gateway over TLS on 127.0.0.1 (target: PIN v2 p50 ≤ 1.2× QR p50).
 // Run `npm run bench` (builds, then runs every bench) or `npm run build && node --expose-gc test/bench/run.mjs pake`.
-// Options: --only=spake,pinhash (sections).
+// Options: --only=spake,pinhash,pairing (sections); --pairings=N (timed pairings per method, default 20).
 import { createECDH, diffieHellman, generateKeyPairSync, randomBytes, scryptSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 
 import { pinHashInput, PIN_HASH_SCRYPT, pinPasswordHash, pinPasswordHashAsync, pinVerifier } from '../../dist/main/core/pin-hash.js';
 import { computeW0W1, proverFinish, proverStart, registration, verifierFinish, verifierRespond } from '../../dist/main/core/spake2plus.js';
 
-import { compareLatency, compareThroughput, fmtMs, fmtOps, fmtRatio, fmtUs, printMachineInfo, printTable, section } from './lib.mjs';
+import { parsePairingUri } from '../../dist/main/core/pairing-uri.js';
+import { DeviceStore } from '../../dist/main/device/device-store.js';
+import { pairDevice } from '../../dist/main/device/pairing-client.js';
+import { Gateway } from '../../dist/main/gateway/gateway.js';
+import { pinPasswordHashNative, pinProverSecretNative } from '../../dist/main/device/pin-secret.js';
+import { MemoryKeychain } from '../../dist/main/store/keychain.js';
+
+import { collectGarbage, compareLatency, compareThroughput, fmtMs, fmtOps, fmtRatio, fmtUs, printMachineInfo, printTable, section, summarize } from './lib.mjs';
 
 const option = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const only = (option('only') ?? 'spake,pinhash').split(',');
+const only = (option('only') ?? 'spake,pinhash,pairing').split(',');
+const PAIRINGS = Number(option('pairings') ?? 20);
+const PAIRING_WARMUP = 3;
 
 if (process.env.PALYRA_BENCH_CHILD !== '1') {
   console.log('# PIN pairing v2 (SPAKE2+) benchmarks\n');
@@ -137,6 +151,7 @@ async function pinHashSection() {
       { name: 'node', op: () => scryptSync(input, salt, PIN_HASH_SCRYPT.dkLen, nodeOpts) },
       { name: 'ours', op: () => pinPasswordHash('655376', salt) },
       { name: 'ours-async', op: () => pinPasswordHashAsync('655376', salt) },
+      { name: 'native', op: () => pinPasswordHashNative('655376', salt) },
       { name: 'mint', op: () => pinVerifier('655376') },
     ],
     { rounds: 4, perRound: 3, warmup: 2 },
@@ -159,6 +174,7 @@ async function pinHashSection() {
       row('baseline: node:crypto scryptSync (OpenSSL)', 'node'),
       row('device: pinPasswordHash (@noble/hashes scrypt, sync)', 'ours'),
       row('device: pinPasswordHashAsync (yields to the event loop)', 'ours-async'),
+      row('device: pinPasswordHashNative (node:crypto scrypt on the thread pool; what pairing uses)', 'native'),
       row('gateway: pinVerifier (mint: salt + scrypt + w1·P)', 'mint'),
     ],
     notes: [
@@ -168,5 +184,94 @@ async function pinHashSection() {
   });
 }
 
+/** One pairing from a fresh device directory to `paired`, approved as soon as the request is filed; ms. */
+async function timedPairing(gateway, target, dirs) {
+  const deviceDir = await mkdtemp(path.join(os.tmpdir(), 'palyra-bench-pake-dev-'));
+  dirs.push(deviceDir);
+  const store = await DeviceStore.open({ deviceDir, keychain: 'os', osKeychain: new MemoryKeychain() });
+  const resolved = await target();
+  const started = performance.now();
+  await pairDevice({
+    store,
+    target: resolved.method === 'qr' ? { method: 'qr', uri: parsePairingUri(resolved.uri, { now: Date.now() }) } : resolved,
+    kind: 'node',
+    onProgress: (event) => {
+      if (event.type === 'awaiting_approval') void gateway.admin.approve(event.request_id);
+    },
+  });
+  return performance.now() - started;
+}
+
+async function pairingSection() {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'palyra-bench-pake-gw-'));
+  const dirs = [stateDir];
+  const gateway = await Gateway.start({
+    stateDir,
+    listen: { host: '127.0.0.1', port: 0 },
+    name: 'Bench Gateway',
+    insecureNodeRpcOptOut: false,
+    allowServerGeneratedKeys: false,
+    allowLegacyDeviceIds: false,
+    keychain: null,
+  });
+  // Minting is not timed (a PIN mint runs scrypt on the gateway once per code, before any device is involved).
+  const qr = async () => {
+    const minted = await gateway.admin.mintCode({ method: 'qr', kind: 'node', issuedBy: 'bench', gatewayAddresses: [gateway.listen], gatewayName: 'Bench Gateway' });
+    return { method: 'qr', uri: minted.uri };
+  };
+  const pin = async () => {
+    const minted = await gateway.admin.mintCode({ method: 'pin', kind: 'node', issuedBy: 'bench', gatewayAddresses: [], gatewayName: null });
+    return { method: 'pin', pin: minted.code, gateway: gateway.listen };
+  };
+  const samples = { qr: [], pin: [], scrypt: [] };
+  const salt = randomBytes(16);
+  try {
+    for (let i = 0; i < PAIRINGS + PAIRING_WARMUP; i++) {
+      collectGarbage();
+      // Interleaved, alternating which goes first, so drift on a shared machine hits both alike.
+      const order = i % 2 === 0 ? ['qr', 'pin'] : ['pin', 'qr'];
+      const round = {};
+      for (const method of order) round[method] = await timedPairing(gateway, method === 'qr' ? qr : pin, dirs);
+      const t0 = performance.now();
+      await pinProverSecretNative('655376', salt);
+      round.scrypt = performance.now() - t0;
+      if (i >= PAIRING_WARMUP) for (const key of Object.keys(samples)) samples[key].push(round[key]);
+    }
+  } finally {
+    await gateway.stop();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  }
+  const s = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v)]));
+  const row = (what, key) => ({
+    what,
+    p50: fmtMs(s[key].p50),
+    min: fmtMs(s[key].min),
+    max: fmtMs(s[key].max),
+    ratio: key === 'qr' ? '1.00× (baseline)' : fmtRatio(s[key].p50, s.qr.p50),
+  });
+  printTable({
+    title: '3. PIN v2 pairing end to end vs a QR pairing (same gateway, same run)',
+    columns: [
+      { key: 'what', label: 'pairing' },
+      { key: 'p50', label: 'p50' },
+      { key: 'min', label: 'min' },
+      { key: 'max', label: 'max' },
+      { key: 'ratio', label: 'p50 / QR p50' },
+    ],
+    rows: [
+      row('baseline: QR (pin check, Begin, hello + CSR, Complete, long-poll, certificate stored)', 'qr'),
+      row('PIN v2 (+ BeginPinPairingSession, scrypt, ExchangePinPake, key confirmation)', 'pin'),
+      row('of which: the device\'s password hash alone (native scrypt N=2^15, pinProverSecretNative)', 'scrypt'),
+      { what: 'PIN v2 p50 − QR p50 − scrypt p50 (the protocol\'s own extra: 1 round trip, 2 state writes, SPAKE2+)', p50: fmtMs(s.pin.p50 - s.qr.p50 - s.scrypt.p50), min: '', max: '', ratio: fmtRatio(s.pin.p50 - s.scrypt.p50, s.qr.p50) },
+    ],
+    notes: [
+      `${PAIRINGS} timed pairings per method after ${PAIRING_WARMUP} warm-up rounds, interleaved (order alternating per round); fresh device directory each, approval automatic`,
+      'target: PIN v2 p50 ≤ 1.2× QR p50',
+      `load avg at end ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (2 cores shared with other work inflate both rows)`,
+    ],
+  });
+}
+
 if (only.includes('spake')) await section('1. SPAKE2+', spakeSection);
 if (only.includes('pinhash')) await section('2. PIN password hash', pinHashSection);
+if (only.includes('pairing')) await section('3. PIN v2 pairing end to end', pairingSection);

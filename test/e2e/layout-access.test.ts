@@ -1,7 +1,8 @@
 // Issue 13, layout and access, in a real browser-mode app and headless Chromium: every main view reflows without
 // sideways scrolling at 1280×800, 800×600 and 640×400 (1280×800 at 200 % zoom, WCAG 1.4.10), the sidebar becomes a
 // top bar when narrow, "Show a QR code" is in view at 800×600 without scrolling, focus goes to the pairing card
-// after "Pair with PIN" (never to <body>), and axe-core finds no violation in any view at any of those sizes.
+// after "Pair with PIN" (never to <body>), and axe-core finds no violation in any view at any of those sizes. The QR
+// code's large view is entirely in view at each size, and Esc closes it.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { axeViolations, describeWithChromium, ensureAppBuilt, horizontalOverflow, launchChromium, navigate, openApp, startBrowserApp } from '../helpers/browser.js';
@@ -69,6 +70,23 @@ describeWithChromium('layout and access of every view (browser mode)', (executab
             await page.getByTestId('mint-qr').click();
             await page.getByTestId('minted-qr').waitFor({ timeout: STEP_TIMEOUT_MS });
           }
+          // The QR code shown large: the whole code and its Close button in view at this size; Esc closes it and
+          // focus goes back to "Show large".
+          await page.getByTestId('qr-enlarge').click();
+          const large = page.locator('[data-testid=qr-large][open]');
+          await large.waitFor({ timeout: STEP_TIMEOUT_MS });
+          for (const part of ['qr-large-code', 'qr-large-close']) {
+            const b = await large.getByTestId(part).boundingBox();
+            const inView = b !== null && b.x >= 0 && b.y >= 0 && b.x + b.width <= size.width + 0.5 && b.y + b.height <= size.height + 0.5;
+            if (!inView) problems.push(`${size.name}: ${part} of the large QR view is not in view (${JSON.stringify(b)})`);
+            if (part === 'qr-large-code' && b !== null && b.width < 150) problems.push(`${size.name}: the large QR code is only ${b.width} px wide`);
+          }
+          for (const v of await axeViolations(page)) problems.push(`${size.name} large QR: axe ${v.id} (${v.impact ?? '?'}): ${v.help} at ${v.targets.join(', ')}`);
+          await page.keyboard.press('Escape');
+          await large.waitFor({ state: 'detached', timeout: STEP_TIMEOUT_MS }).catch(() => undefined);
+          if ((await page.locator('[data-testid=qr-large][open]').count()) !== 0) problems.push(`${size.name}: Esc did not close the large QR view`);
+          const focused = await page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? null);
+          if (focused !== 'qr-enlarge') problems.push(`${size.name}: focus went to ${focused ?? 'nothing'} after closing the large QR view, not "Show large"`);
         }
         const overflow = await horizontalOverflow(page);
         if (overflow > 0) problems.push(`${size.name} ${route}: scrolls sideways by ${overflow} px`);

@@ -245,10 +245,10 @@ export interface BrowserApp {
 const STOP_TIMEOUT_MS = 10_000;
 
 /**
- * Starts `node dist/main/app/browser-main.js` with its own user-data, gateway state and device directories (secrets
+ * Starts `node dist/main/app/browser-main.js` (after `commandPrefix`, when given) with its own user-data, gateway state and device directories (secrets
  * in key files, no OS keychain) and waits for its `browser.ready` line.
  */
-export async function startBrowserApp(name: string): Promise<BrowserApp> {
+export async function startBrowserApp(name: string, options: { commandPrefix?: readonly string[] } = {}): Promise<BrowserApp> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `palyra-e2e-${name}-`));
   const dirs = { userData: path.join(dir, 'userData'), state: path.join(dir, 'gateway'), device: path.join(dir, 'device') };
   await Promise.all(Object.values(dirs).map((d) => mkdir(d, { recursive: true, mode: 0o700 })));
@@ -260,7 +260,9 @@ export async function startBrowserApp(name: string): Promise<BrowserApp> {
     PALYRA_DEVICE_DIR: dirs.device,
     PALYRA_KEYCHAIN: 'file',
   };
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/main/app/browser-main.js')], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // `commandPrefix` runs it through another command (e.g. `nsenter --net=…` into a test's network namespace).
+  const argv = [...(options.commandPrefix ?? []), process.execPath, path.join(repoRoot, 'dist/main/app/browser-main.js')];
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end();
   let stderr = '';
   let stdout = '';

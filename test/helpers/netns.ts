@@ -81,3 +81,57 @@ export function runInNetns(script: string, o: { env: NodeJS.ProcessEnv; timeoutM
     });
   });
 }
+
+/** A network namespace kept alive by a sleeping process, which other processes join with `nsenter`. */
+export interface HeldNetns {
+  /** The holder's pid: its namespace is `/proc/PID/ns/net`. */
+  readonly pid: number;
+  /** The command prefix that runs a program inside the namespace: `nsenter --net=/proc/PID/ns/net --`. */
+  readonly prefix: readonly string[];
+  /** Kills the holder; the namespace goes once nothing else is in it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes a network namespace (`unshare -n`) set up by `netnsPrelude`, held open by a `sleep` until `close()`, so
+ * several processes started at different times (app processes, a browser) can share it through `nsenter`.
+ */
+export async function holdNetns(o: { veth: boolean; timeoutMs: number }): Promise<HeldNetns> {
+  const script = `${netnsPrelude({ veth: o.veth })}echo netns-ready\nexec sleep 100000\n`;
+  // unshare and sh exec in place (no --fork), so the child's pid is the process that holds the namespace.
+  const child = spawn('unshare', ['-n', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`the network namespace was not ready within ${o.timeoutMs} ms: ${stderr}`));
+    }, o.timeoutMs);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`the network-namespace holder exited (${child.exitCode ?? child.signalCode}): ${stderr}`));
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (stdout.includes('netns-ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  const pid = child.pid!;
+  return {
+    pid,
+    prefix: ['nsenter', `--net=/proc/${pid}/ns/net`, '--'],
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}

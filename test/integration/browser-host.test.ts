@@ -400,11 +400,14 @@ describe('the WebSocket guard', () => {
 /** A valid call of every channel on a fresh app (no hosted gateway, unpaired device) and what it answers. */
 const EVERY_CHANNEL: Record<string, { args: unknown; expect: { ok: true; result?: unknown } | { ok: false; code: string } }> = {
   'app.info': { args: {}, expect: { ok: true, result: expect.objectContaining({ name: 'Palyra Desktop', mode: 'browser', electron_version: null }) } },
-  'device.status': { args: {}, expect: { ok: true, result: expect.objectContaining({ paired: false, revoked: false, keychain: 'os', connection: 'offline' }) } },
+  'app.firstRun': { args: {}, expect: { ok: true, result: { choice: null, needed: true } } },
+  'app.chooseStart': { args: { choice: 'join' }, expect: { ok: true, result: { choice: 'join', needed: false } } },
+  'device.status': { args: {}, expect: { ok: true, result: expect.objectContaining({ paired: false, revoked: false, keychain: 'os', connection: 'offline', revocation: null }) } },
   'device.parseScan': { args: { text: 'ABCDEFGHJKMNPQRSTVWXYZ0123' }, expect: { ok: true, result: { type: 'token', token: 'ABCDEFGHJKMNPQRSTVWXYZ0123' } } },
   'device.pairStart': { args: { method: 'pin', pin: '123456', gateway: '127.0.0.1:1' }, expect: { ok: true, result: { pairing_id: expect.any(String) } } },
   'device.pairCancel': { args: { pairing_id: 'unknown' }, expect: { ok: true, result: { cancelled: false } } },
   'device.unpair': { args: {}, expect: { ok: true, result: { unpaired: false } } },
+  'device.reconnect': { args: {}, expect: { ok: false, code: 'device_not_paired' } },
   'gateway.status': { args: {}, expect: { ok: true, result: expect.objectContaining({ enabled: false, running: false, listen: '127.0.0.1:7444', error: null }) } },
   'gateway.configure': { args: { enabled: false, name: 'Desk' }, expect: { ok: true, result: expect.objectContaining({ enabled: false, running: false, name: 'Desk' }) } },
   'gateway.mintCode': { args: { method: 'qr' }, expect: { ok: false, code: 'gateway_unreachable' } },
@@ -426,11 +429,14 @@ const EVERY_CHANNEL: Record<string, { args: unknown; expect: { ok: true; result?
 /** An argument each channel's schema refuses. */
 const BAD_ARGS: Record<string, unknown[]> = {
   'app.info': [{ extra: 1 }, 42],
+  'app.firstRun': [{ extra: 1 }],
+  'app.chooseStart': [{}, { choice: 'both' }, { choice: 'join', again: true }],
   'device.status': [{ extra: 1 }, 'text'],
   'device.parseScan': [{}, { text: '' }, { text: 'x'.repeat(4097) }, { text: 1 }],
   'device.pairStart': [{ method: 'pin', pin: '12345', gateway: '127.0.0.1:1' }, { method: 'uri' }, { method: 'token', token: 'short', gateway: '127.0.0.1:1' }, { method: 'carrier-pigeon' }, { method: 'uri', uri: 'palyra://pair', kind: 'toaster' }],
   'device.pairCancel': [{}, { pairing_id: '' }, { pairing_id: 'x'.repeat(65) }],
   'device.unpair': [{ force: true }],
+  'device.reconnect': [{ now: true }, 'soon'],
   'gateway.status': [{ extra: 1 }],
   'gateway.configure': [{}, { enabled: 'yes' }, { enabled: true, listen: 'x' }, { enabled: true, name: 'n'.repeat(65) }, { enabled: true, insecure: true }],
   'gateway.mintCode': [{}, { method: 'sms' }, { method: 'pin', ttl_ms: 1 }, { method: 'qr', kind: 'toaster' }],

@@ -1,6 +1,7 @@
 // `palyra gateway run` as a real process: the ready line first, JSON log lines, clean exit on SIGTERM/SIGINT,
 // the insecure opt-out's rules.
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64Url } from '../../main/core/bytes.js';
@@ -77,7 +78,10 @@ describe('palyra gateway run', () => {
       'reachable',
       'announced',
       'backend',
+      'workers',
     ]);
+    // --workers defaults to the number of cores (main/gateway/workers.ts).
+    expect(ready.workers).toBe(os.availableParallelism());
     expect(ready.rollback_protection).toBe('none');
     expect(ready.backend).toBe('file');
     expect(ready.event).toBe('gateway.ready');

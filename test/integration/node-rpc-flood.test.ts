@@ -114,7 +114,9 @@ describe('a flood of unauthenticated work', () => {
     device = { deviceId: identity.deviceId, certificatePem: issued.certificate.certificatePem, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
     caPem = admin.identity.caCertificatePem;
     await admin.close();
-    gateway = await startGatewayProcess(stateDir);
+    // One process: the RSS read below is that process's, and the per-source caps are per process (with --workers N
+    // each worker enforces its own).
+    gateway = await startGatewayProcess(stateDir, ['--workers', '1']);
   });
   afterAll(async () => {
     await gateway.kill();

@@ -136,6 +136,9 @@ export function createFakePalyra(): FakePalyra {
     appInfo: vi.fn(() =>
       Promise.resolve({ name: 'Palyra', version: '0.1.0', mode: 'browser' as const, platform: 'linux', node_version: '20', electron_version: null, device_dir: '/d', state_dir: '/s', host_name: '' }),
     ),
+    // Chosen already, so views tested on their own never show the first-run card (first-run.test.ts does).
+    appFirstRun: vi.fn(() => Promise.resolve({ choice: 'join', needed: false })),
+    appChooseStart: vi.fn((args: { choice: 'join' | 'host' }) => Promise.resolve({ choice: args.choice, needed: false })),
     deviceStatus: vi.fn(() => Promise.resolve(deviceStatus())),
     deviceParseScan: vi.fn(() =>
       Promise.resolve({ type: 'uri' as const, uri: PAIRING_URI, gateways: ['gw.example:7444', '192.0.2.10:7444'], gateway_name: 'Office', ca_pin: CA_PIN, kind: 'desktop' as const, expires_at_unix_ms: Date.now() + 600_000 }),
@@ -143,6 +146,7 @@ export function createFakePalyra(): FakePalyra {
     devicePairStart: vi.fn(() => Promise.resolve({ pairing_id: 'pairing-1' })),
     devicePairCancel: vi.fn(() => Promise.resolve({ cancelled: true })),
     deviceUnpair: vi.fn(() => Promise.resolve({ unpaired: true })),
+    deviceReconnect: vi.fn(() => Promise.resolve({ reconnecting: true })),
     gatewayStatus: vi.fn(() => Promise.resolve(gatewayStatus())),
     gatewayConfigure: vi.fn((args: { enabled: boolean }) => Promise.resolve(gatewayStatus({ enabled: args.enabled, running: args.enabled }))),
     gatewayMintCode: vi.fn((args: { method: 'qr' | 'pin' }) =>

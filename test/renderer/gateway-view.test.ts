@@ -220,7 +220,11 @@ describe('Gateway: a code that was used', () => {
     await waitFor(() => {
       expect(screen.getByTestId('request-notice').textContent).toContain('Ana’s laptop cancelled its pairing request');
     });
-    expect(screen.queryByTestId('request-row')).toBeNull();
+    // Still listed, as cancelled, with no way to approve or reject it (request-ended.test.ts has the rest).
+    const row = screen.getByTestId('request-row');
+    expect(row.dataset.state).toBe('cancelled');
+    expect(within(row).queryByTestId('request-approve')).toBeNull();
+    expect(screen.getByTestId('no-requests')).toBeTruthy();
   });
 
   it('keeps a PIN on screen when a QR code made the request', async () => {

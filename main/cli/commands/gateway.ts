@@ -4,6 +4,7 @@
  * `palyra gateway discover`: the gateways announced on this network over DNS-SD (a hint; trust comes from the pin).
  */
 
+import { fileURLToPath } from 'node:url';
 import { parseTtl } from '../../core/pairing-codes.js';
 import { isLoopbackHost, parseHostPort } from '../../core/net-address.js';
 import { DEFAULT_DISCOVER_TIMEOUT_MS, MAX_DISCOVER_TIMEOUT_MS, discoverGateways } from '../../gateway/discovery.js';
@@ -12,6 +13,8 @@ import { readRunningGateway } from '../../gateway/gateway-info.js';
 import { loopbackWarning } from '../../gateway/lan-addresses.js';
 import { redactDatabaseUrl } from '../../store/pg/pg-errors.js';
 import { REPLICA_HEARTBEAT_MS, REPLICA_LIVE_MS, listLiveReplicas } from '../../store/pg/pg-replicas.js';
+import { MAX_WORKERS, WorkerPool, defaultWorkerCount, parseWorkerCount } from '../../gateway/workers.js';
+import type { WorkerStartOptions } from '../../gateway/workers-protocol.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
 import { parseOptionValue, usageError } from '../args.js';
 import type { CliContext } from '../context.js';
@@ -35,12 +38,13 @@ const RUN_SPEC: CommandSpec = defineCommand({
 revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
    "rollback_protection":"keychain|none","addresses":["HOST:PORT",…],"reachable":"this_computer|network",
-   "announced":true|false,"backend":"file|postgres"}
+   "announced":true|false,"backend":"file|postgres","workers":N}
 (with --database-url also "replica_id":"…","replicas":[{"id","addresses":["HOST:PORT",…],"started_at_unix_ms",
 "last_heartbeat_unix_ms"}]: this replica and the live ones it sees)
-then JSON log lines. SIGINT/SIGTERM stop it (exit 0). On a loopback address only this computer can connect (a
-warning on stderr says so); --listen 0.0.0.0:PORT (IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network,
-and "addresses" lists every address they can dial.`,
+then JSON log lines (with --workers above 1, each worker's lines carry "worker":1..N). SIGINT/SIGTERM stop it
+(exit 0). On a loopback address only this computer can connect (a warning on stderr says so); --listen 0.0.0.0:PORT
+(IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network, and "addresses" lists every address they can dial.
+--workers N runs N processes on the one port (default: one per core); the ready line comes once all of them listen.`,
   options: {
     listen: {
       type: 'string',
@@ -72,6 +76,12 @@ and "addresses" lists every address they can dial.`,
       type: 'boolean',
       description: 'PIN pairing only with SPAKE2+ (v2): refuse reference clients that send the PIN (pake_required)',
     },
+    workers: {
+      type: 'string',
+      placeholder: 'N',
+      description: `worker processes sharing the one port, 1..${MAX_WORKERS}; 1 = a single process. A worker that dies is replaced`,
+      default: 'the number of cores',
+    },
   },
   positionals: [],
   notes: [
@@ -101,7 +111,23 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
   const announce = args.flag('announce') || (!args.flag('no-announce') && !isLoopbackHost(listen.host));
   const stateDir = resolveStateDir(args, context.env);
   const database = resolveDatabase(args, context.env);
+  const workersText = args.string('workers');
+  const workers = workersText === undefined ? defaultWorkerCount() : parseOptionValue('--workers', command, () => parseWorkerCount(workersText));
   const choice = await chooseKeychain(context.env);
+  if (workers > 1) {
+    return runWorkerPool(context, choice.reason, workers, {
+      stateDir,
+      listen,
+      name,
+      insecureNodeRpcOptOut: optOut,
+      allowServerGeneratedKeys: args.flag('allow-server-generated-keys'),
+      allowLegacyDeviceIds: args.flag('allow-legacy-device-ids'),
+      requirePake: args.flag('require-pake'),
+      disablePake: parseBooleanEnv(context.env, TEST_DISABLE_PAKE_ENV, command),
+      announce,
+      database,
+    });
+  }
 
   const { out } = context;
   // The ready line must come first: log lines written while starting wait for it.
@@ -151,6 +177,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       backend: gateway.admin.backendKind,
       // Additive (issue 15): on a state database, this replica's id and the live replicas (this one included).
       ...(gateway.admin.backendKind === 'postgres' ? { replica_id: gateway.replicaId, replicas: await gateway.admin.liveReplicas().catch(() => []) } : {}),
+      workers: 1,
     });
     const startup = pending;
     pending = null;
@@ -158,18 +185,7 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
     const warning = loopbackWarning(gateway.listen);
     if (warning !== null) out.note(warning);
     out.document({ event: 'gateway.store_key', location: gateway.admin.keyLocation, reason: choice.reason });
-    if (gateway.admin.rollbackProtection === 'none' && database === null) {
-      out.note(
-        'note: the state store key is in a key file, so there is no rollback anchor: whoever can write the state directory can restore older state files unnoticed (keep the key in the OS keychain to detect that)',
-      );
-    }
-    if (!gateway.mtlsRequired) {
-      out.note(
-        `WARNING: insecure node-RPC opt-out is ON (--insecure-node-rpc-opt-out / ${INSECURE_OPT_OUT_ENV}): ` +
-          'client certificates are not required and device-bound RPCs trust the device_id in the request. ' +
-          `Any process that can reach ${gateway.listen} can act as any paired device. Never use this outside development.`,
-      );
-    }
+    startupNotes(context, gateway.admin.rollbackProtection === 'none' && database === null, gateway.mtlsRequired, gateway.listen);
   } catch (error) {
     // A failure after start must not leave the gateway running behind an error.
     signal.dispose();
@@ -184,6 +200,80 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
     await gateway.stop();
   } finally {
     // Kept until here so a second signal cannot kill the process with a non-zero status mid-stop.
+    signal.dispose();
+  }
+  out.document({ event: 'gateway.stopped', signal: received });
+  return EXIT_OK;
+}
+
+/** The notes after the store_key line: no rollback anchor (key file), the opt-out warning. */
+function startupNotes(context: CliContext, noAnchor: boolean, mtlsRequired: boolean, listen: string): void {
+  if (noAnchor) {
+    context.out.note(
+      'note: the state store key is in a key file, so there is no rollback anchor: whoever can write the state directory can restore older state files unnoticed (keep the key in the OS keychain to detect that)',
+    );
+  }
+  if (!mtlsRequired) {
+    context.out.note(
+      `WARNING: insecure node-RPC opt-out is ON (--insecure-node-rpc-opt-out / ${INSECURE_OPT_OUT_ENV}): ` +
+        'client certificates are not required and device-bound RPCs trust the device_id in the request. ' +
+        `Any process that can reach ${listen} can act as any paired device. Never use this outside development.`,
+    );
+  }
+}
+
+/**
+ * `--workers N` (N > 1): the same output as one process, from the primary (main/gateway/workers.ts). The ready line
+ * comes once every worker listens; SIGINT/SIGTERM stop all of them within the same 2 s.
+ */
+async function runWorkerPool(context: CliContext, keychainReason: string, count: number, options: WorkerStartOptions): Promise<number> {
+  const { out } = context;
+  let pending: Record<string, unknown>[] | null = [];
+  const log = (line: Record<string, unknown>): void => {
+    if (pending === null) out.document(line);
+    else pending.push(line);
+  };
+  const signal = shutdownSignal();
+  let pool: WorkerPool;
+  try {
+    pool = await WorkerPool.start({ count, options, log, exec: fileURLToPath(new URL('../gateway-worker.js', import.meta.url)) });
+  } catch (error) {
+    signal.dispose();
+    const lines = (error as { startupLines?: Record<string, unknown>[] }).startupLines ?? [];
+    for (const line of lines) out.note(JSON.stringify(line));
+    throw error;
+  }
+  const { info } = pool;
+  out.document({
+    event: 'gateway.ready',
+    listen: info.listen,
+    ca_pin: info.caPin,
+    ca_fingerprint: info.caFingerprint,
+    mtls_required: info.mtlsRequired,
+    state_dir: options.stateDir,
+    rollback_protection: info.rollbackProtection,
+    addresses: info.addresses,
+    reachable: info.reachable,
+    announced: info.announced,
+    backend: info.backend,
+    workers: count,
+    // Issue 15: on a state database, the pool is one replica (slot 1 registers it).
+    ...(options.database === null ? {} : { replica_id: info.replicaId, replicas: await listLiveReplicas(options.database.databaseUrl).catch(() => []) }),
+  });
+  for (const line of pool.startup) out.document(line);
+  const early = pending;
+  pending = null;
+  for (const line of early) out.document(line);
+  const warning = loopbackWarning(info.listen);
+  if (warning !== null) out.note(warning);
+  out.document({ event: 'gateway.store_key', location: info.keyLocation, reason: keychainReason });
+  startupNotes(context, info.rollbackProtection === 'none' && options.database === null, info.mtlsRequired, info.listen);
+
+  const received = await signal.received;
+  setTimeout(() => process.exit(EXIT_OK), SHUTDOWN_DEADLINE_MS).unref();
+  try {
+    await pool.stop(SHUTDOWN_DEADLINE_MS - 300);
+  } finally {
     signal.dispose();
   }
   out.document({ event: 'gateway.stopped', signal: received });

@@ -21,6 +21,10 @@ export class DeviceStore {
   /** Set by `reauth_required`: the gateway no longer accepts this device's credentials. */
   reauthReason = $state<string | null>(null);
   unpairing = $state(false);
+  /** A "Reconnect now" call is in flight. */
+  reconnecting = $state(false);
+  /** Why the last "Reconnect now" was refused, until the next try or the device comes online. */
+  reconnectError = $state<UiError | null>(null);
   /** How the last unpair went, for the notice the Device view shows until the device is paired again. */
   unpairNotice = $state<UnpairNotice | null>(null);
 
@@ -98,6 +102,31 @@ export class DeviceStore {
     }
   }
 
+  /**
+   * "Reconnect now" (`device.reconnect`): an offline device dials its gateway at once, its backoff reset. Returns
+   * whether a new attempt started (false when already online); a refusal is in `reconnectError`.
+   */
+  async reconnect(): Promise<boolean> {
+    if (this.reconnecting) return false;
+    this.reconnecting = true;
+    this.reconnectError = null;
+    try {
+      const { reconnecting } = await this.#api.deviceReconnect({});
+      return reconnecting;
+    } catch (error) {
+      this.reconnectError = toUiError(error);
+      return false;
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  /** Whether "Reconnect now" can help: paired, not revoked, and offline. */
+  get canReconnect(): boolean {
+    const status = this.status;
+    return status !== null && status.paired && !status.revoked && status.connection === 'offline';
+  }
+
   #forgetPairing(): void {
     this.revokedReason = null;
     this.reauthReason = null;
@@ -110,6 +139,7 @@ export class DeviceStore {
     switch (event.type) {
       case 'connection':
         this.retryInMs = event.retry_in_ms ?? null;
+        if (event.state === 'online') this.reconnectError = null;
         if (status !== null) this.status = { ...status, connection: event.state };
         break;
       case 'renewed':

@@ -1,4 +1,5 @@
 import type { DeviceView, GatewayEvent, PalyraApi } from './api.js';
+import { baseName } from './device-names.js';
 import { toUiError, type UiError } from './errors.js';
 import { refCounted } from './ref-count.js';
 
@@ -12,6 +13,11 @@ export class DevicesStore {
   loaded = $state(false);
   error = $state<UiError | null>(null);
   actionError = $state<UiError | null>(null);
+  /**
+   * What the last revoke, remove or unban did, in the words the device uses too (banned / removed / unbanned), until
+   * the next action.
+   */
+  notice = $state<string | null>(null);
   /** Device ids with a rename/revoke/remove/unban/admin-role call in flight. */
   busy = $state<Record<string, boolean>>({});
 
@@ -70,15 +76,29 @@ export class DevicesStore {
   }
 
   async revoke(deviceId: string, reason?: string): Promise<boolean> {
-    return this.#act(deviceId, () => this.#api.gatewayRevokeDevice({ device_id: deviceId, ...(reason === undefined || reason === '' ? {} : { reason }) }));
+    const name = this.#nameOf(deviceId);
+    const done = await this.#act(deviceId, () => this.#api.gatewayRevokeDevice({ device_id: deviceId, ...(reason === undefined || reason === '' ? {} : { reason }) }));
+    if (done) this.notice = `Revoked ${name}: it is banned and cannot pair again until you unban it (Revocation).`;
+    return done;
   }
 
   async remove(deviceId: string): Promise<boolean> {
-    return this.#act(deviceId, () => this.#api.gatewayRemoveDevice({ device_id: deviceId }));
+    const name = this.#nameOf(deviceId);
+    const done = await this.#act(deviceId, () => this.#api.gatewayRemoveDevice({ device_id: deviceId }));
+    if (done) this.notice = `Removed ${name}: it is not banned and may pair again with a new code.`;
+    return done;
   }
 
   async unban(deviceId: string): Promise<boolean> {
-    return this.#act(deviceId, () => this.#api.gatewayUnbanDevice({ device_id: deviceId }));
+    const name = this.#nameOf(deviceId);
+    const done = await this.#act(deviceId, () => this.#api.gatewayUnbanDevice({ device_id: deviceId }));
+    if (done) this.notice = `Unbanned ${name}: it may pair again with a new code.`;
+    return done;
+  }
+
+  #nameOf(deviceId: string): string {
+    const device = this.devices.find((d) => d.device_id === deviceId);
+    return device === undefined ? deviceId : baseName({ device_id: device.device_id, name: device.name, client_kind: device.client_kind });
   }
 
   /** Sets the device's display name (the gateway trims and checks it; a bad one fails with invalid_argument). */
@@ -97,6 +117,7 @@ export class DevicesStore {
 
   async #act(deviceId: string, call: () => Promise<unknown>): Promise<boolean> {
     this.busy = { ...this.busy, [deviceId]: true };
+    this.notice = null;
     try {
       await call();
       this.actionError = null;

@@ -29,6 +29,11 @@ export class GatewayStore {
   statusError = $state<UiError | null>(null);
   /** Pending requests, oldest first. */
   requests = $state<RequestView[]>([]);
+  /**
+   * Requests that were listed here and then ended without a decision (the device cancelled, or the request expired),
+   * newest first: shown as such, with no way to approve them, until dismissed (at most ENDED_KEPT).
+   */
+  ended = $state<RequestView[]>([]);
   requestsError = $state<UiError | null>(null);
   codes = $state<CodeView[]>([]);
   minted = $state<MintedCode | null>(null);
@@ -61,7 +66,10 @@ export class GatewayStore {
         this.statusError = null;
         // A remote gateway's status is published again after its event stream reconnects: reload what was missed.
         if (isActive(status) && (!wasActive || status.managed === 'remote')) void this.refreshRequests();
-        if (!isActive(status)) this.requests = [];
+        if (!isActive(status)) {
+          this.requests = [];
+          this.ended = [];
+        }
       });
       const offEvent = api.on('gateway.event', (event) => {
         this.#onEvent(event);
@@ -127,11 +135,13 @@ export class GatewayStore {
     try {
       this.usedBy = null;
       this.#mintedAt = Date.now();
-      this.minted = await this.#api.gatewayMintCode({
+      const minted = await this.#api.gatewayMintCode({
         method,
         ...(options.kind === undefined ? {} : { kind: options.kind }),
         ...(options.ttlMs === undefined ? {} : { ttl_ms: options.ttlMs }),
       });
+      this.minted = minted;
+      this.#scheduleRenewal(minted);
       this.mintError = null;
       await this.refreshCodes();
     } catch (error) {
@@ -155,8 +165,32 @@ export class GatewayStore {
   }
 
   clearMinted(): void {
+    this.#scheduleRenewal(null);
     this.minted = null;
     this.usedBy = null;
+  }
+
+  #renewTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * A QR code on screen is replaced by a new one (same kind and lifetime) when it expires, so the code shown (also
+   * in the large view) can always be scanned; the old one has expired on the gateway by then. A PIN is not: its
+   * user may be typing it, so it says it expired and offers a new one. Nothing is renewed once the code was used or
+   * hidden, or after a failed mint (the error is shown instead).
+   */
+  #scheduleRenewal(code: MintedCode | null): void {
+    if (this.#renewTimer !== null) clearTimeout(this.#renewTimer);
+    this.#renewTimer = null;
+    if (code === null || code.method !== 'qr') return;
+    // setTimeout's longest delay is 2^31-1 ms; a code valid for longer (24 h is allowed) waits in steps.
+    const delay = Math.min(Math.max(code.expires_at_unix_ms - Date.now(), 0) + RENEW_AFTER_EXPIRY_MS, MAX_TIMER_MS);
+    this.#renewTimer = setTimeout(() => {
+      this.#renewTimer = null;
+      // (`minted` holds a state proxy of the code, so compare the code itself.)
+      if (this.minted?.code !== code.code) return;
+      if (Date.now() < code.expires_at_unix_ms) this.#scheduleRenewal(code);
+      else if (!this.minting) void this.mint('qr');
+    }, delay);
   }
 
   async approve(requestId: string): Promise<void> {
@@ -206,11 +240,21 @@ export class GatewayStore {
   #markUsed(request: RequestView): void {
     const minted = this.minted;
     if (minted === null || request.method !== minted.method || request.requested_at_unix_ms < this.#mintedAt - CLOCK_SLACK_MS) return;
+    this.#scheduleRenewal(null);
     this.minted = null;
     this.usedBy = { requestId: request.request_id, name: requestName(request) };
   }
 
+  /** Takes an ended request off the screen. */
+  dismissEnded(requestId: string): void {
+    this.ended = this.ended.filter((r) => r.request_id !== requestId);
+  }
+
   #upsert(request: RequestView): void {
+    const wasListed = this.requests.some((r) => r.request_id === request.request_id);
+    if (wasListed && (request.state === 'cancelled' || request.state === 'expired')) {
+      this.ended = [request, ...this.ended.filter((r) => r.request_id !== request.request_id)].slice(0, ENDED_KEPT);
+    }
     const others = this.requests.filter((r) => r.request_id !== request.request_id);
     this.requests = request.state === 'pending_approval' ? sortRequests([...others, request]) : others;
   }
@@ -235,6 +279,13 @@ export class GatewayStore {
     }
   }
 }
+
+/** How many ended (cancelled, expired) requests stay on screen. */
+const ENDED_KEPT = 10;
+
+/** A QR code is replaced this long after it expired (so the gateway surely counts it as expired). */
+const RENEW_AFTER_EXPIRY_MS = 250;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Gateway and app clocks may differ a little (a remote gateway). */
 const CLOCK_SLACK_MS = 5_000;
