@@ -31,6 +31,8 @@ export interface LocalAdminSource {
   forRead(): Promise<GatewayAdmin | null>;
   /** The gateway serving this state dir now (its listen address and name), or null when none runs. */
   runningGateway(): Promise<{ listen: string; name: string | null } | null>;
+  /** On a state database: the addresses of its live replicas (for the QR's gw= list); omitted = none. */
+  replicaAddresses?(): Promise<string[]>;
   /** Devices with a live stream to a gateway in this process (device id → last seen); omitted = none known. */
   liveNodes?(): ReadonlyMap<string, number>;
   /** Events ('event': GatewayEvent) of a gateway in this process; omitted = no event source. */
@@ -78,6 +80,10 @@ export class LocalAdminTarget implements AdminTarget {
       const reachable = reachableAddresses(running.listen);
       addresses = reachable.addresses;
       loopbackOnly = reachable.reachable === 'this_computer';
+    }
+    if (request.method === 'qr' && this.#source.replicaAddresses !== undefined) {
+      // Every live replica of the state database, so the device can fail over (`gw=A,B,C`).
+      for (const a of await this.#source.replicaAddresses().catch(() => [])) if (!addresses.includes(a)) addresses.push(a);
     }
     if (addresses.length === 0 && request.method === 'qr') {
       throw new PalyraError(
@@ -183,6 +189,7 @@ export function stateDirSource(o: {
   open: () => Promise<GatewayAdmin>;
   openExisting: () => Promise<GatewayAdmin | null>;
   runningGateway: () => Promise<{ listen: string; name: string | null } | null>;
+  replicaAddresses?: () => Promise<string[]>;
 }): LocalAdminSource {
   let writer: Promise<GatewayAdmin> | null = null;
   let reader: Promise<GatewayAdmin | null> | null = null;
@@ -202,5 +209,5 @@ export function stateDirSource(o: {
     });
     return reader;
   };
-  return { stateDir: o.stateDir, forWrite, forRead, runningGateway: o.runningGateway };
+  return { stateDir: o.stateDir, forWrite, forRead, runningGateway: o.runningGateway, ...(o.replicaAddresses === undefined ? {} : { replicaAddresses: o.replicaAddresses }) };
 }

@@ -15,7 +15,8 @@ import { operatorName } from '../platform/operator.js';
 import type { OptionSpec, ParsedCommand } from './args.js';
 import { oneOf, parseOptionValue, usageError } from './args.js';
 import type { CliContext } from './context.js';
-import { resolveStateDir } from './context.js';
+import { resolveDatabase, resolveStateDir } from './context.js';
+import { listLiveReplicas } from '../store/pg/pg-replicas.js';
 
 /** The help section of the options that select a remote gateway. */
 export const REMOTE_SECTION = 'Remote gateway (instead of the state directory)';
@@ -49,6 +50,7 @@ export const REMOTE_ADMIN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 /** The local target of this command line: the state dir, created on first use (as the gateway does). */
 export function localAdminTarget(args: ParsedCommand, context: CliContext): LocalAdminTarget {
   const stateDir = resolveStateDir(args, context.env);
+  const database = resolveDatabase(args, context.env);
   const source = stateDirSource({
     stateDir,
     // A command ends right after its change: anchor it before answering. --database-url: the state in PostgreSQL.
@@ -58,6 +60,7 @@ export function localAdminTarget(args: ParsedCommand, context: CliContext): Loca
       const running = await readRunningGateway(stateDir);
       return running === null ? null : { listen: running.listen, name: running.name ?? null };
     },
+    ...(database === null ? {} : { replicaAddresses: async () => (await listLiveReplicas(database.databaseUrl)).flatMap((r) => r.addresses) }),
   });
   return new LocalAdminTarget(source, { issuedBy: operatorName('cli'), noGatewayHint: "start one with 'palyra gateway run' or pass --gateway HOST:PORT" });
 }

@@ -157,6 +157,8 @@ export const ERROR_CATALOGUE = {
     'RESOURCE_EXHAUSTED',
     'too many failed PIN confirmations with this gateway; ask the operator for a QR code or a new PIN and check the network',
   ),
+  // `state migrate --from-dir`: the target database already holds a gateway state (or any row of one).
+  state_not_empty: entry('FAILED_PRECONDITION', 'the target state database is not empty; nothing was copied'),
   // Append new codes above this line; keep them snake_case and never reuse a retired code.
 } as const satisfies Record<string, CatalogueEntry>;
 

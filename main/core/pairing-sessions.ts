@@ -91,6 +91,20 @@ export interface StartPairingInput {
   readonly pake?: { readonly deviceId: string } | undefined;
 }
 
+/**
+ * Everything a session is, for sharing it with other gateway processes (the runtime state persists it sealed): the
+ * gateway's ephemeral secret and the proof included, so it must never reach a log.
+ */
+export interface PairingSessionSnapshot {
+  readonly session: PublicPairingSession;
+  readonly gatewaySecret: Uint8Array;
+  readonly commitment: Uint8Array | undefined;
+  /** PIN pairing v2: the device id the session is bound to. */
+  readonly pakeDeviceId: string | undefined;
+  /** The proof as sent at start ('' for PIN pairing v2). */
+  readonly proof: string;
+}
+
 export interface VerifyPairingOptions {
   readonly now: number;
   readonly isDeviceRevoked: (deviceId: string) => boolean;
@@ -256,6 +270,36 @@ export class PairingSessionRegistry {
     });
     this.#startHistory.push(now);
     return copySession(session);
+  }
+
+  /** The whole session, to persist for other processes (PIN v2 before its proof is bound only). */
+  snapshot(sessionId: string): PairingSessionSnapshot | undefined {
+    const active = this.#sessions.get(sessionId);
+    if (active === undefined || active.pake?.bound === true) return undefined;
+    return {
+      session: copySession(active.session),
+      gatewaySecret: Uint8Array.from(active.gatewaySecret),
+      commitment: active.commitment === undefined ? undefined : Uint8Array.from(active.commitment),
+      pakeDeviceId: active.pake?.deviceId,
+      proof: new TextDecoder().decode(active.proofBytes),
+    };
+  }
+
+  /**
+   * Takes over a session another process started (and counted against its rate limit); replaces a local copy, so
+   * the caller's view is the shared one.
+   */
+  adopt(snapshot: PairingSessionSnapshot): void {
+    const { session } = snapshot;
+    validateCanonicalId(session.sessionId);
+    if (snapshot.gatewaySecret.length !== X25519_KEY_LENGTH) throw new PalyraError('state_corrupt', 'a stored pairing session has a malformed gateway secret');
+    this.#sessions.set(session.sessionId, {
+      session: copySession(session),
+      gatewaySecret: Uint8Array.from(snapshot.gatewaySecret),
+      commitment: snapshot.commitment === undefined ? undefined : Uint8Array.from(snapshot.commitment),
+      pake: snapshot.pakeDeviceId === undefined ? undefined : { deviceId: snapshot.pakeDeviceId, bound: false },
+      proofBytes: utf8(snapshot.proof),
+    });
   }
 
   /** PIN pairing v2: after key confirmation, the proof the hello's signature must cover ("pake-v2:" ‖ hex(K_shared)). */

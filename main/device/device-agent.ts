@@ -346,6 +346,8 @@ export class DeviceAgent {
   async #run(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({ random: this.#random });
     let attempt = 0;
+    /** Which of the gateway's addresses (every replica a QR listed) the next attempt dials; moves on after each failure or loss. */
+    let next = 0;
     let silentRefusals = 0;
     // A function, so the checks after each await are not narrowed away by the loop condition.
     const stopped = (): boolean => signal.aborted;
@@ -374,7 +376,7 @@ export class DeviceAgent {
       this.#armExpiry(state);
       attempt += 1;
       const addresses = state.gateway.addresses;
-      const address = addresses[(attempt - 1) % addresses.length]!;
+      const address = addresses[next % addresses.length]!;
       this.#setConnection('connecting', { attempt });
       let end: SessionEnd;
       let wasOnline = false;
@@ -417,6 +419,8 @@ export class DeviceAgent {
           return;
         }
       }
+      // The next attempt tries another address first (another replica, when its gateway died).
+      next = (next + 1) % addresses.length;
       this.#log({ event: 'connection.lost', code: end.error.code, message: end.error.message });
       const delay = backoff.next();
       this.#setConnection('offline', { attempt: backoff.failures, retry_in_ms: delay, code: end.error.code });

@@ -25,6 +25,8 @@ import type { AuditEntry } from '../store/audit-log.js';
 import { FileStateBackend } from '../store/state-backend.js';
 import type { StateBackend, StateBackendKind } from '../store/state-backend.js';
 import { openPgState, resolvePgStoreKey } from '../store/pg/pg-open.js';
+import type { PgReplicas, ReplicaRecord } from '../store/pg/pg-replicas.js';
+import { PgStateBackend } from '../store/pg/pg-state-backend.js';
 import type { PgStateLocation } from '../store/pg/pg-open.js';
 import { StateAnchor } from '../store/state-anchor.js';
 import { FilesystemSecretStore } from '../store/fs-secret-store.js';
@@ -44,6 +46,7 @@ import {
   runtimeStateToJson,
 } from './runtime-state.js';
 import type { NodeRecord, RuntimeOp, RuntimeState, StoredPairingRequest } from './runtime-state.js';
+import { sessionPrunable } from './shared-sessions.js';
 
 export const runtimeCodec: JournalCodec<RuntimeState, RuntimeOp> = {
   empty: emptyRuntimeState,
@@ -172,6 +175,33 @@ export class GatewayAdmin {
   /** The persistence seam (tests of the PostgreSQL backend reach its notification connection through it). */
   get backend(): StateBackend {
     return this.#backend;
+  }
+
+  /** The replica registry of a state database; null for the file and memory backends. */
+  get #replicas(): PgReplicas | null {
+    return this.#backend instanceof PgStateBackend ? this.#backend.replicas : null;
+  }
+
+  /** Records this gateway as a replica of the state database (heartbeat until close); no-op on other backends. */
+  async registerReplica(addresses: readonly string[]): Promise<string | null> {
+    const replicas = this.#replicas;
+    return replicas === null ? null : replicas.register(addresses);
+  }
+
+  /** The live replicas of the state database, oldest first; [] on other backends. */
+  async liveReplicas(): Promise<ReplicaRecord[]> {
+    return (await this.#replicas?.live()) ?? [];
+  }
+
+  /**
+   * The addresses a QR code lists: `given` first, then every live replica's (each once), so a device knows every
+   * replica to fail over to. A database that cannot be read leaves `given` as it is.
+   */
+  async pairingAddresses(given: readonly string[]): Promise<string[]> {
+    const out = [...given];
+    const replicas = await this.liveReplicas().catch(() => []);
+    for (const r of replicas) for (const a of r.addresses) if (!out.includes(a)) out.push(a);
+    return out;
   }
 
   /** 'keychain': the state cannot be rolled back behind the anchor unnoticed; 'none' (key file mode): it can. */
@@ -402,6 +432,7 @@ export class GatewayAdmin {
       if (this.identity.pairedDevice(deviceId) === undefined) ops.push({ op: 'delete_node', device_id: deviceId });
     }
     for (const [hash, record] of this.#runtime.state.codes) if (isPairingCodeExpired(record, now)) ops.push({ op: 'delete_code', code_hash: hash });
+    for (const session of this.#runtime.state.sessions.values()) if (sessionPrunable(session, now)) ops.push({ op: 'delete_session', session_id: session.sessionId });
     for (const request of this.#runtime.state.requests.values()) {
       const current = expirePairingRequestIfDue(request, now);
       const decided = current.decidedAtUnixMs ?? current.requestedAtUnixMs;
@@ -430,7 +461,9 @@ export class GatewayAdmin {
    * PIN guessing budget and voids older PIN codes (PROTOCOL.md §3).
    */
   async mintCode(o: { method: PairingMethodKind; kind: ClientKind | null; ttlMs?: number; issuedBy: string; gatewayAddresses: string[]; gatewayName: string | null }): Promise<MintedCode> {
-    const gateways = o.gatewayAddresses.map((a) => parseHostPort(a));
+    // On a state database the QR lists every live replica too (`gw=A,B,C`).
+    const addresses = o.method === 'qr' ? await this.pairingAddresses(o.gatewayAddresses) : o.gatewayAddresses;
+    const gateways = addresses.map((a) => parseHostPort(a));
     if (o.method === 'qr' && gateways.length === 0) throw new PalyraError('invalid_argument', 'a QR code needs at least one gateway address');
     return this.mutateRuntime((_state, now) => {
       const { code, record } = newPairingCodeRecord({ method: o.method, kind: o.kind, issuedBy: o.issuedBy, ttlMs: o.ttlMs, now });

@@ -84,6 +84,8 @@ export interface GatewayStartOptions {
   keychain: Keychain | null;
   /** Announce the gateway over DNS-SD (`_palyra._tcp`); a failure to do so is logged, not fatal. */
   announce?: boolean;
+  /** On a state database: record this process as a replica (default true; of a worker pool only slot 1 does). */
+  registerReplica?: boolean;
   /** The trust state in PostgreSQL (a cluster replica); omitted/null = in `stateDir`. */
   database?: PgStateLocation | null;
   /** Extra DNS names / IPs for the server certificate. */
@@ -166,6 +168,7 @@ export class Gateway {
   readonly #validityMs: number | undefined;
   #watcher: FSWatcher | null = null;
   #stopped = false;
+  #replicaId: string | null = null;
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
   #knownRequests = new Map<string, string>();
@@ -345,6 +348,8 @@ export class Gateway {
       ca_fingerprint: admin.identity.caFingerprint,
       mtls_required: gateway.mtlsRequired,
     });
+    // On a state database: seen by the other replicas (status, and the gw= list of every QR code).
+    if (options.registerReplica !== false) gateway.#replicaId = await admin.registerReplica(gateway.addresses);
     await admin.audit('gateway_started', { listen: gateway.listen, mtls_required: gateway.mtlsRequired, insecure_opt_out: options.insecureNodeRpcOptOut });
     if (options.insecureNodeRpcOptOut) log({ event: 'gateway.insecure_opt_out', warning: 'node RPC mTLS is OFF: any local caller can act as any device' });
     if (options.announce === true) await gateway.#startAnnouncing();
@@ -361,6 +366,11 @@ export class Gateway {
       ipAddresses: ips.filter((ip) => ip !== '0.0.0.0' && ip !== '::'),
       ...(validityMs === undefined ? {} : { validityMs }),
     });
+  }
+
+  /** This gateway's id among the replicas of its state database; null on a state directory. */
+  get replicaId(): string | null {
+    return this.#replicaId;
   }
 
   get listen(): string {

@@ -34,7 +34,8 @@ import { PinGuessBudget } from '../core/pin-budget.js';
 import type { PinGuessBudgetSnapshot } from '../core/pin-budget.js';
 import { toBase64, fromBase64, fromHex } from '../core/bytes.js';
 import type { AuditSpec, GatewayAdmin } from './gateway-admin.js';
-import type { PairingMaterial, RuntimeOp, StoredPairingRequest } from './runtime-state.js';
+import type { PairingMaterial, RuntimeOp, StoredPairingRequest, StoredPairingSession } from './runtime-state.js';
+import { snapshotOfStored, storedSession, verifierStateOf, withExchange } from './shared-sessions.js';
 
 /** Longest a status call may be held open (PROTOCOL.md §4 `wait_ms`). */
 export const MAX_STATUS_WAIT_MS = 30_000;
@@ -162,7 +163,6 @@ export class PairingService {
   readonly #allowServerGeneratedKeys: boolean;
   readonly #allowLegacyDeviceIds: boolean;
   readonly #sessions: PairingSessionRegistry;
-  readonly #reserved = new Map<string, Reservation>();
   readonly #waiters = new Set<() => void>();
   readonly #finalizing = new Map<string, Promise<StatusResult>>();
   readonly #timers: NonNullable<PairingServiceOptions['timers']>;
@@ -181,7 +181,10 @@ export class PairingService {
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #requirePake: boolean;
-  /** Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. */
+  /**
+   * Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. Each is
+   * durable too (RuntimeState.pakeGuesses), so whichever replica the Complete reaches settles it exactly once.
+   */
   readonly #pakeGuesses = new Map<string, PakeGuess>();
 
   constructor(o: PairingServiceOptions) {
@@ -250,9 +253,35 @@ export class PairingService {
     for (const [sessionId, g] of this.#unsettledGuesses()) {
       if (now <= g.expiresAt) continue;
       this.#pakeGuesses.delete(sessionId);
-      this.#reserved.delete(sessionId);
+      this.#sessions.remove(sessionId);
       await this.#recordFailure(g.source, 'pin', g.at, sessionId);
     }
+  }
+
+  /**
+   * The session as every process on the state sees it now (call after a refresh), taken over into this process's
+   * registry so a hello can be verified here whichever replica ran Begin.
+   */
+  #reservation(sessionId: string): { stored: StoredPairingSession; reservation: Reservation } | undefined {
+    const stored = this.#admin.runtime.sessions.get(sessionId);
+    if (stored === undefined) {
+      this.#sessions.remove(sessionId);
+      return undefined;
+    }
+    this.#sessions.adopt(snapshotOfStored(stored));
+    const pake =
+      stored.pake === null
+        ? undefined
+        : { deviceId: stored.pake.deviceId, commitment: stored.commitmentB64 === null ? new Uint8Array() : fromBase64(stored.commitmentB64), source: stored.pake.source, state: verifierStateOf(stored) };
+    return { stored, reservation: { record: stored.code, proof: stored.proof, ...(pake === undefined ? {} : { pake }) } };
+  }
+
+  /** Ends a session everywhere (a hostile failure, an expiry): best effort, the caller reports its own error. */
+  async #dropShared(sessionId: string): Promise<void> {
+    this.#sessions.remove(sessionId);
+    await this.#admin
+      .mutateRuntime((state) => ({ ops: state.sessions.has(sessionId) ? [{ op: 'delete_session', session_id: sessionId }] : [], result: undefined }))
+      .catch(() => undefined);
   }
 
   static #exhausted(view: { budget: PinGuessBudget; failuresSinceMint: number }): boolean {
@@ -310,17 +339,19 @@ export class PairingService {
         const err = toPalyraError(e);
         return { ops: [], result: { error: new PalyraError(err.code, `failed to start pairing session: ${err.message}`, { details: err.details, cause: e }) } };
       }
+      const snapshot = this.#sessions.snapshot(session.sessionId)!;
       return {
-        ops: [{ op: 'delete_code', code_hash: codeHash }],
+        ops: [
+          { op: 'delete_code', code_hash: codeHash },
+          { op: 'put_session', session: storedSession(snapshot, record, null) },
+        ],
         result: { record, session },
         audit: ['pairing_session_started', { session_id: session.sessionId, method: input.method.kind, client_kind: input.clientKind, committed: input.commitment !== null, pake: false }],
       };
     });
     if ('missing' in outcome) return this.#lookupFailed(input, this.#clock());
     if ('error' in outcome) throw outcome.error;
-    const { record, session } = outcome;
-    this.#reserved.set(session.sessionId, { record, proof });
-    return session;
+    return outcome.session;
   }
 
   /**
@@ -373,8 +404,18 @@ export class PairingService {
       deviceX25519Commitment: input.commitment,
       pake: { deviceId: input.deviceId },
     });
-    this.#reserved.set(session.sessionId, { record, proof: '', pake: { deviceId: input.deviceId, commitment: Uint8Array.from(input.commitment), source: input.source, state: null } });
-    await this.#admin.audit('pairing_session_started', { session_id: session.sessionId, method: 'pin', client_kind: input.clientKind, committed: true, pake: true });
+    // Shared with every process on the state, so ExchangePinPake and Complete may reach another replica.
+    const shared = storedSession(this.#sessions.snapshot(session.sessionId)!, record, { deviceId: input.deviceId, source: input.source });
+    try {
+      await this.#admin.mutateRuntime(() => ({
+        ops: [{ op: 'put_session', session: shared }],
+        result: undefined,
+        audit: ['pairing_session_started', { session_id: session.sessionId, method: 'pin', client_kind: input.clientKind, committed: true, pake: true }],
+      }));
+    } catch (e) {
+      this.#sessions.remove(session.sessionId);
+      throw e;
+    }
     return { session, salt: loadPinVerifier(record.pin).salt };
   }
 
@@ -383,32 +424,30 @@ export class PairingService {
    * the PIN budget until its session confirms; a session answers at most once.
    */
   async exchangePake(input: { sessionId: string; shareP: Uint8Array }): Promise<{ shareV: Uint8Array; confirmV: Uint8Array }> {
-    const reservation = this.#reserved.get(input.sessionId);
+    // The session may have been started (or already answered) on another replica.
+    await this.#admin.refreshIfChanged();
+    const found = this.#reservation(input.sessionId);
+    const reservation = found?.reservation;
     const pake = reservation?.pake;
-    if (reservation === undefined || pake === undefined || pake.state !== null) throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
-    const drop = (): void => {
-      this.#reserved.delete(input.sessionId);
-      this.#sessions.remove(input.sessionId);
-    };
+    if (found === undefined || reservation === undefined || pake === undefined || pake.state !== null) {
+      throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
+    }
+    const drop = (): Promise<void> => this.#dropShared(input.sessionId);
     const session = this.#sessions.get(input.sessionId);
     const now = this.#clock();
-    if (session === undefined) {
-      this.#reserved.delete(input.sessionId);
-      throw new PalyraError('pairing_session_not_found');
-    }
+    if (session === undefined) throw new PalyraError('pairing_session_not_found');
     if (now > session.expiresAtUnixMs) {
-      drop();
+      await drop();
       throw new PalyraError('pairing_session_expired');
     }
-    await this.#admin.refreshIfChanged();
     await this.#settleExpiredGuesses(now);
     if (PairingService.#exhausted(this.#budgetView(true))) {
-      drop();
+      await drop();
       throw new PalyraError('pairing_budget_exhausted');
     }
     const current = this.#admin.runtime.codes.get(reservation.record.codeHash);
     if (current?.pin === undefined || isPairingCodeExpired(current, now)) {
-      drop();
+      await drop();
       throw new PalyraError('pairing_code_invalid', 'the PIN code was used, voided or expired');
     }
     const ctx = pinPairingPakeContext({
@@ -423,21 +462,33 @@ export class PairingService {
     try {
       response = verifierRespond(loadPinVerifier(current.pin), input.shareP, ctx);
     } catch (e) {
-      drop();
+      await drop();
       throw e;
     }
-    // Counted from here on (set before the write, so a concurrent exchange's budget check sees it), and durable
-    // before the answer leaves: a gateway that crashes now still counts this guess (5b.3).
+    // Counted from here on (set before the write, so a concurrent exchange's budget check sees it). One record, under
+    // the state lock, before the answer leaves: the shared session takes the verifier state only if no other exchange
+    // (on any replica) got there first — otherwise this answer is never sent — and the durable guess (5b.3) with it.
     this.#pakeGuesses.set(input.sessionId, { source: pake.source, at: now, expiresAt: session.expiresAtUnixMs });
     const guess = { sessionId: input.sessionId, source: pake.source, atUnixMs: now, expiresAtUnixMs: session.expiresAtUnixMs };
     try {
-      await this.#admin.mutateRuntime(() => ({ ops: [{ op: 'put_pake_guess', guess }], result: undefined }));
+      await this.#admin.mutateRuntime((state) => {
+        const stored = state.sessions.get(input.sessionId);
+        if (stored === undefined || stored.exchange !== null) throw new PalyraError('pairing_session_not_found', 'no PIN pairing v2 session awaits an exchange under this id');
+        return {
+          ops: [
+            { op: 'put_session', session: withExchange(stored, response.state, now) },
+            { op: 'put_pake_guess', guess },
+          ],
+          result: undefined,
+        };
+      });
     } catch (e) {
       this.#pakeGuesses.delete(input.sessionId);
-      drop();
+      // Lost the race to another exchange: that one's session stays; any other failure ends the session.
+      if (!(e instanceof PalyraError && e.code === 'pairing_session_not_found')) await drop();
+      else this.#sessions.remove(input.sessionId);
       throw e;
     }
-    pake.state = response.state;
     return { shareV: response.shareV, confirmV: response.confirmV };
   }
 
@@ -527,7 +578,8 @@ export class PairingService {
   /** Writes what is still only counted in memory (call before the gateway stops). */
   async close(): Promise<void> {
     this.#closed = true;
-    // Answered exchanges that never confirmed count, as they would at their expiry.
+    // Answered exchanges that never confirmed count, as they would at their expiry (one another replica confirmed
+    // — its session consumed, its request filed — does not).
     for (const [sessionId, g] of [...this.#pakeGuesses]) {
       this.#pakeGuesses.delete(sessionId);
       await this.#recordFailure(g.source, 'pin', g.at, sessionId);
@@ -542,30 +594,34 @@ export class PairingService {
   async complete(input: CompleteInput): Promise<StoredPairingRequest> {
     // Before the reservation is consumed: a bad name is a usage error the device can fix and send again.
     const deviceName = resolveDeviceName(input.deviceName ?? '', input.clientKind, input.deviceId);
-    const reservation = this.#reserved.get(input.sessionId);
-    this.#reserved.delete(input.sessionId);
-    if (reservation === undefined) throw new PalyraError('pairing_session_not_found', 'pairing session does not have a reserved code');
+    // Begin (and the exchange) may have run on another replica: the shared session is the one to complete.
+    await this.#admin.refreshIfChanged();
+    const found = this.#reservation(input.sessionId);
+    if (found === undefined) throw new PalyraError('pairing_session_not_found', 'pairing session does not have a reserved code');
+    const { reservation } = found;
     let proof = reservation.proof;
     const pake = reservation.pake;
     if (pake === undefined) {
       if (input.pakeConfirmP != null && input.pakeConfirmP.length > 0) {
-        this.#sessions.remove(input.sessionId);
+        await this.#dropShared(input.sessionId);
         throw new PalyraError('invalid_argument', 'pake_confirm_p is only for PIN pairing v2 sessions');
       }
     } else {
-      const guess = this.#pakeGuesses.get(input.sessionId);
+      // This process's guess, or the durable one another replica wrote when it answered the exchange.
+      const durable = this.#admin.runtime.pakeGuesses.get(input.sessionId);
+      const guess = this.#pakeGuesses.get(input.sessionId) ?? (durable === undefined ? undefined : { source: durable.source, at: durable.atUnixMs, expiresAt: durable.expiresAtUnixMs });
       this.#pakeGuesses.delete(input.sessionId);
-      if (pake.state === null || guess === undefined) {
-        this.#sessions.remove(input.sessionId);
+      if (pake.state === null) {
+        await this.#dropShared(input.sessionId);
         throw new PalyraError('invalid_argument', 'a PIN pairing v2 session needs ExchangePinPake before CompletePairingSession');
       }
       let sharedKey: Uint8Array;
       try {
         sharedKey = verifierFinish(pake.state, input.pakeConfirmP ?? new Uint8Array());
       } catch (e) {
-        this.#sessions.remove(input.sessionId);
+        await this.#dropShared(input.sessionId);
         const err = toPalyraError(e);
-        await this.#recordFailure(guess.source, 'pin', guess.at, input.sessionId);
+        if (guess !== undefined) await this.#recordFailure(guess.source, 'pin', guess.at, input.sessionId);
         await this.#admin.audit('pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code });
         throw err;
       }
@@ -593,7 +649,13 @@ export class PairingService {
       );
     } catch (e) {
       const err = toPalyraError(e);
-      await this.#admin.audit('pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code });
+      // A failure that ends the session (the registry dropped it) ends it for every replica, in the audit's record.
+      const ended = this.#sessions.get(input.sessionId) === undefined;
+      await this.#admin.mutateRuntime((state) => ({
+        ops: ended && state.sessions.has(input.sessionId) ? [{ op: 'delete_session', session_id: input.sessionId }] : [],
+        result: undefined,
+        audit: ['pairing_verification_failed', { session_id: input.sessionId, device_id: input.deviceId, code: err.code }],
+      }));
       throw new PalyraError(err.code, `pairing verification failed: ${err.message}`, { details: err.details, cause: e });
     }
     if (input.csrDer === null || input.csrDer.length === 0) {
@@ -607,8 +669,10 @@ export class PairingService {
     }
     const csrDerB64 = input.csrDer === null || input.csrDer.length === 0 ? null : toBase64(input.csrDer);
     return this.#admin.mutateRuntime((state, now) => {
+      // One use, whichever replica: a concurrent Complete of the same session that committed first consumed it.
+      if (!state.sessions.has(input.sessionId)) throw new PalyraError('pairing_session_not_found', 'pairing session was already completed or ended');
+      const ops: RuntimeOp[] = [{ op: 'delete_session', session_id: input.sessionId }];
       // v2 consumes its PIN code only now, once the PAKE confirmed (v1 consumed it at Begin).
-      const ops: RuntimeOp[] = [];
       if (pake !== undefined) {
         const code = state.codes.get(reservation.record.codeHash);
         if (code === undefined || isPairingCodeExpired(code, now)) throw new PalyraError('pairing_code_invalid', 'the PIN code was used, voided or expired');

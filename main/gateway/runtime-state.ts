@@ -3,9 +3,10 @@
  * PIN SPAKE2+ verifiers),
  * pairing requests, registered nodes and the PIN guessing budget. Stored encrypted beside the identity state as
  * `node-runtime.v1.json` + journal, so a CLI in another process can mint, list, approve and reject while the
- * gateway runs. Heartbeats and capability traffic stay in memory (they would otherwise rewrite the file per beat).
+ * gateway runs, and pairing sessions started on one gateway process can be completed on another. Heartbeats and capability traffic stay in memory (they would otherwise rewrite the file per beat).
  */
 
+import type { ClientKind } from '../core/client-kind.js';
 import type { PairingCodeRecord } from '../core/pairing-codes.js';
 import type { PairingRequest } from '../core/pairing-requests.js';
 import type { PinGuessBudgetSnapshot } from '../core/pin-budget.js';
@@ -48,6 +49,34 @@ export interface NodeRecord {
 }
 
 /**
+ * A pairing session between Begin and Complete, shared by every process on the state (replicas of a cluster, or
+ * several gateways on one directory): Begin on one, ExchangePinPake on another, Complete on a third. It holds the
+ * gateway's ephemeral X25519 secret, the proof the hello must carry and, once ExchangePinPake answered, the SPAKE2+
+ * verifier state — so it only ever lives in this document, which is sealed with the store key like the rest.
+ * Consumed (deleted) by the Complete that filed the request, in the same record: one use, whichever replica.
+ */
+export interface StoredPairingSession {
+  readonly sessionId: string;
+  readonly protocolVersion: number;
+  readonly clientKind: ClientKind;
+  readonly method: 'pin' | 'qr';
+  readonly gatewayEphemeralPublicB64: string;
+  readonly gatewaySecretB64: string;
+  readonly challengeB64: string;
+  readonly expiresAtUnixMs: number;
+  /** The device's X25519 commitment from Begin; null for reference clients. */
+  readonly commitmentB64: string | null;
+  /** v1 and QR: the code as the device sent it at Begin; v2: '' (the PAKE-derived proof is bound at Complete). */
+  readonly proof: string;
+  /** The code the session was started with (v1/QR: consumed at Begin; v2: consumed at Complete). */
+  readonly code: PairingCodeRecord;
+  /** PIN pairing v2: the device the PAKE runs for and the peer address (for the guessing budget). */
+  readonly pake: { readonly deviceId: string; readonly source: string } | null;
+  /** PIN pairing v2, once ExchangePinPake answered (at most once): what verifierFinish needs. */
+  readonly exchange: { readonly atUnixMs: number; readonly expectedConfirmPB64: string; readonly sharedKeyB64: string } | null;
+}
+
+/**
  * A PIN pairing v2 exchange the gateway answered (ExchangePinPake) that has neither confirmed nor been counted as a
  * failure yet: written before the answer goes out, so a guess survives a gateway crash (PROTOCOL.md 5b.3).
  */
@@ -62,6 +91,8 @@ export interface PakeGuessRecord {
 
 export interface RuntimeState {
   codes: Map<string, PairingCodeRecord>;
+  /** Pairing sessions between Begin and Complete (expired ones are pruned by the next mutation). */
+  sessions: Map<string, StoredPairingSession>;
   requests: Map<string, StoredPairingRequest>;
   nodes: Map<string, NodeRecord>;
   pinBudget: PinGuessBudgetSnapshot | null;
@@ -77,6 +108,8 @@ export type RuntimeOp =
   | { op: 'delete_codes'; method: 'pin' | 'qr' }
   | { op: 'put_request'; request: StoredPairingRequest }
   | { op: 'delete_request'; request_id: string }
+  | { op: 'put_session'; session: StoredPairingSession }
+  | { op: 'delete_session'; session_id: string }
   | { op: 'put_node'; node: NodeRecord }
   | { op: 'delete_node'; device_id: string }
   | { op: 'set_pin_budget'; snapshot: PinGuessBudgetSnapshot | null }
@@ -85,7 +118,7 @@ export type RuntimeOp =
   | { op: 'delete_pake_guess'; session_id: string };
 
 export function emptyRuntimeState(): RuntimeState {
-  return { codes: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0, pakeGuesses: new Map() };
+  return { codes: new Map(), sessions: new Map(), requests: new Map(), nodes: new Map(), pinBudget: null, pinFailuresSinceMint: 0, pakeGuesses: new Map() };
 }
 
 export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
@@ -104,6 +137,12 @@ export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
       return;
     case 'delete_request':
       state.requests.delete(op.request_id);
+      return;
+    case 'put_session':
+      state.sessions.set(op.session.sessionId, op.session);
+      return;
+    case 'delete_session':
+      state.sessions.delete(op.session_id);
       return;
     case 'put_node':
       state.nodes.set(op.node.deviceId, op.node);
@@ -129,6 +168,7 @@ export function applyRuntimeOp(state: RuntimeState, op: RuntimeOp): void {
 interface RuntimeJson {
   generation: number;
   codes: PairingCodeRecord[];
+  sessions: StoredPairingSession[];
   requests: StoredPairingRequest[];
   nodes: NodeRecord[];
   pin_budget: PinGuessBudgetSnapshot | null;
@@ -140,6 +180,7 @@ export function runtimeStateToJson(state: RuntimeState, generation: number): Run
   return {
     generation,
     codes: [...state.codes.values()],
+    sessions: [...state.sessions.values()],
     requests: [...state.requests.values()],
     nodes: [...state.nodes.values()],
     pin_budget: state.pinBudget,
@@ -162,6 +203,22 @@ const codeSchema = z.looseObject({
   issuedBy: z.string(),
   createdAtUnixMs: unixMs,
   expiresAtUnixMs: unixMs,
+});
+
+const sessionSchema = z.looseObject({
+  sessionId: z.string(),
+  protocolVersion: z.number().int().min(1).max(0xffff_ffff),
+  clientKind,
+  method,
+  gatewayEphemeralPublicB64: z.string(),
+  gatewaySecretB64: z.string(),
+  challengeB64: z.string(),
+  expiresAtUnixMs: unixMs,
+  commitmentB64: z.string().nullable(),
+  proof: z.string(),
+  code: codeSchema,
+  pake: z.looseObject({ deviceId: z.string(), source: z.string() }).nullable(),
+  exchange: z.looseObject({ atUnixMs: unixMs, expectedConfirmPB64: z.string(), sharedKeyB64: z.string() }).nullable(),
 });
 
 const materialSchema = z.looseObject({
@@ -217,6 +274,8 @@ const pinBudgetSchema = z.looseObject({
 const runtimeSchema = z.looseObject({
   generation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   codes: z.array(codeSchema).default([]),
+  // Documents written before sessions were shared have none (their sessions were in one process's memory).
+  sessions: z.array(sessionSchema).default([]),
   requests: z.array(requestSchema).default([]),
   nodes: z.array(nodeSchema).default([]),
   pin_budget: pinBudgetSchema.nullable().default(null),
@@ -231,6 +290,7 @@ export function runtimeStateFromJson(json: unknown, document = RUNTIME_STATE_KEY
   const state = emptyRuntimeState();
   // A PIN code stored before PIN pairing v2 (a hash, no verifier) is dropped: codes live at most 24 h.
   for (const c of o.codes) if (c.method !== 'pin' || c.pin !== undefined) state.codes.set(c.codeHash, c);
+  for (const session of o.sessions) state.sessions.set(session.sessionId, session);
   for (const r of o.requests) state.requests.set(r.requestId, { ...r, sasStatus: r.sasStatus ?? defaultSasStatus(r.sasVerifiable) });
   for (const n of o.nodes) state.nodes.set(n.deviceId, n);
   state.pinBudget = o.pin_budget;

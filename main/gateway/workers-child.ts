@@ -95,6 +95,7 @@ async function start(options: WorkerStartOptions): Promise<void> {
       announced: gateway.announcedAs !== null,
       backend: gateway.admin.backendKind,
       keyLocation: gateway.admin.keyLocation,
+      replicaId: gateway.replicaId,
     },
     startup,
   });

@@ -19,6 +19,8 @@ export interface WorkerStartOptions {
   requirePake: boolean;
   disablePake: boolean;
   announce: boolean;
+  /** Slot 1 only: the pool is one replica of a state database (PROTOCOL.md 12.9). */
+  registerReplica?: boolean;
   database: { databaseUrl: string; storeKeyFile: string | null } | null;
 }
 
@@ -36,6 +38,8 @@ export interface WorkerReadyInfo {
   announced: boolean;
   backend: string;
   keyLocation: string;
+  /** The replica id slot 1 registered on a state database; null otherwise. */
+  replicaId: string | null;
 }
 
 export interface WireError {

@@ -186,7 +186,7 @@ export class WorkerPool {
     const worker = cluster.fork();
     worker.on('message', (message: WorkerToPrimary) => {
       if (message.t === 'hello') {
-        const start: PrimaryToWorker = { t: 'start', slot, options: { ...options, announce: options.announce && slot === 1 } };
+        const start: PrimaryToWorker = { t: 'start', slot, options: { ...options, announce: options.announce && slot === 1, registerReplica: slot === 1 } };
         worker.send(start);
       } else onMessage(message);
     });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { GatewayAdmin } from '../../main/gateway/gateway-admin.js';
 import { migrateDatabase } from '../../main/store/pg/pg-open.js';
+import { MIGRATIONS } from '../../main/store/pg/pg-schema.js';
 import { PgStateBackend } from '../../main/store/pg/pg-state-backend.js';
 import { tempDir } from '../helpers/identity.js';
 import { describeWithPostgres, startPostgres } from '../helpers/postgres.js';
@@ -48,7 +49,7 @@ describeWithPostgres('PostgreSQL state backend', () => {
   it('applies each migration exactly once when several processes migrate at the same time', async () => {
     const url = await server!.createDatabase('concurrent_migrate');
     const results = await Promise.all([1, 2, 3, 4].map(() => migrateDatabase(url, Date.now())));
-    expect(results.flatMap((r) => r.applied)).toEqual([1]);
+    expect(results.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(MIGRATIONS.map((m) => m.version));
   }, 60_000);
 
   it('a change through one admin reaches another by NOTIFY, and again after its notification connection was cut', async () => {

@@ -249,9 +249,9 @@ describeWithPostgres('gateway cluster on PostgreSQL', () => {
     const url = await server!.createDatabase('migrate_check');
     const first = await runCliJson(['state', 'migrate', '--database-url', url], { env: cliEnv() });
     expect(first.code, first.stderr).toBe(0);
-    expect(first.json).toMatchObject({ migrated: true, applied: [1], schema_version: 1 });
+    expect(first.json).toMatchObject({ migrated: true, applied: [1, 2], schema_version: 2 });
     const again = await runCliJson(['state', 'migrate', '--database-url', url]);
-    expect(again.json).toMatchObject({ migrated: true, applied: [], schema_version: 1 });
+    expect(again.json).toMatchObject({ migrated: true, applied: [], schema_version: 2 });
     // Through the environment too.
     const viaEnv = await runCliJson(['state', 'migrate'], { env: cliEnv({ PALYRA_DATABASE_URL: url }) });
     expect(viaEnv.json).toMatchObject({ applied: [] });

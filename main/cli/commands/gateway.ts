@@ -9,7 +9,10 @@ import { parseTtl } from '../../core/pairing-codes.js';
 import { isLoopbackHost, parseHostPort } from '../../core/net-address.js';
 import { DEFAULT_DISCOVER_TIMEOUT_MS, MAX_DISCOVER_TIMEOUT_MS, discoverGateways } from '../../gateway/discovery.js';
 import { Gateway } from '../../gateway/gateway.js';
+import { readRunningGateway } from '../../gateway/gateway-info.js';
 import { loopbackWarning } from '../../gateway/lan-addresses.js';
+import { redactDatabaseUrl } from '../../store/pg/pg-errors.js';
+import { REPLICA_HEARTBEAT_MS, REPLICA_LIVE_MS, listLiveReplicas } from '../../store/pg/pg-replicas.js';
 import { MAX_WORKERS, WorkerPool, defaultWorkerCount, parseWorkerCount } from '../../gateway/workers.js';
 import type { WorkerStartOptions } from '../../gateway/workers-protocol.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
@@ -36,6 +39,8 @@ revocation. Prints one line first when ready:
   {"event":"gateway.ready","listen":"HOST:PORT","ca_pin":"…","ca_fingerprint":"…","mtls_required":true,"state_dir":"…",
    "rollback_protection":"keychain|none","addresses":["HOST:PORT",…],"reachable":"this_computer|network",
    "announced":true|false,"backend":"file|postgres","workers":N}
+(with --database-url also "replica_id":"…","replicas":[{"id","addresses":["HOST:PORT",…],"started_at_unix_ms",
+"last_heartbeat_unix_ms"}]: this replica and the live ones it sees)
 then JSON log lines (with --workers above 1, each worker's lines carry "worker":1..N). SIGINT/SIGTERM stop it
 (exit 0). On a loopback address only this computer can connect (a warning on stderr says so); --listen 0.0.0.0:PORT
 (IPv4) or [::]:PORT (IPv4 and IPv6) accepts devices on the network, and "addresses" lists every address they can dial.
@@ -170,6 +175,8 @@ async function runGatewayRun(args: ParsedCommand, context: CliContext): Promise<
       reachable: gateway.reachable,
       announced: gateway.announcedAs !== null,
       backend: gateway.admin.backendKind,
+      // Additive (issue 15): on a state database, this replica's id and the live replicas (this one included).
+      ...(gateway.admin.backendKind === 'postgres' ? { replica_id: gateway.replicaId, replicas: await gateway.admin.liveReplicas().catch(() => []) } : {}),
       workers: 1,
     });
     const startup = pending;
@@ -250,6 +257,8 @@ async function runWorkerPool(context: CliContext, keychainReason: string, count:
     announced: info.announced,
     backend: info.backend,
     workers: count,
+    // Issue 15: on a state database, the pool is one replica (slot 1 registers it).
+    ...(options.database === null ? {} : { replica_id: info.replicaId, replicas: await listLiveReplicas(options.database.databaseUrl).catch(() => []) }),
   });
   for (const line of pool.startup) out.document(line);
   const early = pending;
@@ -323,10 +332,56 @@ async function runGatewayDiscover(args: ParsedCommand, context: CliContext): Pro
   return EXIT_OK;
 }
 
+const STATUS_SPEC: CommandSpec = defineCommand({
+  name: 'gateway status',
+  summary: 'the backend, and the gateway (or the live replicas) running on the state',
+  description: `Shows where the trust state lives and who serves it. On a state directory: the gateway running on it (from
+its gateway.v1.json, if its process is alive). With --database-url: the live replicas of the state database (a heartbeat
+every ${REPLICA_HEARTBEAT_MS / 1000} s; one silent for ${REPLICA_LIVE_MS / 1000} s is not listed), oldest first. Reads
+only; needs no store key.
+--json (state directory): {"backend":"file","state_dir":"…","gateway":{"listen","name","pid","started_at_unix_ms"}|null}
+--json (database): {"backend":"postgres","database":"postgres://USER@HOST:PORT/DB",
+  "replicas":[{"id","addresses":["HOST:PORT",…],"started_at_unix_ms","last_heartbeat_unix_ms"}]}`,
+  options: {},
+  positionals: [],
+});
+
+async function runGatewayStatus(args: ParsedCommand, context: CliContext): Promise<number> {
+  const database = resolveDatabase(args, context.env);
+  const { out } = context;
+  if (database !== null) {
+    const replicas = await listLiveReplicas(database.databaseUrl);
+    const report = { backend: 'postgres' as const, database: redactDatabaseUrl(database.databaseUrl), replicas };
+    if (out.json) {
+      out.document(report);
+      return EXIT_OK;
+    }
+    out.line(`Backend: PostgreSQL ${report.database}`);
+    if (replicas.length === 0) out.line('No live replica.');
+    else out.line(`${replicas.length} live replica${replicas.length === 1 ? '' : 's'}:`);
+    for (const r of replicas) out.line(`  ${r.id}  ${r.addresses.join(', ') || '(no address)'}  started ${new Date(r.started_at_unix_ms).toISOString()}`);
+    return EXIT_OK;
+  }
+  const stateDir = resolveStateDir(args, context.env);
+  const running = await readRunningGateway(stateDir);
+  const gateway = running === null ? null : { listen: running.listen, name: running.name, pid: running.pid, started_at_unix_ms: running.started_at_unix_ms };
+  if (out.json) {
+    out.document({ backend: 'file', state_dir: stateDir, gateway });
+    return EXIT_OK;
+  }
+  out.line(`Backend: state directory ${stateDir}`);
+  out.line(gateway === null ? 'No gateway is running on it.' : `Gateway running: ${gateway.listen} (pid ${gateway.pid}${gateway.name === null ? '' : `, ${gateway.name}`})`);
+  return EXIT_OK;
+}
+
 export const GATEWAY_GROUP = defineGroup({
   name: 'gateway',
   description: 'The gateway itself, headless, on the state directory; and the gateways nearby.',
-  subcommands: { run: { spec: RUN_SPEC, run: runGatewayRun }, discover: { spec: DISCOVER_SPEC, run: runGatewayDiscover } },
+  subcommands: {
+    run: { spec: RUN_SPEC, run: runGatewayRun },
+    status: { spec: STATUS_SPEC, run: runGatewayStatus },
+    discover: { spec: DISCOVER_SPEC, run: runGatewayDiscover },
+  },
 });
 
 export function run(argv: string[], context: CliContext): Promise<number> {

@@ -3,6 +3,7 @@
  * recover from damage when the operator chooses to accept the loss.
  */
 
+import path from 'node:path';
 import { repairState, verifyState } from '../../gateway/state-repair.js';
 import { chooseKeychain } from '../../platform/keychain-choice.js';
 import type { CommandSpec, ParsedCommand } from '../args.js';
@@ -18,6 +19,7 @@ import { SCHEMA_VERSION } from '../../store/pg/pg-schema.js';
 import { openExistingAdmin, stateLabel } from '../state-open.js';
 import { defineCommand, defineGroup } from '../help.js';
 import { EXIT_OK } from '../output.js';
+import { migrateFromDir } from './state-migrate.js';
 
 const VERIFY_SPEC: CommandSpec = defineCommand({
   name: 'state verify',
@@ -99,25 +101,69 @@ async function runVerifyDatabase(args: ParsedCommand, context: CliContext): Prom
 
 const MIGRATE_SPEC: CommandSpec = defineCommand({
   name: 'state migrate',
-  summary: 'apply the schema migrations of the state database (--database-url)',
-  description: `Applies the schema migrations the state database (--database-url or PALYRA_DATABASE_URL) lacks, in one
-transaction under an advisory lock (replicas starting at the same time are safe: each migration is applied once). Every
-'palyra gateway run --database-url' does the same at start. An unreachable database, a wrong password or a missing
-database is error[state_unavailable]; a malformed URL error[invalid_argument].`,
-  options: {},
+  summary: 'apply the state database schema, or copy a state directory into an empty database',
+  usage: ['[--database-url URL]', '--from-dir DIR --to URL [--store-key-file FILE]'],
+  description: `Without --from-dir: applies the schema migrations the state database (--database-url or PALYRA_DATABASE_URL)
+lacks, in one transaction under an advisory lock (replicas starting at the same time are safe: each migration is applied
+once). Every 'palyra gateway run --database-url' does the same at start.
+
+With --from-dir DIR --to URL: moves a gateway's state directory into an EMPTY state database without re-pairing: the CA,
+paired devices and their certificates, revocations, roles, the pairing runtime and the whole audit chain, verified end to
+end before (as 'palyra state verify') and after the copy, in one transaction (a failure copies nothing). The database
+keeps the directory's store key: it is written to --store-key-file FILE (a new file, 0600; give every replica a copy) or
+to the OS keychain entry of the URL. Stop the gateway on DIR first: what it changes afterwards is not copied. A database
+that holds any state is error[state_not_empty].
+
+An unreachable database, a wrong password or a missing database is error[state_unavailable]; a malformed URL
+error[invalid_argument].`,
+  options: {
+    'from-dir': { type: 'string', placeholder: 'DIR', description: 'the gateway state directory to copy (with --to)' },
+    to: { type: 'string', placeholder: 'URL', description: 'the empty state database to copy it into: postgres://…' },
+  },
   positionals: [],
-  notes: ['With --json: {"migrated":true,"database":"postgres://USER@HOST:PORT/DB","applied":[N,…],"schema_version":N}'],
+  notes: [
+    'With --json: {"migrated":true,"database":"postgres://USER@HOST:PORT/DB","applied":[N,…],"schema_version":N}',
+    `With --from-dir, --json: {"migrated":true,"from_dir":"…","database":"postgres://USER@HOST:PORT/DB","schema_version":N,
+"documents":{"identity/state.v1.json":{"generation":N},"node-runtime.v1.json":{"generation":N}},"paired_devices":N,
+"revoked_devices":N,"audit":{"entries":N,"head":{"seq":N,"hash":"…"},"target_head":{"seq":N,"hash":"…"}},
+"store_key":{"location":"file","path":"…"}|{"location":"os","account":"store-key:postgres://…"}}`,
+  ],
 });
 
 async function runMigrate(args: ParsedCommand, context: CliContext): Promise<number> {
+  const fromDir = args.string('from-dir');
+  const to = args.string('to');
+  if (fromDir !== undefined || to !== undefined) return runMigrateFromDir(args, context, fromDir, to);
   const database = resolveDatabase(args, context.env);
-  if (database === null) throw usageError('state migrate needs --database-url URL (or PALYRA_DATABASE_URL)', MIGRATE_SPEC.name);
+  if (database === null) throw usageError('state migrate needs --database-url URL (or PALYRA_DATABASE_URL), or --from-dir DIR --to URL', MIGRATE_SPEC.name);
   validateDatabaseUrl(database.databaseUrl);
   const { applied } = await migrateDatabase(database.databaseUrl, Date.now());
   const report = { migrated: true, database: redactDatabaseUrl(database.databaseUrl), applied, schema_version: SCHEMA_VERSION };
   const { out } = context;
   if (out.json) out.document(report);
   else out.line(applied.length === 0 ? `Schema of ${report.database} is up to date (version ${SCHEMA_VERSION}).` : `Applied migrations ${applied.join(', ')} to ${report.database} (now version ${SCHEMA_VERSION}).`);
+  return EXIT_OK;
+}
+
+async function runMigrateFromDir(args: ParsedCommand, context: CliContext, fromDir: string | undefined, to: string | undefined): Promise<number> {
+  if (fromDir === undefined || fromDir === '') throw usageError('--to URL needs --from-dir DIR (the state directory to copy)', MIGRATE_SPEC.name);
+  if (to === undefined || to === '') throw usageError('--from-dir DIR needs --to URL (the empty state database to copy it into)', MIGRATE_SPEC.name);
+  if (args.string('database-url') !== undefined) throw usageError('--from-dir … --to URL names the database: drop --database-url', MIGRATE_SPEC.name);
+  if (args.string('state-dir') !== undefined) throw usageError('--from-dir names the state directory to copy: drop --state-dir', MIGRATE_SPEC.name);
+  validateDatabaseUrl(to);
+  const keyFile = args.string('store-key-file') ?? (context.env.PALYRA_STORE_KEY_FILE === '' ? undefined : context.env.PALYRA_STORE_KEY_FILE);
+  const keychain = (await chooseKeychain(context.env)).keychain;
+  const report = await migrateFromDir({ fromDir, to: { databaseUrl: to, storeKeyFile: keyFile === undefined ? null : path.resolve(keyFile) }, keychain });
+  const { out } = context;
+  if (out.json) {
+    out.document(report);
+    return EXIT_OK;
+  }
+  out.line(`Copied ${report.from_dir} into ${report.database}:`);
+  out.line(`  ${report.paired_devices} paired devices, ${report.revoked_devices} revoked; CA and pairing runtime`);
+  out.line(`  audit log: ${report.audit.entries} entries, chain verified before and after the copy (+ state_migrated)`);
+  out.line(report.store_key.location === 'file' ? `  store key: ${report.store_key.path} (give every replica a copy)` : `  store key: OS keychain (${report.store_key.account})`);
+  out.line(`Start the replicas with --database-url; stop the gateway on ${report.from_dir} for good.`);
   return EXIT_OK;
 }
 

@@ -12,6 +12,8 @@ import type { PgContext } from './pg-context.js';
 
 /** Rows read per step by verifyChain (bounded memory whatever the chain's length). */
 const VERIFY_PAGE = 5_000;
+/** Rows per INSERT when importing a file log. */
+const IMPORT_PAGE = 1_000;
 
 export class PgAuditLog {
   readonly #db: PgContext;
@@ -64,6 +66,20 @@ export class PgAuditLog {
       [written.map((w) => w.seq), written.map((w) => JSON.stringify(w)), written.map((w) => w.hash)],
     );
     return written;
+  }
+
+  /**
+   * `state migrate --from-dir`: copies a file log's entries as they are (prev, hash and alg unchanged, so the chain
+   * still verifies under the same store key), in the caller's transaction. Only into an empty table.
+   */
+  async importEntries(entries: readonly AuditEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += IMPORT_PAGE) {
+      const page = entries.slice(i, i + IMPORT_PAGE);
+      await this.#db.query(
+        'INSERT INTO palyra_audit (seq, entry, hash) SELECT * FROM unnest($1::bigint[], $2::jsonb[], $3::text[])',
+        [page.map((e) => e.seq), page.map((e) => JSON.stringify(e)), page.map((e) => e.hash)],
+      );
+    }
   }
 
   async tail(n: number): Promise<AuditEntry[]> {

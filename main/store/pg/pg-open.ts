@@ -19,7 +19,7 @@ import { PgStateBackend } from './pg-state-backend.js';
 
 /** A sealed constant: decrypts only with the key the database was set up with. */
 export const KEY_CHECK_SECRET = 'palyra/key-check.v1';
-const KEY_CHECK_VALUE = 'palyra-store-key-check-v1';
+export const KEY_CHECK_VALUE = 'palyra-store-key-check-v1';
 
 export interface PgStateLocation {
   /** postgres://… (env PALYRA_DATABASE_URL). */

@@ -5,6 +5,7 @@
  *   palyra_schema   (version, applied_at_unix_ms)              one row per applied migration
  *   palyra_secrets  (key, version, sealed)                     sealed with the store key (AEAD, AAD = the key)
  *   palyra_audit    (seq, entry JSON incl. prev + hash, hash)  the keyed audit chain, one row per entry
+ *   palyra_replicas (id, addresses, started_at_unix_ms, last_heartbeat_unix_ms)   the replicas seen (version 2)
  * Documents (identity state, pairing runtime) are palyra_secrets rows whose `version` is their write counter
  * (change detection); the CA lives there too. The store key itself is never stored.
  */
@@ -30,6 +31,17 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
         seq bigint PRIMARY KEY CHECK (seq > 0),
         entry jsonb NOT NULL,
         hash text NOT NULL
+      );`,
+  },
+  {
+    // The replicas seen (pg-replicas.ts): not secret, not part of the trust state.
+    version: 2,
+    sql: `
+      CREATE TABLE palyra_replicas (
+        id text PRIMARY KEY,
+        addresses jsonb NOT NULL,
+        started_at_unix_ms bigint NOT NULL,
+        last_heartbeat_unix_ms bigint NOT NULL
       );`,
   },
 ];

@@ -21,6 +21,7 @@ import type { PgAuditLog } from './pg-audit-log.js';
 import type { PgContext } from './pg-context.js';
 import { PG_CONNECT_TIMEOUT_MS } from './pg-context.js';
 import { NOTIFY_CHANNEL } from './pg-schema.js';
+import { PgReplicas } from './pg-replicas.js';
 import type { PgSecretStore } from './pg-secret-store.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- documents of any state and operation type
@@ -60,12 +61,15 @@ export class PgStateBackend implements StateBackend {
   #closed = false;
   /** Times the notification connection was (re)established (tests and status). */
   listenConnects = 0;
+  /** The replicas seen on this database (a gateway registers itself; anyone may list the live ones). */
+  readonly replicas: PgReplicas;
 
   constructor(options: PgStateBackendOptions) {
     this.#db = options.db;
     this.#store = options.store;
     this.audit = options.audit;
     this.#clock = options.clock ?? Date.now;
+    this.replicas = new PgReplicas(options.db);
   }
 
   get commitBatches(): number {
@@ -293,6 +297,7 @@ export class PgStateBackend implements StateBackend {
   }
 
   async close(): Promise<void> {
+    await this.replicas.unregister();
     this.#closed = true;
     if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;

@@ -87,6 +87,7 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   state_corrupt: 'The saved state is damaged.',
   state_rollback: 'The saved state went back to an older version (rollback detected).',
   state_lock_timeout: 'Another Palyra process is holding the state. Wait a moment and retry.',
+  state_not_empty: 'The target database already holds a gateway state; nothing was copied. Use an empty database.',
   state_unavailable: 'The state database cannot be reached right now; nothing was changed. It retries by itself once the database is back.',
   keychain_locked: 'Your keychain is locked. Unlock your keychain (login keyring) and retry.',
   keychain_unavailable: 'No keychain is available on this system.',
