@@ -228,6 +228,8 @@ export class Gateway {
       allowServerGeneratedKeys: options.allowServerGeneratedKeys,
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
       requirePake: options.requirePake ?? false,
+      // Workers and database replicas share the guessing budget: each PIN failure is written before it is answered.
+      sharedBudget: (options.peers !== undefined && options.peers !== null) || admin.backendKind === 'postgres',
     });
     let pushQueued: (deviceId: string) => void = () => undefined;
     const dispatcher = new CapabilityDispatcher({

@@ -104,6 +104,12 @@ export interface PairingServiceOptions {
   sessions?: PairingSessionRegistry;
   /** `--require-pake`: a v1 PIN Begin (the PIN in the clear) is refused with `pake_required`. */
   requirePake?: boolean;
+  /**
+   * Other gateway processes count against the same budget (`--workers`, replicas on one database): each PIN failure
+   * is then written before its caller is answered, so the next check in any process sees it (a single process
+   * batches them, at most `BUDGET_PERSIST_INTERVAL_MS` apart, since it sees its own unwritten ones).
+   */
+  sharedBudget?: boolean;
 }
 
 interface Reservation {
@@ -181,6 +187,7 @@ export class PairingService {
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #requirePake: boolean;
+  readonly #sharedBudget: boolean;
   /**
    * Answered v2 exchanges not yet confirmed: counted as failures in every budget check until they confirm. Each is
    * durable too (RuntimeState.pakeGuesses), so whichever replica the Complete reaches settles it exactly once.
@@ -195,6 +202,7 @@ export class PairingService {
     this.#allowLegacyDeviceIds = o.allowLegacyDeviceIds ?? false;
     this.#sessions = o.sessions ?? new PairingSessionRegistry();
     this.#requirePake = o.requirePake ?? false;
+    this.#sharedBudget = o.sharedBudget ?? false;
     o.admin.onChange((change) => {
       if (change.runtime || change.identity) this.#wake();
     });
@@ -380,6 +388,12 @@ export class PairingService {
     this.#aggregates.set(key, aggregate);
     if (tripped || this.#aggregates.size >= MAX_FAILURE_AGGREGATES) {
       await this.#flush({ audit: true });
+    } else if (method === 'pin' && this.#sharedBudget) {
+      // Written before the answer; a failed write keeps the failure pending (still counted here) for the next flush.
+      await this.#flush({ audit: false }).catch(() => {
+        this.#scheduleBudgetPersist(now);
+      });
+      this.#scheduleAuditFlush();
     } else {
       if (input.method.kind === 'pin') this.#scheduleBudgetPersist(now);
       this.#scheduleAuditFlush();

@@ -145,6 +145,30 @@ describe('failed code lookups', () => {
     expect((await again.service.begin(attempt('pin', next))).sessionId).toHaveLength(26);
   });
 
+  it('with a shared budget (workers, replicas), write each PIN failure before answering, so two processes trip it at the 20th together', async () => {
+    const { dir, admin } = await fresh();
+    const pin = await mintPin(admin);
+    const wrong = pin === '000000' ? '000001' : '000000';
+    // Two gateway processes on one state, as `--workers 2` runs them; no timer is ever fired here.
+    const a = new PairingService({ admin, timers: manualTimers(), sharedBudget: true });
+    const otherAdmin = await GatewayAdmin.open({ stateDir: dir, keychain: null });
+    cleanups.push(() => otherAdmin.close());
+    const b = new PairingService({ admin: otherAdmin, timers: manualTimers(), sharedBudget: true });
+    for (let i = 0; i < 19; i++) {
+      const service = i % 2 === 0 ? a : b;
+      expect(await codeOf(() => service.begin(attempt('pin', wrong)))).toBe('pairing_code_invalid');
+      // Durable as the caller hears it: the state on disk already holds it.
+      await admin.refreshIfChanged();
+      expect(admin.runtime.pinFailuresSinceMint).toBe(i + 1);
+    }
+    // The 20th, on the second process, trips the budget for both: neither may try the right PIN now.
+    expect(await codeOf(() => b.begin(attempt('pin', wrong)))).toBe('pairing_code_invalid');
+    expect(await codeOf(() => a.begin(attempt('pin', pin)))).toBe('pairing_budget_exhausted');
+    expect(await codeOf(() => b.begin(attempt('pin', pin)))).toBe('pairing_budget_exhausted');
+    await a.close();
+    await b.close();
+  });
+
   it('do not count PIN failures from before the operator minted the current code', async () => {
     const { admin, service, timers } = await fresh();
     await mintPin(admin);
