@@ -27,6 +27,11 @@ export interface GatewaySettings {
   name: string | null;
   /** Announce over DNS-SD while listening beyond loopback (absent = yes). */
   announce?: boolean;
+  /**
+   * The PostgreSQL state, by its redacted URL (no password, no query: the URL itself is in the keychain or the app's
+   * secret store); absent/null = the embedded file backend in the state directory.
+   */
+  database?: string | null;
 }
 
 /** Who can reach the hosted gateway: `local` = this computer only (loopback), `lan` = devices on this network. */
@@ -83,7 +88,9 @@ const nameSchema = z
 
 const settingsSchema = z.looseObject({
   version: z.literal(SETTINGS_VERSION),
-  gateway: z.looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema, announce: z.boolean().optional() }).optional(),
+  gateway: z
+    .looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema, announce: z.boolean().optional(), database: z.string().min(1).max(2048).nullable().optional() })
+    .optional(),
 });
 
 function parseSettings(text: string, file: string): AppSettings {
@@ -98,6 +105,7 @@ function parseSettings(text: string, file: string): AppSettings {
   if (parsed.gateway !== undefined) {
     settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
     if (parsed.gateway.announce !== undefined) settings.gateway.announce = parsed.gateway.announce;
+    if (parsed.gateway.database !== undefined && parsed.gateway.database !== null) settings.gateway.database = parsed.gateway.database;
   }
   return settings;
 }
