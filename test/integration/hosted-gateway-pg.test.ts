@@ -6,6 +6,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { Gateway } from '../../main/gateway/gateway.js';
+import { GatewayAdmin } from '../../main/gateway/gateway-admin.js';
+import { KEYCHAIN_SERVICE, MemoryKeychain } from '../../main/store/keychain.js';
+import { pgStoreKeyAccount } from '../../main/store/pg/pg-open.js';
+import { tempDir } from '../helpers/identity.js';
 import { openTestApp } from '../helpers/desktop-app.js';
 import type { TestApp } from '../helpers/desktop-app.js';
 import { cliEnv, runCliJson } from '../helpers/cli.js';
@@ -111,6 +115,43 @@ describeWithPostgres('hosted gateway on PostgreSQL', () => {
     expect((await app.ok('gateway.listDevices')).devices.map((d) => d.device_id)).toEqual([paired.deviceId]);
     const restarted = await app.ok('gateway.configure', { enabled: true });
     expect(restarted).toMatchObject({ running: true, backend: 'postgres', ca_fingerprint: onPg.ca_fingerprint });
+  }, 180_000);
+
+  it('with an OS keychain: the URL and the store key are keychain entries, and after a restart the app is back on the database', async () => {
+    const keychain = new MemoryKeychain();
+    const { dir, cleanup } = await tempDir('palyra-app-pg-');
+    try {
+      const { url, redacted } = await passwordDatabase('hosted_keychain');
+      app = await openTestApp({ dir, gatewayKeychain: keychain });
+      const onPg = await app.ok('gateway.configure', { enabled: true, listen: '127.0.0.1:0', database_url: url });
+      expect(onPg).toMatchObject({ running: true, backend: 'postgres', database: redacted, error: null, key_location: 'os' });
+      const code = await app.ok('gateway.mintCode', { method: 'pin' });
+      expect(await keychain.get(KEYCHAIN_SERVICE, pgStoreKeyAccount(url))).not.toBeNull();
+      // In keychain mode no key file and no sealed URL record are made.
+      await expect(readdir(path.join(dir, 'userData', 'gateway-database'))).resolves.not.toContain('pg-store-key.v1');
+      await app.cleanup();
+      app = null;
+
+      // What the CLI does with the same keychain (openExistingPg, the store key by the URL's account) sees the code.
+      const admin = await GatewayAdmin.openExistingPg({ database: { databaseUrl: url, storeKeyFile: null }, stateDir: path.join(dir, 'cli-state'), keychain });
+      expect(admin?.listCodes().map((c) => c.expires_at_unix_ms)).toEqual([code.expires_at_unix_ms]);
+      await admin?.close();
+
+      // Restarted on the same user data: the URL comes back from the keychain, the same CA and code are there.
+      app = await openTestApp({ dir, gatewayKeychain: keychain });
+      expect(await app.ok('gateway.status')).toMatchObject({ running: true, backend: 'postgres', database: redacted, ca_fingerprint: onPg.ca_fingerprint, error: null });
+      expect((await app.ok('gateway.listCodes')).codes.map((c) => c.expires_at_unix_ms)).toEqual([code.expires_at_unix_ms]);
+      await app.cleanup();
+      app = null;
+
+      // A keychain without the URL: a coded error, not a silent fall back to the files.
+      app = await openTestApp({ dir, gatewayKeychain: new MemoryKeychain() });
+      expect(await app.ok('gateway.status')).toMatchObject({ running: false, backend: 'postgres', database: redacted, error: { code: 'not_found' } });
+      await app.cleanup();
+      app = null;
+    } finally {
+      await cleanup();
+    }
   }, 180_000);
 
   it('a wrong password, an unreachable server or a missing database is a coded error, changing nothing; a malformed URL is refused', async () => {
