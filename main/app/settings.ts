@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { PalyraError } from '../core/errors.js';
 import { parseHostPort, formatHostPort, isLoopbackHost } from '../core/net-address.js';
 import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
+import { redactDatabaseUrl } from '../store/pg/pg-errors.js';
 import { parseStateDocument } from '../store/state-schema.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -105,7 +106,8 @@ function parseSettings(text: string, file: string): AppSettings {
   if (parsed.gateway !== undefined) {
     settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
     if (parsed.gateway.announce !== undefined) settings.gateway.announce = parsed.gateway.announce;
-    if (parsed.gateway.database !== undefined && parsed.gateway.database !== null) settings.gateway.database = parsed.gateway.database;
+    // Only ever the redacted form: a URL with a password typed into the file by hand is not carried further.
+    if (parsed.gateway.database !== undefined && parsed.gateway.database !== null) settings.gateway.database = redactDatabaseUrl(parsed.gateway.database);
   }
   return settings;
 }
