@@ -27,6 +27,7 @@ import type { ChannelResult } from '../ipc/contract.js';
 import type { Keychain } from '../store/keychain.js';
 import { createChannelHandlers, deviceStatusView, revokedReasonOf } from './channel-handlers.js';
 import { FirstRunFile } from './first-run.js';
+import { DATABASE_SECRETS_DIR } from './hosted-database.js';
 import { HostedGateway } from './hosted-gateway.js';
 import type { ChannelHandlers, IpcLog, ParsedChannelArgs } from './ipc-router.js';
 import { PairingRuns, isPairingProgress } from './pairing-runs.js';
@@ -117,6 +118,7 @@ export class DesktopServices {
     this.#hosted = new HostedGateway({
       stateDir: o.stateDir,
       keychain: gatewayKeychain,
+      databaseDir: path.join(o.userDataDir, DATABASE_SECRETS_DIR),
       settingsFile: o.settingsFile,
       settings: o.settings,
       log,

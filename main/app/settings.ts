@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { PalyraError } from '../core/errors.js';
 import { parseHostPort, formatHostPort, isLoopbackHost } from '../core/net-address.js';
 import { ensurePrivateDir, errnoOf, writeFileAtomic } from '../store/atomic-file.js';
+import { redactDatabaseUrl } from '../store/pg/pg-errors.js';
 import { parseStateDocument } from '../store/state-schema.js';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -27,6 +28,11 @@ export interface GatewaySettings {
   name: string | null;
   /** Announce over DNS-SD while listening beyond loopback (absent = yes). */
   announce?: boolean;
+  /**
+   * The PostgreSQL state, by its redacted URL (no password, no query: the URL itself is in the keychain or the app's
+   * secret store); absent/null = the embedded file backend in the state directory.
+   */
+  database?: string | null;
 }
 
 /** Who can reach the hosted gateway: `local` = this computer only (loopback), `lan` = devices on this network. */
@@ -83,7 +89,9 @@ const nameSchema = z
 
 const settingsSchema = z.looseObject({
   version: z.literal(SETTINGS_VERSION),
-  gateway: z.looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema, announce: z.boolean().optional() }).optional(),
+  gateway: z
+    .looseObject({ enabled: z.boolean(), listen: listenSchema, name: nameSchema, announce: z.boolean().optional(), database: z.string().min(1).max(2048).nullable().optional() })
+    .optional(),
 });
 
 function parseSettings(text: string, file: string): AppSettings {
@@ -98,6 +106,8 @@ function parseSettings(text: string, file: string): AppSettings {
   if (parsed.gateway !== undefined) {
     settings.gateway = { enabled: parsed.gateway.enabled, listen: parsed.gateway.listen, name: parsed.gateway.name };
     if (parsed.gateway.announce !== undefined) settings.gateway.announce = parsed.gateway.announce;
+    // Only ever the redacted form: a URL with a password typed into the file by hand is not carried further.
+    if (parsed.gateway.database !== undefined && parsed.gateway.database !== null) settings.gateway.database = redactDatabaseUrl(parsed.gateway.database);
   }
   return settings;
 }

@@ -127,6 +127,10 @@ export const GatewayStatusSchema = z.object({
   announced: z.boolean().optional(),
   /** The announce setting (DNS-SD while on 'lan'). */
   announce: z.boolean().optional(),
+  /** Additive (issue 15): where the hosted gateway's trust state is, as configured: 'file' = the state dir, 'postgres' = a database. */
+  backend: z.enum(['file', 'postgres']).optional(),
+  /** The configured database URL, redacted (no password, no query); null on the file backend. */
+  database: z.string().nullable().optional(),
 });
 
 /** A gateway that announced itself over DNS-SD (a hint for PIN pairing; trust still comes from the pin). */
@@ -252,6 +256,11 @@ export const CHANNELS = {
       /** Moves the listen host to 127.0.0.1 ('local') or every interface ('lan'), keeping the port. */
       network: z.enum(['local', 'lan']).optional(),
       announce: z.boolean().optional(),
+      /**
+       * Additive (issue 15): a postgres:// or postgresql:// URL = host the trust state in PostgreSQL (the URL goes to the
+       * keychain, never to settings.json); null = back to the file backend; omitted = unchanged.
+       */
+      database_url: z.string().min(1).max(2048).nullable().optional(),
     }),
     result: GatewayStatusSchema,
   },

@@ -7,6 +7,7 @@ import type { BrowserHost } from '../../main/app/browser-host.js';
 import { DesktopServices } from '../../main/app/services.js';
 import type { ChannelArgs, ChannelName, ChannelResult } from '../../main/ipc/contract.js';
 import { MemoryKeychain } from '../../main/store/keychain.js';
+import type { Keychain } from '../../main/store/keychain.js';
 import { tempDir } from './identity.js';
 import { connectIpc } from './ipc-client.js';
 import type { IpcClient } from './ipc-client.js';
@@ -23,15 +24,19 @@ export interface TestApp {
   cleanup(): Promise<void>;
 }
 
-export async function openTestApp(options: { rendererDir?: string } = {}): Promise<TestApp> {
-  const { dir, cleanup } = await tempDir('palyra-app-');
+/**
+ * `dir`: an existing directory to use (kept at cleanup: a second app on the same user data, as after a restart);
+ * `gatewayKeychain`: the hosted gateway's keychain (default null: key files).
+ */
+export async function openTestApp(options: { rendererDir?: string; dir?: string; gatewayKeychain?: Keychain | null } = {}): Promise<TestApp> {
+  const { dir, cleanup } = options.dir === undefined ? await tempDir('palyra-app-') : { dir: options.dir, cleanup: () => Promise.resolve() };
   const logs: string[] = [];
   const services = await DesktopServices.open({
     log: (line) => logs.push(JSON.stringify(line)),
     userDataDir: path.join(dir, 'userData'),
     keychain: 'os',
     osKeychain: new MemoryKeychain(),
-    gatewayKeychain: null,
+    gatewayKeychain: options.gatewayKeychain ?? null,
     mode: 'browser',
     // No multicast DNS from an app inside the test process (DNS-SD is tested in a network namespace only).
     discovery: 'off',

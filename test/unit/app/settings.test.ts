@@ -33,6 +33,22 @@ describe('SettingsFile', () => {
     expect(JSON.parse(await readFile(file.file, 'utf8'))).toMatchObject({ version: 1 });
   });
 
+  it('keeps a database by its redacted URL only, also when the file was edited to hold a password', async () => {
+    const dir = await userData();
+    const file = new SettingsFile(dir);
+    await file.save({ gateway: { enabled: true, listen: '127.0.0.1:0', name: null, database: 'postgres://palyra@db:5432/palyra' } });
+    expect((await new SettingsFile(dir).load()).gateway.database).toBe('postgres://palyra@db:5432/palyra');
+    await writeFile(
+      file.file,
+      JSON.stringify({ version: 1, gateway: { enabled: true, listen: '127.0.0.1:0', name: null, database: 'postgres://palyra:hand-typed@db:5432/palyra?sslmode=require' } }),
+    );
+    const loaded = await new SettingsFile(dir).load();
+    expect(loaded.gateway.database).toBe('postgres://palyra@db:5432/palyra');
+    expect(JSON.stringify(loaded)).not.toContain('hand-typed');
+    await file.save({ gateway: { enabled: true, listen: '127.0.0.1:0', name: null } });
+    expect((await new SettingsFile(dir).load()).gateway.database).toBeUndefined();
+  });
+
   it('reports a corrupt or foreign file as state_corrupt instead of replacing it', async () => {
     const dir = await userData();
     const file = new SettingsFile(dir);
