@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { isClientKind } from '../core/client-kind.js';
 import type { ClientKind } from '../core/client-kind.js';
-import { ERROR_CATALOGUE, PalyraError, isPalyraError, toPalyraError } from '../core/errors.js';
+import { ERROR_CATALOGUE, PalyraError, toPalyraError } from '../core/errors.js';
 import type { ErrorCode, GrpcStatusName } from '../core/errors.js';
 import { isCanonicalId, newUlid } from '../core/ids.js';
 import { verifyCsrBinding } from '../core/handshake.js';
@@ -154,19 +154,13 @@ export interface NodeRpcContext {
 type Call = { getAuthContext(): unknown; getPeer(): string };
 
 /**
- * `enforceCertBoundDevice`, re-checked once after reading the state again when it refuses: another process on the
- * same state (a sibling worker of `gateway run --workers N`, the desktop app) may have paired or rotated the device
- * since this one last read it. A stat when nothing changed; the refusal stands if the state still says so.
+ * `enforceCertBoundDevice` on the state as it is on disk now: another process on the same state (a sibling worker of
+ * `gateway run --workers N`, the CLI, the desktop app) may have paired, rotated or revoked the device since this one
+ * last read it — a revocation the CLI has acknowledged must not be accepted here in the moments before the change
+ * watcher fires. A stat when nothing changed.
  */
 async function enforceCertBoundDeviceFresh(ctx: NodeRpcContext, call: Call, deviceId: string): Promise<void> {
-  try {
-    enforceCertBoundDevice(ctx, call, deviceId);
-    return;
-  } catch (error) {
-    if (!isPalyraError(error, 'permission_denied')) throw error;
-    const change = await ctx.admin.refreshIfChanged();
-    if (!change.identity) throw error;
-  }
+  await ctx.admin.refreshIfChanged();
   enforceCertBoundDevice(ctx, call, deviceId);
 }
 
