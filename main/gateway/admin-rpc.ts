@@ -94,6 +94,20 @@ export class AdminRpc {
     return { deviceId, fingerprint };
   }
 
+  /**
+   * `authorize` on the state as it is now: a role withdrawn or a device revoked by another process (the CLI, a sibling
+   * worker, another replica) is refused at once, not only once the change watcher fires. A state that cannot be read
+   * now leaves the last one read in force. The refusal comes back as the error, not thrown.
+   */
+  async #authorizeFresh(call: AuthCall): Promise<string | Error> {
+    await this.#ctx.admin.refreshIfChanged().catch(() => undefined);
+    try {
+      return this.authorize(call).deviceId;
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+
   /** The admin device whose CURRENT, unrevoked certificate has this fingerprint, else null. */
   #adminFor(fingerprint: string): string | null {
     const identity = this.#ctx.admin.identity;
@@ -136,24 +150,24 @@ export class AdminRpc {
     const admin = ctx.admin;
     const unary = <Req, Res>(name: string, handler: (request: Req, deviceId: string) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> => {
       return (call, callback) => {
-        let deviceId: string;
-        try {
-          deviceId = this.authorize(call).deviceId;
-        } catch (e) {
-          callback(toServiceError(e));
-          return;
-        }
-        Promise.resolve()
-          .then(() => handler(call.request, deviceId))
-          .then(
-            (response) => {
-              callback(null, response);
-            },
-            (e: unknown) => {
-              ctx.log({ event: 'admin.call_failed', method: name, device_id: deviceId });
-              callback(toServiceError(e));
-            },
-          );
+        void this.#authorizeFresh(call).then((authorized) => {
+          if (authorized instanceof Error) {
+            callback(toServiceError(authorized));
+            return;
+          }
+          const deviceId = authorized;
+          Promise.resolve()
+            .then(() => handler(call.request, deviceId))
+            .then(
+              (response) => {
+                callback(null, response);
+              },
+              (e: unknown) => {
+                ctx.log({ event: 'admin.call_failed', method: name, device_id: deviceId });
+                callback(toServiceError(e));
+              },
+            );
+        });
       };
     };
 

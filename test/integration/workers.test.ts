@@ -284,6 +284,20 @@ describe('palyra gateway run --workers N', () => {
     expect(watchWorkers()).toEqual(new Set([1, 2]));
     const revoke = await runCli(['devices', 'revoke-admin', adminDevice.deviceId, '--state-dir', stateDir]);
     expect(revoke.code, revoke.stderr).toBe(0);
+    // Acknowledged means refused everywhere at once: calls on fresh connections (both workers) right after the CLI
+    // exited, before any change watcher need have fired, are all denied.
+    for (let i = 0; i < 4; i++) {
+      const client = adminClient();
+      const refused = await withDeadline(
+        new Promise<RpcFailure | null>((resolve) => {
+          client.ListDevices({}, (error) => {
+            resolve(error === null ? null : failureOf(error));
+          });
+        }),
+        { what: 'ListDevices after revoke-admin' },
+      );
+      expect(refused).toMatchObject({ code: grpc.status.PERMISSION_DENIED, palyraCode: 'permission_denied' });
+    }
     for (const w of watches) {
       expect(await withDeadline(w.ended, { what: 'a WatchEvents stream to end' })).toMatchObject({ code: grpc.status.PERMISSION_DENIED, palyraCode: 'permission_denied' });
     }
