@@ -6,9 +6,10 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
-import { cliEnv, runCli, runCliJson, startGatewayProcess } from '../helpers/cli.js';
+import { cliEnv, runCli, runCliJson } from '../helpers/cli.js';
 import type { GatewayProcess } from '../helpers/cli.js';
-import { tempDir } from '../helpers/identity.js';
+import { cleanedDir, startPgCluster } from '../helpers/pg-cluster.js';
+import type { PgCluster } from '../helpers/pg-cluster.js';
 import { describeWithPostgres, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import {
@@ -27,35 +28,13 @@ const cleanups: (() => Promise<void> | void)[] = [];
 let server: PostgresServer | undefined;
 let databases = 0;
 
-interface Cluster {
-  url: string;
-  keyFile: string;
-  /** Global options naming the database (and a state dir of its own for the CLI's local files). */
-  db: (stateDir?: string) => string[];
-  replicas: (GatewayProcess & { stateDir: string })[];
-}
+type Cluster = PgCluster;
 
-async function newDir(prefix: string): Promise<string> {
-  const { dir, cleanup } = await tempDir(prefix);
-  cleanups.push(cleanup);
-  return dir;
-}
+const newDir = (prefix: string): Promise<string> => cleanedDir(cleanups, prefix);
 
 async function cluster(replicas: number): Promise<Cluster> {
   databases += 1;
-  const url = await server!.createDatabase(`cluster_${databases}`);
-  const keyDir = await newDir('palyra-pg-key-');
-  const keyFile = path.join(keyDir, 'store.key');
-  const cliDir = await newDir('palyra-pg-cli-');
-  const db = (stateDir = cliDir): string[] => ['--database-url', url, '--store-key-file', keyFile, '--state-dir', stateDir];
-  const started: Cluster['replicas'] = [];
-  for (let i = 0; i < replicas; i++) {
-    const stateDir = await newDir(`palyra-pg-replica${i}-`);
-    const gateway = await startGatewayProcess(stateDir, ['--database-url', url, '--store-key-file', keyFile]);
-    cleanups.push(() => gateway.kill());
-    started.push({ ...gateway, stateDir });
-  }
-  return { url, keyFile, db, replicas: started };
+  return startPgCluster({ server: server!, database: `cluster_${databases}`, replicas, cleanups });
 }
 
 beforeAll(async () => {

@@ -3,7 +3,6 @@
 // ExchangePinPake on B, CompletePairingSession on C and the status long-poll on A; a QR session completed twice at
 // once on two replicas (exactly one files the request); the session never in the clear in the database; and two
 // gateways on one state directory (file backend) sharing a session the same way.
-import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceIdentity, generatePairingKeyExchange, x25519Commitment } from '../../main/core/device-identity.js';
@@ -20,9 +19,9 @@ import type { ExchangePinPakeResponse__Output } from '../../main/rpc/generated/p
 import type { CompletePairingSessionResponse__Output, NodeServiceClient } from '../../main/rpc/node-service.js';
 import { callUnary } from '../../main/rpc/rpc-errors.js';
 import { ensureBuilt } from '../helpers/build.js';
-import { runCli, runCliJson, startGatewayProcess } from '../helpers/cli.js';
+import { runCli, runCliJson } from '../helpers/cli.js';
 import type { GatewayProcess } from '../helpers/cli.js';
-import { tempDir } from '../helpers/identity.js';
+import { cleanedDir, startPgCluster } from '../helpers/pg-cluster.js';
 import { describeWithPostgres, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import { anonymousClient, beginRequest, certifiedClient, completeRequest, newRawDevice, ok, rpc } from '../helpers/raw-pairing.js';
@@ -31,12 +30,6 @@ import type { GatewayEndpoint } from '../helpers/raw-pairing.js';
 const cleanups: (() => Promise<void> | void)[] = [];
 let server: PostgresServer | undefined;
 let databases = 0;
-
-async function newDir(prefix: string): Promise<string> {
-  const { dir, cleanup } = await tempDir(prefix);
-  cleanups.push(cleanup);
-  return dir;
-}
 
 function client(endpoint: GatewayEndpoint): NodeServiceClient {
   const c = anonymousClient(endpoint);
@@ -48,19 +41,9 @@ function client(endpoint: GatewayEndpoint): NodeServiceClient {
 
 async function cluster(replicas: number) {
   databases += 1;
-  const url = await server!.createDatabase(`sessions_${databases}`);
-  const keyFile = path.join(await newDir('palyra-pg-key-'), 'store.key');
-  const cliDir = await newDir('palyra-pg-cli-');
-  const db = (stateDir = cliDir): string[] => ['--database-url', url, '--store-key-file', keyFile, '--state-dir', stateDir];
-  const started: (GatewayProcess & { stateDir: string })[] = [];
-  for (let i = 0; i < replicas; i++) {
-    const stateDir = await newDir(`palyra-pg-replica${i}-`);
-    const gateway = await startGatewayProcess(stateDir, ['--database-url', url, '--store-key-file', keyFile]);
-    cleanups.push(() => gateway.kill());
-    started.push({ ...gateway, stateDir });
-  }
-  const caCertificatePem = (await runCli(['ca', 'export', ...db()])).stdout;
-  return { url, db, replicas: started, caCertificatePem, endpoint: (r: GatewayProcess): GatewayEndpoint => ({ listen: r.ready.listen, caCertificatePem }) };
+  const started = await startPgCluster({ server: server!, database: `sessions_${databases}`, replicas, cleanups });
+  const caCertificatePem = (await runCli(['ca', 'export', ...started.db()])).stdout;
+  return { ...started, caCertificatePem, endpoint: (r: GatewayProcess): GatewayEndpoint => ({ listen: r.ready.listen, caCertificatePem }) };
 }
 
 /** PIN pairing v2 split over replicas, as an independent client would run it. */
@@ -281,8 +264,7 @@ describeWithPostgres('pairing sessions shared by replicas on PostgreSQL', () => 
 
 describe('pairing sessions shared by gateways on one state directory', () => {
   it('Begin on one gateway process, Complete on another, twice at once: one request', async () => {
-    const { dir, cleanup } = await tempDir('palyra-gw-shared-');
-    cleanups.push(cleanup);
+    const dir = await cleanedDir(cleanups, 'palyra-gw-shared-');
     const start = () =>
       Gateway.start({ stateDir: dir, listen: { host: '127.0.0.1', port: 0 }, name: 'Shared', insecureNodeRpcOptOut: false, allowServerGeneratedKeys: false, allowLegacyDeviceIds: false, keychain: null });
     const first = await start();
