@@ -42,7 +42,7 @@ import { GatewayAnnouncer } from './discovery.js';
 import { reachableAddresses } from './lan-addresses.js';
 import type { Reachability } from './lan-addresses.js';
 import { createNodeRpcHandlers, endStreamAndFlush, toServiceError } from './node-rpc.js';
-import { AUDIT_FLUSH_INTERVAL_MS, PairingService } from './pairing-service.js';
+import { PairingService } from './pairing-service.js';
 import { RUNTIME_STATE_KEY } from './runtime-state.js';
 
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7444 } as const;
@@ -116,24 +116,6 @@ export interface CapabilityCall {
   maxPayloadBytes?: number;
   timeoutMs?: number;
 }
-
-/**
- * A worker of `--workers N` persists PIN failures at once instead of at most once a second: the guessing budget is
- * shared through the state, and each worker only sees its own unpersisted failures, so a one-second window per
- * worker would let N of them together overshoot the budget. Audit aggregates keep their 10 s flush.
- */
-const WORKER_PAIRING_TIMERS = {
-  set(fn: () => void, ms: number): unknown {
-    if (ms < AUDIT_FLUSH_INTERVAL_MS) return { immediate: setImmediate(fn) };
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clear(handle: unknown): void {
-    if (typeof handle === 'object' && handle !== null && 'immediate' in handle) clearImmediate((handle as { immediate: NodeJS.Immediate }).immediate);
-    else clearTimeout(handle as NodeJS.Timeout);
-  },
-};
 
 type NodeStream = grpc.ServerDuplexStream<NodeEventRequest__Output, NodeEventResponse>;
 
@@ -224,7 +206,6 @@ export class Gateway {
     const pairing = new PairingService({
       admin,
       clock,
-      ...(options.peers === undefined || options.peers === null ? {} : { timers: WORKER_PAIRING_TIMERS }),
       allowServerGeneratedKeys: options.allowServerGeneratedKeys,
       allowLegacyDeviceIds: options.allowLegacyDeviceIds,
       requirePake: options.requirePake ?? false,
