@@ -25,7 +25,8 @@
  * Callers hold the state lock around `refresh` and `commit` (see state-lock.ts).
  */
 
-import { open, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { PalyraError } from '../core/errors.js';
 import { faultCompactEvery, ioBoundary } from './io-faults.js';
@@ -76,9 +77,10 @@ function isStatable(store: SecretStore): store is StatableSecretStore {
   return typeof (store as Partial<StatableSecretStore>).statSecret === 'function';
 }
 
-async function stampOf(file: string): Promise<FileStamp | null> {
+function stampOf(file: string): FileStamp | null {
   try {
-    const s = await stat(file);
+    // Synchronous: one stat is cheaper than the thread-pool round trip of the asynchronous form (polled per call).
+    const s = statSync(file);
     return { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -135,6 +137,8 @@ export class JournaledState<S, Op> {
   #journalStamp: FileStamp | null = null;
   /** Byte offset after the last good frame read. */
   #journalOffset = 0;
+  /** This instance's writes in flight (journal appends, snapshot rewrites), for `changedOnDisk`. */
+  readonly #writes = new Set<Promise<void>>();
   /** A torn tail lies after #journalOffset, to be truncated before the next append. */
   #tornTail = false;
   #recordsSinceSnapshot = 0;
@@ -196,9 +200,12 @@ export class JournaledState<S, Op> {
 
   /** Whether the files changed since the last load, by two stats and without the lock (for cheap polling). */
   async changedOnDisk(): Promise<boolean> {
+    // This process's own write in flight has moved the files but not yet the stamps: wait for it rather than
+    // mistake it for another process's change (which would take the lock only to find nothing new).
+    while (this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
     if (!this.#loaded || !isStatable(this.#store)) return true;
     const snapshotStamp = await this.#store.statSecret(this.#snapshotKey);
-    const journalStamp = this.#journalFile === null ? null : await stampOf(this.#journalFile);
+    const journalStamp = this.#journalFile === null ? null : stampOf(this.#journalFile);
     return !sameStamp(snapshotStamp, this.#snapshotStamp) || !sameStamp(journalStamp, this.#journalStamp);
   }
 
@@ -231,7 +238,7 @@ export class JournaledState<S, Op> {
   async refresh(): Promise<boolean> {
     const before = this.#generation;
     const snapshotStamp = isStatable(this.#store) ? await this.#store.statSecret(this.#snapshotKey) : null;
-    const journalStamp = this.#journalFile === null ? null : await stampOf(this.#journalFile);
+    const journalStamp = this.#journalFile === null ? null : stampOf(this.#journalFile);
     const statable = isStatable(this.#store);
     if (this.#loaded && statable && sameStamp(snapshotStamp, this.#snapshotStamp)) {
       if (sameStamp(journalStamp, this.#journalStamp)) return false;
@@ -291,7 +298,7 @@ export class JournaledState<S, Op> {
         this.#journalPresent = present;
         if (!found && present) throw this.#corrupt('the snapshot is missing but its journal exists');
         if (journalExpected && !present) throw this.#corrupt('the journal is missing (the snapshot says it has one)');
-        this.#journalStamp = await stampOf(this.#journalFile);
+        this.#journalStamp = stampOf(this.#journalFile);
       }
       if (previous !== null && this.#generation < previous) {
         throw new PalyraError('state_rollback', `${this.#snapshotKey}: the state went backwards: saw generation ${previous}, found ${this.#generation} on disk`, {
@@ -505,7 +512,11 @@ export class JournaledState<S, Op> {
    * Writes the snapshot, then (journaled) a fresh journal based on it. A crash between the two leaves the new
    * snapshot with the old journal, whose records up to the snapshot's generation are skipped.
    */
-  async #writeSnapshot(state: S, generation: number): Promise<void> {
+  #writeSnapshot(state: S, generation: number): Promise<void> {
+    return this.#tracked(this.#writeSnapshotNow(state, generation));
+  }
+
+  async #writeSnapshotNow(state: S, generation: number): Promise<void> {
     const document = this.#codec.snapshot(state, generation);
     const json = JSON.stringify(this.#journalFile !== null && isRecordObject(document) ? { ...document, [JOURNAL_BASE_FIELD]: generation } : document);
     await this.#store.writeSecret(this.#snapshotKey, Buffer.from(json, 'utf8'));
@@ -514,7 +525,7 @@ export class JournaledState<S, Op> {
       await writeFileAtomic(this.#journalFile, journalHeader(generation));
       this.#journalOffset = HEADER;
       this.#tornTail = false;
-      this.#journalStamp = await stampOf(this.#journalFile);
+      this.#journalStamp = stampOf(this.#journalFile);
       this.#recordsSinceSnapshot = 0;
       this.#audit = [];
       this.#journalPresent = true;
@@ -528,7 +539,16 @@ export class JournaledState<S, Op> {
    * fails, what is left past the offset is a tail the next append truncates, and a reload sees at most records that
    * were fully written.
    */
-  async #append(frames: readonly Buffer[]): Promise<void> {
+  #tracked(write: Promise<void>): Promise<void> {
+    this.#writes.add(write);
+    return write.finally(() => this.#writes.delete(write));
+  }
+
+  #append(frames: readonly Buffer[]): Promise<void> {
+    return this.#tracked(this.#appendNow(frames));
+  }
+
+  async #appendNow(frames: readonly Buffer[]): Promise<void> {
     const file = this.#journalFile!;
     const data = Buffer.concat(frames);
     let handle: FileHandle | undefined;
@@ -564,7 +584,7 @@ export class JournaledState<S, Op> {
     } finally {
       await handle?.close().catch(() => undefined);
     }
-    this.#journalStamp = await stampOf(file);
+    this.#journalStamp = stampOf(file);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PalyraError } from '../../../main/core/errors.js';
@@ -64,6 +65,32 @@ describe('JournaledState', () => {
     expect(await b.refresh()).toBe(true);
     expect(b.state.has('k0')).toBe(false);
     expect(await b.refresh()).toBe(false);
+  });
+
+  it('does not take its own write in flight for another process\'s change, but sees the other process\'s', async () => {
+    const a = await openDoc(dir);
+    const b = await openDoc(dir);
+    await a.refresh();
+    await a.commit([{ set: 'first', value: 0 }]);
+    await b.refresh();
+    // Asked while the append is under way (the file grew, the fsync and the stamps did not follow yet): it waits for
+    // its own write instead of reporting it as news.
+    const journal = (await FilesystemSecretStore.open(dir, { key: KEY })).pathFor('test/doc.json.journal');
+    const before = statSync(journal).size;
+    let settled = false;
+    const committing = a.commit([{ set: 'k', value: 1 }]).finally(() => (settled = true));
+    for (let i = 0; i < 100_000 && !settled && statSync(journal).size === before; i++) await new Promise(setImmediate);
+    const during = a.changedOnDisk();
+    await committing;
+    expect(await during).toBe(false);
+    expect(await a.changedOnDisk()).toBe(false);
+    expect(await b.changedOnDisk()).toBe(true);
+    await b.refresh();
+    await b.commit([{ set: 'k', value: 2 }]);
+    expect(await a.changedOnDisk()).toBe(true);
+    expect(await a.refresh()).toBe(true);
+    expect(a.state.get('k')).toBe(2);
+    expect(await a.changedOnDisk()).toBe(false);
   });
 
   it('compacts into the snapshot and keeps the same state', async () => {
