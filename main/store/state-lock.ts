@@ -11,7 +11,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { link, open, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -76,10 +76,14 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
       result = await fn();
     } catch (error) {
       // The caller's failure is the one to report; a release failure then only matters to the next waiter.
-      await releaseFileLock(absolute, held).catch(() => undefined);
+      try {
+        releaseFileLock(absolute, held);
+      } catch {
+        // the next waiter reclaims a lock whose owner it finds gone
+      }
       throw error;
     }
-    await releaseFileLock(absolute, held);
+    releaseFileLock(absolute, held);
     return result;
   });
 }
@@ -175,7 +179,7 @@ async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promis
   const now = opts.now ?? Date.now;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const held = await tryCreate(lockPath, now(), opts.writeMarker ?? defaultWriteMarker);
+    const held = opts.writeMarker === undefined ? await tryCreateFast(lockPath, now()) : await tryCreate(lockPath, now(), opts.writeMarker);
     if (held !== null) return held;
     const verdict = await tryReclaim(lockPath, opts);
     if (verdict.kind === 'gone') continue;
@@ -198,8 +202,8 @@ async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promis
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
- * Creates the lock file with its marker already in it; null when another holder's file exists. The marker is
- * written and fsynced to a private temp file that is then hard-linked to the lock name (link fails with EEXIST
+ * Creates the lock file with its marker already in it, through a test's `writeMarker` hook (tryCreateFast is the
+ * default); null when another holder's file exists. The marker is written to a private temp file that is then hard-linked to the lock name (link fails with EEXIST
  * like O_EXCL), so a process killed at any point leaves either no lock file or one whose marker names it — never an
  * empty one that would block everyone for the garbage grace. Where links are unsupported, the file is created with
  * O_EXCL and the marker written into it.
@@ -248,6 +252,65 @@ async function tryCreate(
       cause: error,
       details: { path: lockPath },
     });
+  }
+}
+
+/**
+ * tryCreate with the default marker writer, in a handful of synchronous system calls (a lock is taken several
+ * times per pairing; each asynchronous call is a thread-pool round trip). The marker is not fsynced: a killed
+ * process's page cache survives it, and after a power loss a lock file without its marker is reclaimed after the
+ * garbage grace. What was written is known, so it is not read back.
+ */
+async function tryCreateFast(lockPath: string, nowMs: number): Promise<HeldLock | null> {
+  const marker = ownMarker(nowMs);
+  const temp = `${lockPath}${TEMP_INFIX}${randomBytes(8).toString('hex')}`;
+  let fd: number | undefined;
+  let ino: number;
+  try {
+    ioBoundary('open', temp);
+    fd = openSync(temp, 'wx', PRIVATE_FILE_MODE);
+    ioBoundary('write', temp);
+    const bytes = Buffer.from(marker, 'utf8');
+    if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error('short write');
+    ino = fstatSync(fd).ino;
+  } catch (error) {
+    if (fd !== undefined) closeQuietly(fd);
+    unlinkQuietly(temp);
+    throw new PalyraError('store_io_failed', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
+      cause: error,
+      details: { path: lockPath },
+    });
+  }
+  closeQuietly(fd);
+  try {
+    ioBoundary('rename', lockPath);
+    linkSync(temp, lockPath);
+  } catch (error) {
+    unlinkQuietly(temp);
+    if (errnoOf(error) === 'EEXIST') return null;
+    if (LINK_UNSUPPORTED.has(errnoOf(error) ?? '')) return tryCreateInPlace(lockPath, marker, defaultWriteMarker);
+    throw new PalyraError('store_io_failed', `failed to create identity state lock ${lockPath}: ${messageOf(error)}`, {
+      cause: error,
+      details: { path: lockPath },
+    });
+  }
+  unlinkQuietly(temp);
+  return { ino, marker };
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to do: the descriptor is gone either way
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // a temp file that is already gone, or one a later attempt's cleanup will not find either: harmless
   }
 }
 
@@ -350,13 +413,23 @@ async function observe(lockPath: string): Promise<{ text: string; ino: number; m
   }
 }
 
-async function releaseFileLock(lockPath: string, held: HeldLock): Promise<void> {
-  const current = await observe(lockPath);
+/** `observe` in two synchronous calls, for release (on every lock, right after the locked section). */
+function observeNow(lockPath: string): { text: string; ino: number } | 'gone' | 'unreadable' {
+  try {
+    const text = readFileSync(lockPath, 'utf8');
+    return { text, ino: statSync(lockPath).ino };
+  } catch (error) {
+    return errnoOf(error) === 'ENOENT' ? 'gone' : 'unreadable';
+  }
+}
+
+function releaseFileLock(lockPath: string, held: HeldLock): void {
+  const current = observeNow(lockPath);
   // Someone reclaimed our lock (we looked dead to them, e.g. another pid namespace): theirs is not ours to delete.
   if (current === 'gone' || (current !== 'unreadable' && (current.ino !== held.ino || current.text !== held.marker))) return;
   try {
     ioBoundary('unlink', lockPath);
-    await unlink(lockPath);
+    unlinkSync(lockPath);
   } catch (error) {
     if (errnoOf(error) !== 'ENOENT') {
       throw new PalyraError('store_io_failed', `failed to release identity state lock ${lockPath}: ${messageOf(error)}`, {
