@@ -16,7 +16,7 @@
  */
 
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -211,6 +211,26 @@ export function prepareAuditEntries(head: AuditHead, intents: readonly AuditInte
   });
 }
 
+/**
+ * The head this process last wrote: the active file's inode and size right after the write, and the bytes of the
+ * last line. The file still ends with exactly those bytes at that size ⇒ its last entry is the one written (and
+ * checked) then. Compared by content, not by timestamps, which a same-size edit within one clock tick would not move.
+ */
+interface HeadCache {
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly line: Buffer;
+  readonly head: AuditHead;
+}
+
+/** Whether the file open as `fd` is still as `cache` says: one fstat and one read of the last line's bytes. */
+function stillCached(fd: number, cache: HeadCache): boolean {
+  const s = fstatSync(fd, { bigint: true });
+  if (s.ino !== cache.ino || s.size !== cache.size) return false;
+  const bytes = Buffer.alloc(cache.line.length);
+  return readSync(fd, bytes, 0, bytes.length, Number(cache.size) - bytes.length) === bytes.length && bytes.equals(cache.line);
+}
+
 export class AuditLog {
   /** The active file, where entries are appended. */
   readonly file: string;
@@ -220,6 +240,12 @@ export class AuditLog {
   readonly #segmentBytes: number;
   /** Entries from this seq on must be keyed (set from the authenticated state); unkeyed logs: never. */
   #keyedFromSeq = Number.MAX_SAFE_INTEGER;
+  /**
+   * What this process last appended (see HeadCache): while the active file is as it was left, `head` answers from
+   * here with an open, a stat and one small read, instead of listing the segments and parsing and checking the last
+   * entry again. Anything else (another process appended, an edit, a seal) misses and reads the file as before.
+   */
+  #headCache: HeadCache | null = null;
 
   private constructor(file: string, key: Uint8Array | null, segmentBytes: number) {
     this.file = file;
@@ -342,8 +368,29 @@ export class AuditLog {
     return { lines, file: lastFile };
   }
 
+  #activeStillCached(cache: HeadCache): boolean {
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      return stillCached(fd, cache);
+    } catch {
+      return false;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** The chain head, after checking the last entry. A torn final line (never acknowledged) is not an entry. */
   async head(): Promise<AuditHead> {
+    const cached = this.#headCache;
+    if (cached !== null) {
+      if (this.#activeStillCached(cached)) return cached.head;
+      this.#headCache = null;
+    }
     const { lines, file } = await this.#lastLines(1);
     return this.#checkLast(lines[0], file);
   }
@@ -374,10 +421,14 @@ export class AuditLog {
       handle = await open(this.file, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
       const { size } = await handle.stat();
       let created = size === 0;
-      const active = await readLastLines(handle, size, 1);
-      let completeEnd = active.completeEnd;
+      // Left as this process wrote it: the file ends with the cached head's complete line.
+      const cache = this.#headCache;
+      this.#headCache = null;
+      const cached = cache !== null && stillCached(handle.fd, cache) ? cache.head : null;
+      const active = cached !== null ? null : await readLastLines(handle, size, 1);
+      let completeEnd = active === null ? size : active.completeEnd;
       // An empty active file (new log, or just sealed) continues the newest segment's chain.
-      const head = active.lines.length > 0 ? this.#checkLast(active.lines[0]) : await this.head();
+      const head = cached ?? (active!.lines.length > 0 ? this.#checkLast(active!.lines[0]) : await this.head());
       const pending = entries.filter((e) => e.seq > head.seq);
       if (pending.length === 0) return [];
       let prev = head.hash;
@@ -409,6 +460,9 @@ export class AuditLog {
       writtenFrom = -1;
       // The first entry also created the file: make its directory entry durable too.
       if (created) await fsyncDir(this.#dir);
+      const last = written[written.length - 1]!;
+      const lastLine = Buffer.from(`${JSON.stringify(last)}\n`, 'utf8');
+      this.#headCache = { ino: (await handle.stat({ bigint: true })).ino, size: BigInt(completeEnd + text.length), line: lastLine, head: { seq: last.seq, hash: last.hash } };
       return written;
     } catch (error) {
       // Entries whose write or fsync failed are not acknowledged: cut them off again (best effort; the journal still
@@ -457,6 +511,7 @@ export class AuditLog {
    * later segments, and returns how many entries were dropped. The caller holds the state lock.
    */
   async truncateAfter(seq: number): Promise<number> {
+    this.#headCache = null;
     let kept = 0;
     let dropped = 0;
     for (const file of await this.#files()) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -136,6 +136,36 @@ describe('AuditLog', () => {
     const log = await AuditLog.open(root);
     const error: unknown = await log.append('x', {}, 1).catch((e: unknown) => e);
     expect(isPalyraError(error, 'audit_chain_broken')).toBe(true);
+  });
+
+  it('answers head from what it wrote, yet sees a same-size edit of the last line made right after the write', async () => {
+    const log = await AuditLog.open(root);
+    const [, last] = await appendMany(log, 2);
+    expect(await log.head()).toEqual({ seq: 2, hash: last!.hash });
+    // Same length, same inode, within the same clock tick as the write: only the bytes differ.
+    const text = await readFile(file, 'utf8');
+    const at = text.lastIndexOf(last!.hash);
+    const flipped = last!.hash[0] === 'a' ? 'b' : 'a';
+    const handle = await open(file, 'r+');
+    await handle.write(flipped, at);
+    await handle.close();
+    const error: unknown = await log.head().catch((e: unknown) => e);
+    expect(isPalyraError(error, 'audit_chain_broken')).toBe(true);
+    const appendError: unknown = await log.append('x', {}, 3).catch((e: unknown) => e);
+    expect(isPalyraError(appendError, 'audit_chain_broken')).toBe(true);
+    expect(await lines()).toHaveLength(2);
+  });
+
+  it('sees entries another instance appended after its own write (its remembered head no longer applies)', async () => {
+    const first = await AuditLog.open(root);
+    await appendMany(first, 1);
+    const second = await AuditLog.open(root);
+    const theirs = await second.append('device.remove', { device_id: 'D' }, 5_000);
+    expect(await first.head()).toEqual({ seq: 2, hash: theirs.hash });
+    const mine = await first.append('device.revoke', { device_id: 'D' }, 6_000);
+    expect(mine.seq).toBe(3);
+    expect(mine.prev).toBe(theirs.hash);
+    expect((await first.verify()).ok).toBe(true);
   });
 
   it('rejects field values that are not JSON scalars', async () => {
