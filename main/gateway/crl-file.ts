@@ -4,6 +4,7 @@
  * serials change and whenever the gateway re-issues its CRL; the state directory itself stays 0700.
  */
 
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { utf8 } from '../core/bytes.js';
@@ -40,13 +41,44 @@ export async function readCrlFile(stateDir: string): Promise<{ pem: string; info
  * the next CRL replaces it anyway, and numbers from the clock stay above any earlier one.
  */
 export async function publishedCrlNumber(stateDir: string): Promise<number | undefined> {
+  const file = crlFilePath(stateDir);
+  const before = fileStamp(file);
+  const known = before === null ? undefined : knownNumbers.get(file);
+  if (known !== undefined && before !== null && known.stamp === before.key && known.settled) return known.crlNumber;
+  let crlNumber: number | undefined;
   try {
-    return (await readCrlFile(stateDir))?.info.crlNumber;
+    crlNumber = (await readCrlFile(stateDir))?.info.crlNumber;
   } catch {
     return undefined;
+  }
+  // Remembered only when the file did not change while it was read.
+  const after = fileStamp(file);
+  if (after !== null && before !== null && after.key === before.key) knownNumbers.set(file, { stamp: after.key, crlNumber, settled: Date.now() - after.mtimeMs > RACY_MS });
+  else knownNumbers.delete(file);
+  return crlNumber;
+}
+
+/**
+ * The cRLNumber last read from each CRL file, with the file's identity then (device, inode, size, nanosecond mtime
+ * and ctime), so a pairing, which leaves the CRL as it was, costs a stat instead of a read and a DER parse. Trusted
+ * only once `settled`: the file's mtime was more than RACY_MS old when it was read, because file times move in
+ * clock ticks and an edit within the tick of the last write would leave every field of the stat as it was (the
+ * "racy clean" case); until then each call reads the file again.
+ */
+const knownNumbers = new Map<string, { stamp: string; crlNumber: number | undefined; settled: boolean }>();
+const RACY_MS = 1_000;
+
+function fileStamp(file: string): { key: string; mtimeMs: number } | null {
+  try {
+    const s = statSync(file, { bigint: true });
+    return { key: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, mtimeMs: Number(s.mtimeNs / 1_000_000n) };
+  } catch {
+    return null;
   }
 }
 
 export async function writeCrlFile(stateDir: string, pem: string): Promise<void> {
-  await writeFileAtomic(crlFilePath(stateDir), utf8(pem));
+  const file = crlFilePath(stateDir);
+  knownNumbers.delete(file);
+  await writeFileAtomic(file, utf8(pem));
 }

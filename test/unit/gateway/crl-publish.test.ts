@@ -105,6 +105,24 @@ describe('the published CRL (crl.pem)', () => {
     expect((await published()).revoked.map((e) => e.serialHex)).toEqual([a.serialHex]);
   });
 
+  it('reads the number again after an in-place rewrite, even one within the clock tick of the last read', async () => {
+    const m = await openFsManager(dir);
+    const file = path.join(dir, CRL_FILE_NAME);
+    const mine = await readFile(file, 'utf8');
+    const ahead = Math.floor(Date.now() / 1000) + 1_000_000;
+    const other = await openFsManager(dir, { clock: () => ahead * 1000 });
+    await other.publishCrl({ force: true });
+    const theirs = await readFile(file, 'utf8');
+    expect(await publishedCrlNumber(dir)).toBe(ahead);
+    // Same inode, likely the same size and file times: only the contents tell.
+    await writeFile(file, mine);
+    expect(await publishedCrlNumber(dir)).toBe(parseCrl(mine).crlNumber);
+    await writeFile(file, theirs);
+    expect(await publishedCrlNumber(dir)).toBe(ahead);
+    await m.publishCrl({ force: true });
+    expect((await published()).crlNumber).toBe(ahead + 1);
+  });
+
   it('ends up listing every revocation when two managers revoke at once', async () => {
     const m1 = await openFsManager(dir);
     const devices = [];
