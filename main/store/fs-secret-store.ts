@@ -75,6 +75,7 @@ export class FilesystemSecretStore implements SecretStore {
   readonly root: string;
   readonly keyLocation: 'os' | 'file' | 'given';
   readonly #key: Uint8Array;
+  readonly #paths = new Map<string, string>();
 
   private constructor(root: string, key: Uint8Array, keyLocation: 'os' | 'file' | 'given') {
     this.root = root;
@@ -99,8 +100,14 @@ export class FilesystemSecretStore implements SecretStore {
 
   /** `root/<lowercase hex of the UTF-8 key>`: flat, so `device/a/b` and `device__a__b` never share a file. */
   pathFor(key: string): string {
-    validateSecretStoreKey(key);
-    return path.join(this.root, toHex(utf8(key)));
+    let file = this.#paths.get(key);
+    if (file === undefined) {
+      validateSecretStoreKey(key);
+      file = path.join(this.root, toHex(utf8(key)));
+      // A handful of documents are asked for on every call; their paths are worth keeping (bounded all the same).
+      if (this.#paths.size < 1024) this.#paths.set(key, file);
+    }
+    return file;
   }
 
   async writeSecret(key: string, value: Uint8Array): Promise<void> {
