@@ -43,8 +43,8 @@ export async function readCrlFile(stateDir: string): Promise<{ pem: string; info
 export async function publishedCrlNumber(stateDir: string): Promise<number | undefined> {
   const file = crlFilePath(stateDir);
   const before = fileStamp(file);
-  const known = before === null ? undefined : knownNumbers.get(file);
-  if (known !== undefined && before !== null && known.stamp === before.key && known.settled) return known.crlNumber;
+  const known = knownNumbers.get(file);
+  if (before !== null && known?.stamp === before.key && known.settled) return known.crlNumber;
   let crlNumber: number | undefined;
   try {
     crlNumber = (await readCrlFile(stateDir))?.info.crlNumber;

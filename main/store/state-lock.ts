@@ -12,7 +12,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, linkSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { link, open, readFile, stat, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PalyraError } from '../core/errors.js';
@@ -125,9 +125,9 @@ interface HeldLock {
   readonly marker: string;
 }
 
+/** The marker written in place (file systems without hard links); not fsynced, like the linked one (tryCreate). */
 async function defaultWriteMarker(handle: FileHandle, text: string): Promise<void> {
   await handle.writeFile(text);
-  await handle.sync();
 }
 
 /** kill(pid, 0): ESRCH means dead; EPERM (someone else's live process) and anything unexpected mean alive. */
@@ -179,7 +179,7 @@ async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promis
   const now = opts.now ?? Date.now;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const held = opts.writeMarker === undefined ? await tryCreateFast(lockPath, now()) : await tryCreate(lockPath, now(), opts.writeMarker);
+    const held = await tryCreate(lockPath, now(), opts.writeMarker);
     if (held !== null) return held;
     const verdict = await tryReclaim(lockPath, opts);
     if (verdict.kind === 'gone') continue;
@@ -202,51 +202,45 @@ async function acquireFileLock(lockPath: string, opts: StateLockOptions): Promis
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
- * Creates the lock file with its marker already in it, through a test's `writeMarker` hook (tryCreateFast is the
- * default); null when another holder's file exists. The marker is written to a private temp file that is then hard-linked to the lock name (link fails with EEXIST
- * like O_EXCL), so a process killed at any point leaves either no lock file or one whose marker names it — never an
- * empty one that would block everyone for the garbage grace. Where links are unsupported, the file is created with
- * O_EXCL and the marker written into it.
+ * Creates the lock file with its marker already in it; null when another holder's file exists. The marker is
+ * written to a private temp file that is then hard-linked to the lock name (link fails with EEXIST like O_EXCL), so
+ * a process killed at any point leaves either no lock file or one whose marker names it — never an empty one that
+ * would block everyone for the garbage grace. Where links are unsupported, the file is created with O_EXCL and the
+ * marker written into it. A lock is taken several times per pairing, so the default path is a handful of
+ * synchronous system calls (each asynchronous one is a thread-pool round trip), and the marker is not fsynced: a
+ * killed process's page cache survives it, and after a power loss a lock file without its marker is reclaimed after
+ * the garbage grace. `writeMarker` (tests) replaces the write; what it actually wrote is then read back.
  */
-async function tryCreate(
-  lockPath: string,
-  nowMs: number,
-  writeMarker: (handle: FileHandle, text: string) => Promise<void>,
-): Promise<HeldLock | null> {
+async function tryCreate(lockPath: string, nowMs: number, writeMarker?: (handle: FileHandle, text: string) => Promise<void>): Promise<HeldLock | null> {
   const marker = ownMarker(nowMs);
   const temp = `${lockPath}${TEMP_INFIX}${randomBytes(8).toString('hex')}`;
-  let handle: FileHandle | undefined;
+  let ino: number;
   try {
-    ioBoundary('open', temp);
-    handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
-    ioBoundary('write', temp);
-    await writeMarker(handle, marker);
+    ino = writeMarker === undefined ? writeTempNow(temp, marker) : await writeTempWith(temp, marker, writeMarker);
   } catch (error) {
-    await handle?.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
+    unlinkQuietly(temp);
     throw new PalyraError('store_io_failed', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
       cause: error,
       details: { path: lockPath },
     });
   }
-  await handle.close().catch(() => undefined);
   try {
     ioBoundary('rename', lockPath);
-    await link(temp, lockPath);
+    linkSync(temp, lockPath);
   } catch (error) {
-    await unlink(temp).catch(() => undefined);
+    unlinkQuietly(temp);
     if (errnoOf(error) === 'EEXIST') return null;
-    if (LINK_UNSUPPORTED.has(errnoOf(error) ?? '')) return tryCreateInPlace(lockPath, marker, writeMarker);
+    if (LINK_UNSUPPORTED.has(errnoOf(error) ?? '')) return tryCreateInPlace(lockPath, marker, writeMarker ?? defaultWriteMarker);
     throw new PalyraError('store_io_failed', `failed to create identity state lock ${lockPath}: ${messageOf(error)}`, {
       cause: error,
       details: { path: lockPath },
     });
   }
-  await unlink(temp).catch(() => undefined);
+  unlinkQuietly(temp);
+  if (writeMarker === undefined) return { ino, marker };
   try {
-    const { ino } = await stat(lockPath);
     // What release compares against is what is on disk, whatever the writer hook actually wrote.
-    return { ino, marker: await readFile(lockPath, 'utf8') };
+    return { ino: statSync(lockPath).ino, marker: readFileSync(lockPath, 'utf8') };
   } catch (error) {
     throw new PalyraError('store_io_failed', `failed to read back identity state lock ${lockPath}: ${messageOf(error)}`, {
       cause: error,
@@ -255,47 +249,31 @@ async function tryCreate(
   }
 }
 
-/**
- * tryCreate with the default marker writer, in a handful of synchronous system calls (a lock is taken several
- * times per pairing; each asynchronous call is a thread-pool round trip). The marker is not fsynced: a killed
- * process's page cache survives it, and after a power loss a lock file without its marker is reclaimed after the
- * garbage grace. What was written is known, so it is not read back.
- */
-async function tryCreateFast(lockPath: string, nowMs: number): Promise<HeldLock | null> {
-  const marker = ownMarker(nowMs);
-  const temp = `${lockPath}${TEMP_INFIX}${randomBytes(8).toString('hex')}`;
-  let fd: number | undefined;
-  let ino: number;
+/** The temp file with the marker, synchronously; its inode. */
+function writeTempNow(temp: string, marker: string): number {
+  ioBoundary('open', temp);
+  const fd = openSync(temp, 'wx', PRIVATE_FILE_MODE);
   try {
-    ioBoundary('open', temp);
-    fd = openSync(temp, 'wx', PRIVATE_FILE_MODE);
     ioBoundary('write', temp);
     const bytes = Buffer.from(marker, 'utf8');
     if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error('short write');
-    ino = fstatSync(fd).ino;
-  } catch (error) {
-    if (fd !== undefined) closeQuietly(fd);
-    unlinkQuietly(temp);
-    throw new PalyraError('store_io_failed', `failed to initialize identity state lock marker ${lockPath}: ${messageOf(error)}`, {
-      cause: error,
-      details: { path: lockPath },
-    });
+    return fstatSync(fd).ino;
+  } finally {
+    closeQuietly(fd);
   }
-  closeQuietly(fd);
+}
+
+/** The temp file written through a test's hook. */
+async function writeTempWith(temp: string, marker: string, writeMarker: (handle: FileHandle, text: string) => Promise<void>): Promise<number> {
+  ioBoundary('open', temp);
+  const handle = await open(temp, 'wx', PRIVATE_FILE_MODE);
   try {
-    ioBoundary('rename', lockPath);
-    linkSync(temp, lockPath);
-  } catch (error) {
-    unlinkQuietly(temp);
-    if (errnoOf(error) === 'EEXIST') return null;
-    if (LINK_UNSUPPORTED.has(errnoOf(error) ?? '')) return tryCreateInPlace(lockPath, marker, defaultWriteMarker);
-    throw new PalyraError('store_io_failed', `failed to create identity state lock ${lockPath}: ${messageOf(error)}`, {
-      cause: error,
-      details: { path: lockPath },
-    });
+    ioBoundary('write', temp);
+    await writeMarker(handle, marker);
+    return (await handle.stat()).ino;
+  } finally {
+    await handle.close().catch(() => undefined);
   }
-  unlinkQuietly(temp);
-  return { ino, marker };
 }
 
 function closeQuietly(fd: number): void {
@@ -385,7 +363,7 @@ type Verdict = { kind: 'gone' } | { kind: 'wait'; pid?: number };
  * re-check compares inode and marker text to keep that window to two system calls.
  */
 async function tryReclaim(lockPath: string, opts: StateLockOptions): Promise<Verdict> {
-  const observed = await observe(lockPath);
+  const observed = observe(lockPath);
   if (observed === 'gone') return { kind: 'gone' };
   if (observed === 'unreadable') return { kind: 'wait' };
   const now = (opts.now ?? Date.now)();
@@ -393,7 +371,7 @@ async function tryReclaim(lockPath: string, opts: StateLockOptions): Promise<Ver
   const reclaim =
     marker === null ? now - observed.mtimeMs >= (opts.garbageGraceMs ?? DEFAULT_GARBAGE_MARKER_GRACE_MS) : ownerIsGone(marker, opts);
   if (!reclaim) return marker === null ? { kind: 'wait' } : { kind: 'wait', pid: marker.pid };
-  const again = await observe(lockPath);
+  const again = observe(lockPath);
   if (again === 'gone') return { kind: 'gone' };
   if (again === 'unreadable' || again.ino !== observed.ino || again.text !== observed.text) return { kind: 'wait' };
   try {
@@ -404,27 +382,19 @@ async function tryReclaim(lockPath: string, opts: StateLockOptions): Promise<Ver
   return { kind: 'gone' };
 }
 
-async function observe(lockPath: string): Promise<{ text: string; ino: number; mtimeMs: number } | 'gone' | 'unreadable'> {
+/** The lock file's marker and identity, synchronously (two system calls, on every release and reclaim). */
+function observe(lockPath: string): { text: string; ino: number; mtimeMs: number } | 'gone' | 'unreadable' {
   try {
-    const [text, info] = await Promise.all([readFile(lockPath, 'utf8'), stat(lockPath)]);
+    const text = readFileSync(lockPath, 'utf8');
+    const info = statSync(lockPath);
     return { text, ino: info.ino, mtimeMs: info.mtimeMs };
   } catch (error) {
     return errnoOf(error) === 'ENOENT' ? 'gone' : 'unreadable';
   }
 }
 
-/** `observe` in two synchronous calls, for release (on every lock, right after the locked section). */
-function observeNow(lockPath: string): { text: string; ino: number } | 'gone' | 'unreadable' {
-  try {
-    const text = readFileSync(lockPath, 'utf8');
-    return { text, ino: statSync(lockPath).ino };
-  } catch (error) {
-    return errnoOf(error) === 'ENOENT' ? 'gone' : 'unreadable';
-  }
-}
-
 function releaseFileLock(lockPath: string, held: HeldLock): void {
-  const current = observeNow(lockPath);
+  const current = observe(lockPath);
   // Someone reclaimed our lock (we looked dead to them, e.g. another pid namespace): theirs is not ours to delete.
   if (current === 'gone' || (current !== 'unreadable' && (current.ino !== held.ino || current.text !== held.marker))) return;
   try {
