@@ -77,9 +77,11 @@ describe('JournaledState', () => {
     // its own write instead of reporting it as news.
     const journal = (await FilesystemSecretStore.open(dir, { key: KEY })).pathFor('test/doc.json.journal');
     const before = statSync(journal).size;
-    let settled = false;
-    const committing = a.commit([{ set: 'k', value: 1 }]).finally(() => (settled = true));
-    for (let i = 0; i < 100_000 && !settled && statSync(journal).size === before; i++) await new Promise(setImmediate);
+    const progress = { settled: false };
+    const committing = a.commit([{ set: 'k', value: 1 }]).finally(() => {
+      progress.settled = true;
+    });
+    for (let i = 0; i < 100_000 && !progress.settled && statSync(journal).size === before; i++) await new Promise(setImmediate);
     const during = a.changedOnDisk();
     await committing;
     expect(await during).toBe(false);
